@@ -1,1 +1,204 @@
-//! (being written)
+//! DPoP proofs (RFC 9449): creating them (agents) and verifying them
+//! (operator token endpoint, verifier).
+//!
+//! A proof is a JWT signed by the agent's key with that key in its header.
+//! Verification (§4.3) checks, in order: framing and size, `typ`
+//! `dpop+jwt`, `alg` ES256, a public P-256 `jwk`, the signature under that
+//! key, `jti` bounds, `htm`, `htu` after normalization ([`crate::htu`]),
+//! `iat` within the window, `ath` when an access token is presented, and
+//! `nonce` when the server requires one. It returns the key's thumbprint,
+//! which the caller compares with the token's `cnf.jkt` or the Agent's
+//! registered key, and the `jti`, which the caller must check for replay
+//! (that needs shared state, so it is not done here).
+
+use serde::{Deserialize, Serialize};
+
+use crate::b64;
+use crate::error::{Error, ErrorCode, Result};
+use crate::es256::SigningKey;
+use crate::htu;
+use crate::jwk::EcPublicJwk;
+use crate::jws::{self, ES256, Header};
+use crate::token::token_hash;
+
+/// Proofs longer than this are refused before decoding (a P-256 proof with
+/// `ath` and `nonce` is ~600 bytes).
+pub const MAX_PROOF_LEN: usize = 2048;
+
+/// The `typ` header of a proof.
+pub const PROOF_TYPE: &str = "dpop+jwt";
+
+/// Bounds on `jti`: long enough to be unguessable, short enough to be a key.
+pub const JTI_MIN_LEN: usize = 16;
+/// See [`JTI_MIN_LEN`].
+pub const JTI_MAX_LEN: usize = 128;
+
+/// The claims of a proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofClaims {
+    /// Unique proof id, checked for replay by the caller.
+    pub jti: String,
+    /// HTTP method of the request.
+    pub htm: String,
+    /// HTTP URL of the request, without query and fragment.
+    pub htu: String,
+    /// Creation time, seconds since the epoch.
+    pub iat: i64,
+    /// base64url(SHA-256(access token)), when a token is presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ath: Option<String>,
+    /// Server-provided nonce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// What the request that carries the proof looks like.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The HTTP method as received.
+    pub method: &'a str,
+    /// The absolute URL as received.
+    pub url: &'a str,
+    /// The access token presented with the proof, if any.
+    pub access_token: Option<&'a str>,
+    /// The nonce the server requires, if any.
+    pub nonce: Option<&'a str>,
+}
+
+/// Accepted age and clock skew, in seconds (DESIGN §5: default 60 s each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// How old a proof may be.
+    pub max_age_secs: i64,
+    /// How far in the future a proof's `iat` may lie (client clock ahead).
+    pub max_skew_secs: i64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            max_age_secs: 60,
+            max_skew_secs: 60,
+        }
+    }
+}
+
+/// A proof that verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedProof {
+    /// RFC 7638 thumbprint of the proof's key.
+    pub jkt: String,
+    /// The proof's `jti`, for the replay check.
+    pub jti: String,
+    /// The proof's `iat`.
+    pub iat: i64,
+}
+
+/// Verifies a proof for `request` at `now` (seconds since the epoch).
+pub fn verify(
+    proof: &str,
+    request: &Request<'_>,
+    window: Window,
+    now: i64,
+) -> Result<VerifiedProof> {
+    let invalid = |m: &str| Error::new(ErrorCode::DpopInvalid, m);
+    let parts = jws::decode::<ProofClaims>(proof, MAX_PROOF_LEN, ErrorCode::DpopInvalid)?;
+    if parts.header.typ.as_deref() != Some(PROOF_TYPE) {
+        return Err(invalid("typ must be dpop+jwt"));
+    }
+    let jwk = parts
+        .header
+        .jwk
+        .as_ref()
+        .ok_or_else(|| invalid("the proof has no jwk header"))?;
+    let key = jwk.to_public_key().map_err(|e| match e.code {
+        ErrorCode::JwkPrivateKeyRefused => e,
+        _ => invalid(&format!("bad jwk header: {}", e.message)),
+    })?;
+    if !key
+        .key
+        .verify(parts.signing_input.as_bytes(), &parts.signature)
+    {
+        return Err(invalid("the proof signature does not verify"));
+    }
+    let claims = parts.claims;
+    let jti_ok = (JTI_MIN_LEN..=JTI_MAX_LEN).contains(&claims.jti.len())
+        && claims.jti.bytes().all(|b| b.is_ascii_graphic());
+    if !jti_ok {
+        return Err(invalid("jti must be 16 to 128 printable ASCII characters"));
+    }
+    if claims.htm != request.method {
+        return Err(Error::new(
+            ErrorCode::DpopMethodMismatch,
+            format!(
+                "the proof is for {:?}, the request is {:?}",
+                claims.htm, request.method
+            ),
+        ));
+    }
+    let proof_url = htu::normalize(&claims.htu, ErrorCode::DpopUrlMismatch)?;
+    let request_url = htu::normalize(request.url, ErrorCode::RequestInvalid)?;
+    if proof_url != request_url {
+        return Err(Error::new(
+            ErrorCode::DpopUrlMismatch,
+            format!("the proof is for {proof_url}, the request is for {request_url}"),
+        ));
+    }
+    if claims.iat < now.saturating_sub(window.max_age_secs) {
+        return Err(Error::new(ErrorCode::DpopStale, "the proof is too old"));
+    }
+    if claims.iat > now.saturating_add(window.max_skew_secs) {
+        return Err(Error::new(
+            ErrorCode::DpopStale,
+            "the proof was issued in the future",
+        ));
+    }
+    if let Some(token) = request.access_token {
+        let expected = b64::encode(token_hash(token));
+        if claims.ath.as_deref() != Some(expected.as_str()) {
+            return Err(ErrorCode::DpopAthMismatch.into());
+        }
+    }
+    if let Some(nonce) = request.nonce {
+        if claims.nonce.as_deref() != Some(nonce) {
+            return Err(ErrorCode::DpopNonceInvalid.into());
+        }
+    }
+    Ok(VerifiedProof {
+        jkt: key.thumbprint,
+        jti: claims.jti,
+        iat: claims.iat,
+    })
+}
+
+/// A fresh random `jti` (128 bits, base64url).
+pub fn new_jti() -> String {
+    let mut bytes = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    b64::encode(bytes)
+}
+
+/// Creates a proof for one request. `url` may carry a query; it is dropped.
+pub fn create(key: &SigningKey, request: &Request<'_>, iat: i64, jti: &str) -> Result<String> {
+    let jwk = EcPublicJwk::from_key(&key.verifying_key()?);
+    let header = Header {
+        typ: Some(PROOF_TYPE.into()),
+        alg: ES256.into(),
+        kid: None,
+        jwk: Some(jwk),
+        crit: None,
+    };
+    let claims = ProofClaims {
+        jti: jti.into(),
+        htm: request.method.into(),
+        htu: strip_query(request.url).into(),
+        iat,
+        ath: request.access_token.map(|t| b64::encode(token_hash(t))),
+        nonce: request.nonce.map(Into::into),
+    };
+    jws::sign(&header, &claims, key)
+}
+
+fn strip_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}

@@ -23,6 +23,7 @@ pub mod envelope;
 pub mod error;
 pub mod es256;
 pub mod gcra;
+pub mod htu;
 pub mod jcs;
 pub mod jwk;
 pub mod jws;

@@ -34,8 +34,18 @@ if [[ -x "${out}/etcd" && -x "${out}/kube-apiserver" ]]; then
   exit 0
 fi
 
-command -v go >/dev/null || { log "go is required to build the control plane"; exit 1; }
 mkdir -p "${out}"
+# Test binaries run in parallel (cargo nextest) may all arrive here on a cold
+# cache: one builds, the others wait for it and then take the fast path.
+if command -v flock >/dev/null; then
+  exec 9>"${cache_root}/control-plane/.build.lock"
+  flock 9
+  if [[ -x "${out}/etcd" && -x "${out}/kube-apiserver" ]]; then
+    printf '%s\n' "${out}"
+    exit 0
+  fi
+fi
+command -v go >/dev/null || { log "go is required to build the control plane"; exit 1; }
 work="$(mktemp -d "${cache_root}/control-plane/build.XXXXXX")"
 trap 'rm -rf "${work}"' EXIT
 export GOFLAGS="-mod=mod"
@@ -93,7 +103,13 @@ GO
   done
   go mod edit -require "k8s.io/kubernetes@v${K8S_VERSION}"
   go mod tidy >&2
-  go build -trimpath -ldflags='-s -w' -o "${out}/kube-apiserver.tmp" . >&2
+  # Stamp the version the way Kubernetes' own build does (hack/lib/version.sh);
+  # without it /version reports v0.0.0-master and clients see a bogus version.
+  local v="k8s.io/component-base/version" minor="${K8S_VERSION#*.}"
+  minor="${minor%%.*}"
+  go build -trimpath \
+    -ldflags="-s -w -X ${v}.gitVersion=v${K8S_VERSION} -X ${v}.gitMajor=${K8S_VERSION%%.*} -X ${v}.gitMinor=${minor} -X ${v}.gitTreeState=clean" \
+    -o "${out}/kube-apiserver.tmp" . >&2
   mv "${out}/kube-apiserver.tmp" "${out}/kube-apiserver"
   log "kube-apiserver built"
 }

@@ -1,0 +1,194 @@
+//! Attacks on DPoP proofs (RFC 9449 §11): each test performs the attack and
+//! asserts the refusal and its code. Replay itself is refused by the shared
+//! state of the services; here we check that the same proof yields the same
+//! `jti` so that they can.
+#![allow(clippy::unwrap_used)]
+
+use agentauth_core::dpop::{self, Request, Window};
+use agentauth_core::es256::SigningKey;
+use agentauth_core::jwk::EcPublicJwk;
+use agentauth_core::{ErrorCode, b64};
+
+const NOW: i64 = 1_800_000_000;
+const URL: &str = "https://calendar.example/api/events";
+const TOKEN: &str = "header.payload.signature";
+
+fn request() -> Request<'static> {
+    Request {
+        method: "POST",
+        url: URL,
+        access_token: Some(TOKEN),
+        nonce: None,
+    }
+}
+
+fn proof(key: &SigningKey) -> String {
+    dpop::create(key, &request(), NOW, &dpop::new_jti()).unwrap()
+}
+
+fn verify(p: &str) -> Result<dpop::VerifiedProof, agentauth_core::Error> {
+    dpop::verify(p, &request(), Window::default(), NOW)
+}
+
+/// Re-signs a proof after editing its header and claims as JSON.
+fn tamper(
+    key: &SigningKey,
+    edit: impl FnOnce(&mut serde_json::Value, &mut serde_json::Value),
+) -> String {
+    let p = proof(key);
+    let mut parts = p.split('.');
+    let mut header: serde_json::Value = serde_json::from_slice(
+        &b64::decode(parts.next().unwrap(), ErrorCode::DpopInvalid).unwrap(),
+    )
+    .unwrap();
+    let mut claims: serde_json::Value = serde_json::from_slice(
+        &b64::decode(parts.next().unwrap(), ErrorCode::DpopInvalid).unwrap(),
+    )
+    .unwrap();
+    edit(&mut header, &mut claims);
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.to_string()),
+        b64::encode(claims.to_string())
+    );
+    format!("{input}.{}", b64::encode(key.sign(input.as_bytes())))
+}
+
+#[test]
+fn a_fresh_proof_verifies_and_names_its_key_and_jti() {
+    let key = SigningKey::generate();
+    let p = proof(&key);
+    let v = verify(&p).unwrap();
+    let jwk = EcPublicJwk::from_key(&key.verifying_key().unwrap());
+    assert_eq!(v.jkt, jwk.to_public_key().unwrap().thumbprint);
+    assert_eq!(
+        verify(&p).unwrap().jti,
+        v.jti,
+        "a replay carries the same jti for the replay check"
+    );
+}
+
+#[test]
+fn a_stolen_token_with_the_thiefs_own_proof_binds_to_the_wrong_key() {
+    let agent = SigningKey::generate();
+    let thief = SigningKey::generate();
+    let agent_jkt = verify(&proof(&agent)).unwrap().jkt;
+    let thief_jkt = verify(&proof(&thief)).unwrap().jkt;
+    assert_ne!(
+        agent_jkt, thief_jkt,
+        "the verifier compares jkt with cnf.jkt and refuses"
+    );
+}
+
+#[test]
+fn a_proof_whose_header_key_did_not_sign_it_is_refused() {
+    let signer = SigningKey::generate();
+    let victim = EcPublicJwk::from_key(&SigningKey::generate().verifying_key().unwrap());
+    let p = tamper(&signer, |h, _| {
+        h["jwk"] = serde_json::to_value(&victim).unwrap()
+    });
+    assert_eq!(verify(&p).unwrap_err().code, ErrorCode::DpopInvalid);
+}
+
+#[test]
+fn a_proof_carrying_its_private_key_is_refused() {
+    let key = SigningKey::generate();
+    let p = tamper(&key, |h, _| {
+        h["jwk"]["d"] = b64::encode(key.to_scalar()).into()
+    });
+    assert_eq!(
+        verify(&p).unwrap_err().code,
+        ErrorCode::JwkPrivateKeyRefused
+    );
+}
+
+#[test]
+fn wrong_type_and_algorithms_are_refused() {
+    let key = SigningKey::generate();
+    for (field, value) in [
+        ("typ", "JWT"),
+        ("typ", "at+jwt"),
+        ("alg", "none"),
+        ("alg", "HS256"),
+    ] {
+        let p = tamper(&key, |h, _| h[field] = value.into());
+        assert_eq!(
+            verify(&p).unwrap_err().code,
+            ErrorCode::DpopInvalid,
+            "{field}={value}"
+        );
+    }
+    let p = tamper(&key, |h, _| {
+        h.as_object_mut().unwrap().remove("jwk");
+    });
+    assert_eq!(verify(&p).unwrap_err().code, ErrorCode::DpopInvalid);
+}
+
+#[test]
+fn a_proof_for_another_token_method_url_or_time_is_refused() {
+    let key = SigningKey::generate();
+    let cases: [(&str, serde_json::Value, ErrorCode); 6] = [
+        (
+            "ath",
+            b64::encode([7u8; 32]).into(),
+            ErrorCode::DpopAthMismatch,
+        ),
+        ("htm", "GET".into(), ErrorCode::DpopMethodMismatch),
+        ("htm", "post".into(), ErrorCode::DpopMethodMismatch),
+        (
+            "htu",
+            "https://calendar.example/api/admin".into(),
+            ErrorCode::DpopUrlMismatch,
+        ),
+        ("iat", (NOW - 61).into(), ErrorCode::DpopStale),
+        ("iat", (NOW + 61).into(), ErrorCode::DpopStale),
+    ];
+    for (claim, value, code) in cases {
+        let p = tamper(&key, |_, c| c[claim] = value.clone());
+        assert_eq!(verify(&p).unwrap_err().code, code, "{claim}={value}");
+    }
+    let p = tamper(&key, |_, c| {
+        c.as_object_mut().unwrap().remove("ath");
+    });
+    assert_eq!(verify(&p).unwrap_err().code, ErrorCode::DpopAthMismatch);
+}
+
+#[test]
+fn weak_jtis_are_refused() {
+    let key = SigningKey::generate();
+    for jti in ["", "short", "a b c d e f g h i j", &"x".repeat(129)] {
+        let p = tamper(&key, |_, c| c["jti"] = jti.into());
+        assert_eq!(
+            verify(&p).unwrap_err().code,
+            ErrorCode::DpopInvalid,
+            "{jti:?}"
+        );
+    }
+}
+
+#[test]
+fn a_required_nonce_must_be_echoed() {
+    let key = SigningKey::generate();
+    let with_nonce = Request {
+        nonce: Some("server-nonce-1"),
+        ..request()
+    };
+    let p = proof(&key);
+    assert_eq!(
+        dpop::verify(&p, &with_nonce, Window::default(), NOW)
+            .unwrap_err()
+            .code,
+        ErrorCode::DpopNonceInvalid
+    );
+    let p = dpop::create(&key, &with_nonce, NOW, &dpop::new_jti()).unwrap();
+    assert!(dpop::verify(&p, &with_nonce, Window::default(), NOW).is_ok());
+}
+
+#[test]
+fn oversized_and_malformed_proofs_are_refused() {
+    let huge = "a".repeat(dpop::MAX_PROOF_LEN + 1);
+    assert_eq!(verify(&huge).unwrap_err().code, ErrorCode::InputTooLarge);
+    for p in ["", "a.b", "a.b.c", "e30.e30.", "e30.e30.e30.e30"] {
+        assert_eq!(verify(p).unwrap_err().code, ErrorCode::DpopInvalid, "{p:?}");
+    }
+}

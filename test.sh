@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every AgentAuth test. Installs what the tests need when it is missing
+# (idempotent, and quick when everything is already there), then checks
+# formatting, lints, docs, and runs the whole test suite.
+#
+#   ./test.sh            everything
+#   ./test.sh -p agentauth-core    extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+
+# Caches live outside the clone so a fresh clone (as in CI) rebuilds nothing
+# that has not changed.
+export AGENTAUTH_CACHE="${AGENTAUTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agentauth}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$AGENTAUTH_CACHE/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
+mkdir -p "$AGENTAUTH_CACHE"
+
+step "toolchain"
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+cargo --version
+
+step "local Kubernetes control plane (etcd + kube-apiserver)"
+KUBEBUILDER_ASSETS="$(e2e/control-plane/setup.sh)"
+export KUBEBUILDER_ASSETS
+echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
+
+step "format"
+cargo fmt --all --check
+
+step "lint"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked --quiet
+
+step "tests"
+# One process per test binary on purpose: each binary shares one control
+# plane between its tests (cargo-nextest would start one per test).
+cargo test --workspace --all-features --locked "$@"
