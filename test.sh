@@ -26,6 +26,24 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
+step "services the tests start: Redis, moto_server (AWS KMS)"
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v redis-server >/dev/null; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+fi
+redis-server --version
+# moto is a real AWS API server (KMS included) for tests; it lives in a venv
+# in the cache so that a fresh clone does not reinstall it.
+MOTO_VERSION=5.2.5
+venv="$AGENTAUTH_CACHE/venv"
+if ! "$venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+fi
+export AGENTAUTH_MOTO_SERVER="$venv/bin/moto_server"
+echo "moto $MOTO_VERSION: $AGENTAUTH_MOTO_SERVER"
+
 step "local Kubernetes control plane (etcd + kube-apiserver)"
 KUBEBUILDER_ASSETS="$(e2e/control-plane/setup.sh)"
 export KUBEBUILDER_ASSETS

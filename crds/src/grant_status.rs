@@ -1,0 +1,140 @@
+//! The status of a `CapabilityGrant`: its phase, the recorded human decision
+//! and the raw WebAuthn assertion that proves it.
+//!
+//! The approval API writes `approval` once; the webhook verifies the
+//! assertion against the approver's passkey before the write is admitted, and
+//! the operator verifies it again before it issues a token. Like
+//! cert-manager's approvals, a decision once recorded never changes — CEL
+//! rules below make the apiserver refuse any status update that would alter or
+//! drop it, or move a grant out of a final phase.
+
+use agentauth_core::approval::{Decision, NONCE_MAX_LEN, NONCE_MIN_LEN};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a grant stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum GrantPhase {
+    /// Waiting for a human decision.
+    Pending,
+    /// Approved: tokens may be issued until it expires or is revoked.
+    Approved,
+    /// Denied by a human, for good.
+    Denied,
+    /// Revoked (spec.revoked: true); verifiers refuse it.
+    Revoked,
+    /// Past its expiry; verifiers refuse it.
+    Expired,
+}
+
+impl GrantPhase {
+    /// The wire form, e.g. `"Approved"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GrantPhase::Pending => "Pending",
+            GrantPhase::Approved => "Approved",
+            GrantPhase::Denied => "Denied",
+            GrantPhase::Revoked => "Revoked",
+            GrantPhase::Expired => "Expired",
+        }
+    }
+
+    /// Denied, Revoked and Expired are final: a grant never leaves them.
+    pub const fn is_final(self) -> bool {
+        matches!(
+            self,
+            GrantPhase::Denied | GrantPhase::Revoked | GrantPhase::Expired
+        )
+    }
+}
+
+/// Where a CapabilityGrant stands: its phase, the recorded human decision,
+/// its expiry and conditions. Written by the operator (phase, expiresAt,
+/// conditions) and the approval API (approval), never by hand.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.?phase.orValue('') != 'Approved' || (has(self.approval) && self.approval.decision == 'Approved')",
+        "message": "phase Approved needs a recorded approval whose decision is Approved",
+    },
+    {
+        "rule": "self.?phase.orValue('') != 'Denied' || (has(self.approval) && self.approval.decision == 'Denied')",
+        "message": "phase Denied needs a recorded approval whose decision is Denied",
+    },
+    {
+        "rule": "!has(oldSelf.approval) || (has(self.approval) && self.approval == oldSelf.approval)",
+        "message": "a recorded approval never changes and is never removed; a new decision needs a new grant",
+    },
+    {
+        "rule": "!has(oldSelf.phase) || !(oldSelf.phase in ['Denied', 'Revoked', 'Expired']) || (has(self.phase) && self.phase == oldSelf.phase)",
+        "message": "a Denied, Revoked or Expired grant keeps its phase",
+    },
+    {
+        "rule": "oldSelf.?phase.orValue('') != 'Approved' || self.?phase.orValue('') in ['Approved', 'Revoked', 'Expired']",
+        "message": "an Approved grant can only become Revoked or Expired",
+    },
+]))]
+pub struct CapabilityGrantStatus {
+    /// Where the grant stands: Pending (waiting for a human), Approved,
+    /// Denied, Revoked or Expired. Denied, Revoked and Expired are final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<GrantPhase>,
+    /// The human decision and the passkey assertion that proves it. Written
+    /// once by the approval API; never changes afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// When the approved grant stops working: spec.expiresAt, or the approval
+    /// time plus spec.duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Observations of the grant, one per type: Ready (usable now, or why
+    /// not, e.g. AgentNotFound) and Approved (a verified human approval).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::conditions::schema")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A human decision on a grant, with the WebAuthn assertion that signed it.
+///
+/// The passkey signed `authenticatorData || SHA-256(clientDataJSON)`, and
+/// clientDataJSON's challenge is the approval challenge over the grant's uid,
+/// `generation`, `specDigest`, `decision` and `nonce` (DESIGN §4.2), so the
+/// record can be re-verified by anyone who has the approver's public key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    /// The name of the Approver (cluster-scoped) who decided.
+    #[schemars(length(min = 1, max = 253))]
+    pub approver: String,
+    /// The passkey used, by its WebAuthn credential id (base64url).
+    #[schemars(length(min = 1, max = 1400))]
+    pub credential_id: String,
+    /// The decision: Approved or Denied.
+    pub decision: Decision,
+    /// The approval API's one-time nonce for this ceremony.
+    #[schemars(length(min = NONCE_MIN_LEN, max = NONCE_MAX_LEN))]
+    pub nonce: String,
+    /// When the passkey signed (RFC 3339).
+    pub signed_at: Time,
+    /// The metadata.generation of the grant that was signed.
+    #[schemars(range(min = 1))]
+    pub generation: i64,
+    /// base64url(SHA-256(JCS(spec))) of the spec that was signed.
+    #[schemars(length(min = 43, max = 43))]
+    pub spec_digest: String,
+    /// The WebAuthn authenticatorData, base64url, as the authenticator returned it.
+    #[schemars(length(min = 1, max = 2048))]
+    pub authenticator_data: String,
+    /// The WebAuthn clientDataJSON, base64url, as the browser returned it.
+    #[serde(rename = "clientDataJSON")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub client_data_json: String,
+    /// The assertion signature (ASN.1 DER ECDSA), base64url.
+    #[schemars(length(min = 1, max = 256))]
+    pub signature: String,
+}
