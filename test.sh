@@ -62,3 +62,23 @@ step "tests"
 # One process per test binary on purpose: each binary shares one control
 # plane between its tests (cargo-nextest would start one per test).
 cargo test --workspace --all-features --locked "$@"
+
+step "fuzz (a short run of every decoder target)"
+# cargo-fuzz on the stable toolchain: no sanitizer (-s none) and
+# RUSTC_BOOTSTRAP for the few unstable flags it passes. Longer runs:
+#   AGENTAUTH_FUZZ_SECONDS=600 ./test.sh
+if ! command -v cargo-fuzz >/dev/null; then
+  cargo install cargo-fuzz --locked --version 0.13.2
+fi
+fuzz_seconds="${AGENTAUTH_FUZZ_SECONDS:-8}"
+for target in $(cd fuzz && cargo fuzz list); do
+  echo "fuzz: $target for ${fuzz_seconds}s"
+  log="$AGENTAUTH_CACHE/fuzz-$target.log"
+  if ! (cd fuzz && CARGO_TARGET_DIR="$AGENTAUTH_CACHE/fuzz-target" RUSTC_BOOTSTRAP=1 \
+    cargo fuzz run "$target" -s none -- -max_total_time="$fuzz_seconds") >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "fuzz target $target failed; the crashing input is under fuzz/artifacts/$target/"
+    exit 1
+  fi
+  grep -E '^Done [0-9]+ runs' "$log" || tail -n 1 "$log"
+done

@@ -159,6 +159,9 @@ error_codes! {
     StateUnavailable => "state_unavailable", "the shared state is unavailable";
     /// Signing failed.
     SigningFailed => "signing_failed", "signing failed";
+    /// An issuing key's certificate is malformed, expired, not signed by the
+    /// pinned root key, or names another key.
+    KeyCertificateInvalid => "key_certificate_invalid", "the issuing key's certificate is invalid";
 }
 
 impl fmt::Display for ErrorCode {

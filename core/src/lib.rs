@@ -27,6 +27,7 @@ pub mod htu;
 pub mod jcs;
 pub mod jwk;
 pub mod jws;
+pub mod keycert;
 pub mod money;
 pub mod token;
 pub mod webauthn;

@@ -37,15 +37,19 @@ mod binaries;
 mod control_plane;
 mod crds;
 mod error;
+mod moto;
 mod namespace;
 mod pki;
 mod process;
 mod readiness;
+mod redis;
 
 pub use control_plane::{ADMIN_USER, ControlPlane, EXISTING_KUBECONFIG_ENV};
 pub use crds::FIELD_MANAGER;
 pub use error::Error;
+pub use moto::{MOTO_SERVER_ENV, MotoServer, moto_server_path, shared_moto};
 pub use namespace::TEST_NAMESPACE_LABEL;
+pub use redis::{REDIS_SERVER_ENV, RedisServer};
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,178 @@
+//! The Redis key layout. Every key of one grant carries the hash tag
+//! `{<uid>}`, so that Redis Cluster keeps them on one slot and the consume
+//! script may touch them all in one call (DESIGN §7).
+//!
+//! ```text
+//!  agentauth:{<uid>}:state                        GrantState JSON (operator)      until expiry + 1 day
+//!  agentauth:{<uid>}:revoked                      revocation time, ms             until expiry + 1 min, else 1 day
+//!  agentauth:{<uid>}:jti:<jti>                    a used DPoP proof               the proof age window
+//!  agentauth:{<uid>}:rl:<i>                       TAT of rate limit i, unix µs    until the full burst is back
+//!  agentauth:{<uid>}:day:<yyyy-mm-dd>:<currency>  UTC day's sum, minor units      48 h
+//!  agentauth:jti:{<scope>}:<jti>                  a used proof in another scope   the caller's ttl
+//!  agentauth:{audit}:stream                       the audit stream (XADD; the archiver acknowledges)
+//!  agentauth:{audit}:last:<producer>              a producer's newest event, JSON
+//!  agentauth:invalidations                        pub/sub channel of Invalidation JSON
+//! ```
+//!
+//! Rate limits are keyed by their position in the envelope: an edited limit
+//! keeps the TAT of the one it replaces, which errs towards refusal (a new
+//! key would hand out a fresh burst). Uids are Kubernetes UUIDs, so they hold
+//! no `{` or `}` and a tag never ends early; a `jti` comes after the tag, so
+//! whatever it holds cannot move a key to another grant's slot. The audit
+//! keys share the tag `{audit}` so that one `MULTI` writes the stream entry
+//! and the producer's last event.
+//!
+//! The in-process state uses the same names for its maps, so both
+//! implementations count the same things under the same identities.
+
+/// The pub/sub channel of [`Invalidation`](crate::Invalidation)s, as JSON.
+pub const INVALIDATIONS: &str = "agentauth:invalidations";
+
+/// The audit stream: one entry per event, field `event` = the event's JSON.
+pub const AUDIT_STREAM: &str = "agentauth:{audit}:stream";
+
+/// The field of an [`AUDIT_STREAM`] entry that holds the event.
+pub const AUDIT_FIELD: &str = "event";
+
+/// How long a day's sum is kept: the day itself and a day of margin, so a
+/// request just before midnight and the clock skew around it find it.
+pub const DAY_TTL_MS: u64 = 48 * 3_600_000;
+
+/// How long a revocation is kept when the grant's expiry is unknown.
+pub const REVOCATION_DEFAULT_TTL_MS: u64 = 86_400_000;
+
+/// How long a revocation outlives the grant's expiry: the clock skew that
+/// verifiers accept on `exp`.
+pub const REVOCATION_SKEW_MS: u64 = 60_000;
+
+/// How long a grant's state outlives its expiry, so a verifier reads
+/// `Expired` rather than nothing, and a missed finalizer leaves no litter.
+pub const GRANT_STATE_GRACE_MS: u64 = 86_400_000;
+
+const DAY_US: u64 = 86_400_000_000;
+
+/// How long to keep the revocation of a grant expiring at `expires_at`
+/// (seconds since the epoch): until then plus [`REVOCATION_SKEW_MS`] (no
+/// token outlives its grant), or [`REVOCATION_DEFAULT_TTL_MS`] when unknown.
+pub fn revocation_ttl_ms(expires_at: Option<i64>, now_ms: i64) -> u64 {
+    match expires_at {
+        Some(at) => {
+            let left = at.saturating_mul(1000).saturating_sub(now_ms);
+            u64::try_from(left)
+                .unwrap_or(0)
+                .saturating_add(REVOCATION_SKEW_MS)
+        }
+        None => REVOCATION_DEFAULT_TTL_MS,
+    }
+}
+
+/// How long to keep the state of a grant expiring at `expires_at`; `None`
+/// (until removed) when it does not expire.
+pub fn grant_state_ttl_ms(expires_at: Option<i64>, now_ms: i64) -> Option<u64> {
+    expires_at.map(|at| {
+        let left = at.saturating_mul(1000).saturating_sub(now_ms);
+        u64::try_from(left)
+            .unwrap_or(0)
+            .saturating_add(GRANT_STATE_GRACE_MS)
+    })
+}
+
+/// `agentauth:{<uid>}:state`
+pub fn grant_state(uid: &str) -> String {
+    format!("agentauth:{{{uid}}}:state")
+}
+
+/// `agentauth:{<uid>}:revoked`
+pub fn revoked(uid: &str) -> String {
+    format!("agentauth:{{{uid}}}:revoked")
+}
+
+/// `agentauth:{<uid>}:jti:<jti>`: a proof used against this grant.
+pub fn grant_jti(uid: &str, jti: &str) -> String {
+    format!("agentauth:{{{uid}}}:jti:{jti}")
+}
+
+/// `agentauth:{<uid>}:rl:<index>`
+pub fn rate_limit(uid: &str, index: usize) -> String {
+    format!("agentauth:{{{uid}}}:rl:{index}")
+}
+
+/// `agentauth:{<uid>}:day:<yyyy-mm-dd>:<currency>` for the UTC day `day`
+/// (days since the unix epoch).
+pub fn day(uid: &str, day: u64, currency: &str) -> String {
+    format!("agentauth:{{{uid}}}:day:{}:{currency}", date(day))
+}
+
+/// `agentauth:jti:{<scope>}:<jti>`: a proof used in `scope` (e.g. the
+/// operator's token endpoint), tagged by scope.
+pub fn scoped_jti(scope: &str, jti: &str) -> String {
+    format!("agentauth:jti:{{{scope}}}:{jti}")
+}
+
+/// `agentauth:{audit}:last:<producer>`
+pub fn audit_last(producer: &str) -> String {
+    format!("agentauth:{{audit}}:last:{producer}")
+}
+
+/// The UTC day (days since the unix epoch) of `now_us`.
+pub const fn epoch_day(now_us: u64) -> u64 {
+    now_us / DAY_US
+}
+
+/// `yyyy-mm-dd` of a day since the unix epoch: Howard Hinnant's
+/// `civil_from_days`, for days ≥ 0 (the epoch is the earliest clock value).
+pub fn date(day: u64) -> String {
+    let z = day + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_of_epoch_days() {
+        let cases = [
+            (0, "1970-01-01"),
+            (59, "1970-03-01"),
+            (11_016, "2000-02-29"),
+            (11_017, "2000-03-01"),
+            (19_782, "2024-02-29"),
+            (20_453, "2025-12-31"),
+            (20_454, "2026-01-01"),
+            (2_932_896, "9999-12-31"),
+        ];
+        for (day, want) in cases {
+            assert_eq!(date(day), want, "day {day}");
+        }
+        assert_eq!(epoch_day(20_455 * DAY_US + DAY_US - 1), 20_455);
+    }
+
+    #[test]
+    fn every_grant_key_carries_the_grant_tag() {
+        let uid = "6a1f0c52-3d7e-4b8a-9f10-2c4d5e6f7a8b";
+        let tag = format!("{{{uid}}}");
+        for key in [
+            grant_state(uid),
+            revoked(uid),
+            grant_jti(uid, "}{odd"),
+            rate_limit(uid, 3),
+            day(uid, 20_454, "EUR"),
+        ] {
+            assert!(key.starts_with(&format!("agentauth:{tag}:")), "{key}");
+        }
+        assert_eq!(
+            day(uid, 20_454, "EUR"),
+            format!("agentauth:{tag}:day:2026-01-01:EUR")
+        );
+        assert!(AUDIT_STREAM.contains("{audit}") && audit_last("p").contains("{audit}"));
+    }
+}

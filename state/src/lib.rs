@@ -1,0 +1,200 @@
+//! # agentauth-state
+//!
+//! The fast, shared, expiring state of DESIGN §7, behind one trait with two
+//! implementations: Redis (production, many nodes) and in-process (the
+//! embedded default for one node and for `agentauth dev`). Both pass the same
+//! contract tests.
+//!
+//! ```text
+//!  operator ──put_grant / revoke_grant / remove_grant──▶ SharedState ──invalidations──▶ verifiers
+//!  operator, verifier ──claim_jti / consume──────────▶ SharedState   (replay, GCRA, daily sums)
+//!  operator, verifier ──append_audit─────────────────▶ SharedState ──stream──▶ audit archiver
+//! ```
+//!
+//! Kubernetes stays the source of truth for authority; this state is derived
+//! from it (and rebuilt by the operator) except the counters, which exist
+//! only here. When the state cannot answer, callers fail closed.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`consume`] | the verifier's one-round-trip check: replay, revocation, rate limits, amounts |
+//! | [`memory`] | [`InProcessState`]: one process, one lock |
+//! | [`redis`] | [`RedisState`]: many processes, one Lua script per request |
+//! | [`keys`] | the Redis key layout, hash-tagged per grant |
+//! | [`clock`] | the injectable clock of the counters |
+
+pub mod clock;
+pub mod consume;
+mod expiring;
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+pub use self::redis::{RedisConfig, RedisState};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use consume::{Allowance, ConsumeOutcome, ConsumeRequest, RateLimitStatus, Transaction};
+pub use memory::InProcessState;
+
+use agentauth_core::audit::AuditEvent;
+use agentauth_core::envelope::TransactionLimits;
+use agentauth_core::gcra::RateLimit;
+use agentauth_core::window::TimeWindow;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// How many invalidations a slow subscriber may fall behind before it is
+/// told it lagged (and must drop its cache), in both implementations.
+pub(crate) const INVALIDATION_CAPACITY: usize = 1024;
+
+/// Why the shared state could not answer. Callers map every variant to the
+/// stable code `state_unavailable` and deny.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The backend could not be reached or timed out.
+    #[error("shared state unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered something that could not be decoded.
+    #[error("shared state returned malformed data: {0}")]
+    Corrupt(String),
+}
+
+/// A grant's lifecycle phase as the verifiers need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantPhase {
+    /// Waiting for a human.
+    Pending,
+    /// Usable until it expires or is revoked.
+    Approved,
+    /// Refused by a human.
+    Denied,
+    /// Revoked; never usable again.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+}
+
+/// The behavioral envelope a grant obeys, as written by the operator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvelopeState {
+    /// Rate limits; each gets its own GCRA counter.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimit>,
+    /// Permitted time windows; empty means always.
+    #[serde(default)]
+    pub time_windows: Vec<TimeWindow>,
+    /// Per-transaction and daily amount limits.
+    #[serde(default)]
+    pub transactions: Option<TransactionLimits>,
+    /// Digest of the envelope spec (the token's `env` claim).
+    pub digest: String,
+}
+
+/// Everything a verifier needs to know about one grant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantState {
+    /// The grant's `metadata.uid`.
+    pub uid: String,
+    /// `namespace/name` of the grant.
+    pub grant: String,
+    /// `namespace/name` of the agent.
+    pub agent: String,
+    /// The spec generation that was approved.
+    pub generation: i64,
+    /// Lifecycle phase.
+    pub phase: GrantPhase,
+    /// Expiry, seconds since the epoch.
+    pub expires_at: Option<i64>,
+    /// The audience (service provider).
+    pub service_provider: String,
+    /// RFC 7638 thumbprint of the agent's key.
+    pub agent_jkt: String,
+    /// The envelope, when the grant names one.
+    pub envelope: Option<EnvelopeState>,
+    /// When the operator wrote this, milliseconds since the epoch.
+    pub updated_at_ms: i64,
+}
+
+/// A change every verifier must apply to its local grant cache.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invalidation {
+    /// The grant's uid (empty when `flush_all`).
+    pub uid: String,
+    /// Whether the grant is now revoked (deny at once, without a lookup).
+    pub revoked: bool,
+    /// When the change was made, milliseconds since the epoch (the
+    /// revocation watermark verifiers report).
+    pub at_ms: i64,
+    /// Drop the whole cache, not one grant: the state's own subscription
+    /// lost its connection (sent when it drops and again when it is back),
+    /// or an invalidation could not be decoded, so some may have been
+    /// missed. Never published by a writer; absent on the wire means false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flush_all: bool,
+}
+
+impl Invalidation {
+    /// A change to one grant.
+    pub fn grant(uid: impl Into<String>, revoked: bool, at_ms: i64) -> Self {
+        Self {
+            uid: uid.into(),
+            revoked,
+            at_ms,
+            flush_all: false,
+        }
+    }
+
+    /// The signal to drop every cached grant (see [`Invalidation::flush_all`]).
+    pub fn flush_all(at_ms: i64) -> Self {
+        Self {
+            uid: String::new(),
+            revoked: false,
+            at_ms,
+            flush_all: true,
+        }
+    }
+}
+
+/// The shared state (DESIGN §7).
+#[async_trait]
+pub trait SharedState: Send + Sync + 'static {
+    /// Writes (or replaces) a grant's state and tells every subscriber.
+    async fn put_grant(&self, state: &GrantState) -> Result<(), StateError>;
+
+    /// Reads a grant's state.
+    async fn get_grant(&self, uid: &str) -> Result<Option<GrantState>, StateError>;
+
+    /// Marks a grant revoked (kept in the revocation set until `expires_at`,
+    /// or a day when unknown) and publishes the invalidation.
+    async fn revoke_grant(&self, uid: &str, at_ms: i64) -> Result<(), StateError>;
+
+    /// Whether a grant is in the revocation set.
+    async fn is_revoked(&self, uid: &str) -> Result<bool, StateError>;
+
+    /// Removes a grant's state and counters (the operator's finalizer).
+    async fn remove_grant(&self, uid: &str) -> Result<(), StateError>;
+
+    /// Subscribes to invalidations. A subscriber that falls behind or loses
+    /// its connection must drop its whole cache (it may have missed one).
+    async fn subscribe(&self)
+    -> Result<tokio::sync::broadcast::Receiver<Invalidation>, StateError>;
+
+    /// Records a DPoP `jti` in `scope` (e.g. the operator's token endpoint)
+    /// for `ttl_ms`; `false` when it was already there (a replay).
+    async fn claim_jti(&self, scope: &str, jti: &str, ttl_ms: u64) -> Result<bool, StateError>;
+
+    /// Appends an audit event to the stream.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError>;
+
+    /// The newest audit event of `producer`, so that a restarted producer
+    /// resumes its chain instead of forking it.
+    async fn last_audit_event(&self, producer: &str) -> Result<Option<AuditEvent>, StateError>;
+
+    /// The verifier's one round trip (DESIGN §7): claims the proof's `jti`,
+    /// then checks revocation, every rate limit and the amount limits, and
+    /// counts the request only when all of them admit it. The order, what a
+    /// refusal costs and the units are in the [`consume`] module docs.
+    async fn consume(&self, request: &ConsumeRequest<'_>) -> Result<ConsumeOutcome, StateError>;
+}

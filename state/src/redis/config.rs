@@ -1,0 +1,54 @@
+//! How [`RedisState`](crate::RedisState) reaches Redis and how long it waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Clock;
+
+/// How to reach Redis and how long to wait for it.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` (or `rediss://`, `unix://`).
+    pub url: String,
+    /// Deadline of the verifier's calls: `consume`, `get_grant`,
+    /// `is_revoked`, `claim_jti`. Default 50 ms.
+    pub hot_timeout: Duration,
+    /// Deadline of every other call, and of (re)subscribing. Default 1 s.
+    pub write_timeout: Duration,
+    /// Deadline of one connection attempt. Default 1 s.
+    pub connect_timeout: Duration,
+    /// How often the invalidation subscription pings Redis, to notice a
+    /// connection that died without closing. Default 1 s.
+    pub heartbeat: Duration,
+    /// Replaces Redis `TIME` in the consume script. `None` in production:
+    /// every verifier must share Redis's clock. Tests pin it to compare the
+    /// script with `gcra::step`; key expiry stays Redis's own.
+    pub script_clock: Option<Arc<dyn Clock>>,
+}
+
+impl RedisConfig {
+    /// The defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            hot_timeout: Duration::from_millis(50),
+            write_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(1),
+            script_clock: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            // The URL may carry a password.
+            .field("hot_timeout", &self.hot_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("heartbeat", &self.heartbeat)
+            .field("script_clock", &self.script_clock.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,218 @@
+//! Fixtures of the state tests: both implementations behind one constructor,
+//! so that every contract test runs against each.
+
+#![allow(
+    dead_code,
+    unused_macros,
+    reason = "each test binary uses a different part"
+)]
+#![allow(clippy::expect_used, reason = "a failed fixture fails the test")]
+
+/// Runs each named `async fn(Kind)` of the test crate's root twice: as
+/// `in_process::<name>` and as `redis::<name>`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod in_process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Kind::InProcess).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Kind::Redis).await;
+                }
+            )*
+        }
+    };
+}
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use agentauth_core::envelope::MinorLimits;
+use agentauth_core::gcra::{GcraParams, RateLimit};
+use agentauth_core::money::Currency;
+use agentauth_state::{
+    Clock, ConsumeOutcome, ConsumeRequest, GrantPhase, GrantState, InProcessState, Invalidation,
+    RedisConfig, RedisState, SharedState, Transaction,
+};
+use agentauth_testenv::RedisServer;
+use tokio::sync::broadcast;
+
+/// Which implementation a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    InProcess,
+    Redis,
+}
+
+/// One backend and a first client of it.
+pub struct Backend {
+    pub kind: Kind,
+    pub state: Arc<dyn SharedState>,
+    pub redis: Option<RedisServer>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl Backend {
+    /// A fresh backend; `clock` pins the consume clock (Redis: the script's).
+    pub async fn start(kind: Kind, clock: Option<Arc<dyn Clock>>) -> Self {
+        match kind {
+            Kind::InProcess => {
+                let state = match &clock {
+                    Some(clock) => InProcessState::with_clock(clock.clone()),
+                    None => InProcessState::new(),
+                };
+                Self {
+                    kind,
+                    state: Arc::new(state),
+                    redis: None,
+                    clock,
+                }
+            }
+            Kind::Redis => {
+                let server = RedisServer::start().await.expect("start redis-server");
+                let state = redis_client(&server.url(), clock.clone()).await;
+                Self {
+                    kind,
+                    state,
+                    redis: Some(server),
+                    clock,
+                }
+            }
+        }
+    }
+
+    /// Another client of the same backend: a second "verifier process" for
+    /// Redis, the same state in process (there is only one process).
+    pub async fn second(&self) -> Arc<dyn SharedState> {
+        match &self.redis {
+            Some(server) => redis_client(&server.url(), self.clock.clone()).await,
+            None => self.state.clone(),
+        }
+    }
+}
+
+/// Generous deadlines: these tests check behaviour on a shared, loaded
+/// machine; the fault tests check the defaults.
+pub fn test_config(url: &str, clock: Option<Arc<dyn Clock>>) -> RedisConfig {
+    RedisConfig {
+        hot_timeout: Duration::from_secs(2),
+        write_timeout: Duration::from_secs(2),
+        script_clock: clock,
+        ..RedisConfig::new(url)
+    }
+}
+
+async fn redis_client(url: &str, clock: Option<Arc<dyn Clock>>) -> Arc<dyn SharedState> {
+    Arc::new(
+        RedisState::connect(test_config(url, clock))
+            .await
+            .expect("connect to redis"),
+    )
+}
+
+/// A grant uid unique within the test binary.
+pub fn fresh_uid(name: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{name}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A fresh proof id.
+pub fn jti() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("jti-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn mk_grant(uid: &str) -> GrantState {
+    GrantState {
+        uid: uid.to_owned(),
+        grant: "team-a/refunds".to_owned(),
+        agent: "team-a/support-bot".to_owned(),
+        generation: 1,
+        phase: GrantPhase::Approved,
+        expires_at: Some(4_102_444_800), // 2100-01-01
+        service_provider: "https://payments.example".to_owned(),
+        agent_jkt: "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".to_owned(),
+        envelope: None,
+        updated_at_ms: 1_700_000_000_000,
+    }
+}
+
+/// The GCRA parameters of `requests` per `period` with `burst`.
+pub fn limit(requests: u32, period: &str, burst: u32) -> GcraParams {
+    RateLimit {
+        requests,
+        period: period.parse().expect("period"),
+        burst,
+    }
+    .params()
+    .expect("valid limit")
+}
+
+/// An amount in EUR cents against EUR limits in cents.
+pub fn eur(amount: u64, max_per_transaction: Option<u64>, max_per_day: Option<u64>) -> Transaction {
+    Transaction {
+        amount_minor: amount,
+        currency: Currency::EUR,
+        limits: MinorLimits {
+            currency: Currency::EUR,
+            max_per_transaction,
+            max_per_day,
+        },
+    }
+}
+
+/// Consumes once with a fresh jti.
+pub async fn consume(
+    state: &dyn SharedState,
+    uid: &str,
+    limits: &[GcraParams],
+    transaction: Option<Transaction>,
+) -> ConsumeOutcome {
+    let jti = jti();
+    state
+        .consume(&ConsumeRequest {
+            uid,
+            jti: &jti,
+            jti_ttl_ms: 60_000,
+            rate_limits: limits,
+            transaction,
+        })
+        .await
+        .expect("consume")
+}
+
+/// Consumes once with the given jti and no transaction.
+pub async fn consume_jti(
+    state: &dyn SharedState,
+    uid: &str,
+    jti: &str,
+    limits: &[GcraParams],
+) -> ConsumeOutcome {
+    let request = ConsumeRequest {
+        uid,
+        jti,
+        jti_ttl_ms: 60_000,
+        rate_limits: limits,
+        transaction: None,
+    };
+    state.consume(&request).await.expect("consume")
+}
+
+/// The next invalidation, within 1 s.
+pub async fn next(rx: &mut broadcast::Receiver<Invalidation>) -> Invalidation {
+    tokio::time::timeout(Duration::from_secs(1), rx.recv())
+        .await
+        .expect("an invalidation within 1 s")
+        .expect("the channel is open and not lagging")
+}
+
+/// 2023-11-14T22:13:20Z, in µs: where pinned clocks start.
+pub const T0: u64 = 1_700_000_000_000_000;
