@@ -27,6 +27,7 @@
 //! copies in `crds/generated/` are kept equal to them by a test.
 
 pub mod agent;
+pub mod approval;
 pub mod approver;
 pub mod conditions;
 pub mod envelope;

@@ -188,6 +188,16 @@ pub trait SharedState: Send + Sync + 'static {
     /// Appends an audit event to the stream.
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError>;
 
+    /// Appends events of one producer in order, in one round trip where the
+    /// backend allows (Redis: one `MULTI`, so all or none are written). The
+    /// default appends them one by one.
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StateError> {
+        for event in events {
+            self.append_audit(event).await?;
+        }
+        Ok(())
+    }
+
     /// The newest audit event of `producer`, so that a restarted producer
     /// resumes its chain instead of forking it.
     async fn last_audit_event(&self, producer: &str) -> Result<Option<AuditEvent>, StateError>;

@@ -325,6 +325,30 @@ impl SharedState for RedisState {
             .await
     }
 
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StateError> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let mut pipe = ::redis::pipe();
+        pipe.atomic();
+        for event in events {
+            pipe.cmd("XADD")
+                .arg(keys::AUDIT_STREAM)
+                .arg("*")
+                .arg(keys::AUDIT_FIELD)
+                .arg(to_json(event)?)
+                .ignore();
+        }
+        // One producer per batch (the trait's contract): its newest is the last.
+        pipe.cmd("SET")
+            .arg(keys::audit_last(&last.producer))
+            .arg(to_json(last)?)
+            .ignore();
+        let mut conn = self.conn.clone();
+        self.write("append_audit_batch", pipe.query_async::<()>(&mut conn))
+            .await
+    }
+
     async fn last_audit_event(&self, producer: &str) -> Result<Option<AuditEvent>, StateError> {
         let mut conn = self.conn.clone();
         let key = keys::audit_last(producer);

@@ -1,0 +1,358 @@
+//! Verification of a grant's recorded approval: the one implementation the
+//! operator and the admission webhook share.
+//!
+//! ```text
+//!  grant.spec ──JCS, SHA-256──▶ specDigest ══ status.approval.specDigest
+//!  metadata.generation ════════════════════ status.approval.generation
+//!  (uid, generation, specDigest, decision, nonce) ──▶ challenge
+//!  approver.status.passkeys[credentialId] ──▶ webauthn::verify(assertion, challenge, rp, UV required)
+//!  approver.spec.scope ∋ grant namespace, grantSelector matches grant labels
+//!  Agent.spec.owner ≠ approver (separation of duties)
+//! ```
+//!
+//! **Who owns an agent.** `Agent.spec.owner` holds the accountable human's
+//! email address, the identity an Approver carries in `spec.email`; the two
+//! are compared ignoring ASCII case (mail systems treat them so). An owner
+//! written as a bare name is also compared with the Approver's
+//! `metadata.name`, so an approver can never decide their own agent's grants
+//! by either identity.
+//!
+//! **Sign counters.** A passkey's stored `signCount` moves forward with every
+//! approval its holder makes, so it says something about an assertion only at
+//! the moment that assertion is first recorded ([`CounterCheck::Fresh`]: the
+//! approval API and the webhook, before the count is advanced). Re-checking an
+//! approval already recorded ([`CounterCheck::Recorded`]: the operator) against
+//! today's count would refuse every legitimate approval its holder has made
+//! since; there, the counter is only required to be non-zero when the passkey
+//! is known to count. A forger holding the private key could choose any
+//! counter anyway: the counter catches careless clones, the signature catches
+//! forgers.
+
+use std::collections::BTreeMap;
+
+use agentauth_core::approval::{self, ChallengeInput, Decision};
+use agentauth_core::webauthn::{self, Assertion, Credential, Expected, SoftAuthenticator};
+use agentauth_core::{ErrorCode, b64};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::core::{Selector, SelectorExt};
+
+use crate::invalid::{At, Invalid};
+use crate::{Agent, Approval, Approver, CapabilityGrant, Passkey};
+
+#[cfg(test)]
+mod tests;
+
+/// How an assertion's sign counter is compared with the passkey's stored one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CounterCheck {
+    /// The approval is being recorded now and the stored counter predates it:
+    /// the assertion's counter must be larger (unless both are zero).
+    Fresh,
+    /// The approval was recorded earlier and the stored counter may have moved
+    /// past it since: a passkey that counts must not present zero.
+    Recorded,
+}
+
+/// What a verified approval established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedApproval {
+    /// The human decision.
+    pub decision: Decision,
+    /// The Approver's name.
+    pub approver: String,
+    /// The passkey's credential id.
+    pub credential_id: String,
+    /// The assertion's sign counter (the value to store after a fresh approval).
+    pub sign_count: u32,
+}
+
+/// Verifies `grant.status.approval` as the operator does before it acts on
+/// it: the approval was recorded earlier ([`CounterCheck::Recorded`]). See
+/// [`verify`] for the checks.
+pub fn verify_approval(
+    grant: &CapabilityGrant,
+    agent: &Agent,
+    approver: &Approver,
+    rp_id: &str,
+    origins: &[String],
+) -> Result<VerifiedApproval, Invalid> {
+    verify(
+        grant,
+        agent,
+        approver,
+        rp_id,
+        origins,
+        CounterCheck::Recorded,
+    )
+}
+
+/// Verifies `grant.status.approval` as it is being recorded (the approval API
+/// and the webhook): the sign counter must have increased.
+pub fn verify_new_approval(
+    grant: &CapabilityGrant,
+    agent: &Agent,
+    approver: &Approver,
+    rp_id: &str,
+    origins: &[String],
+) -> Result<VerifiedApproval, Invalid> {
+    verify(grant, agent, approver, rp_id, origins, CounterCheck::Fresh)
+}
+
+/// Verifies the approval recorded in `grant.status.approval`, made by
+/// `approver` for a grant of `agent`: the signed spec digest and generation
+/// are the grant's current ones, the approver may decide this grant (scope,
+/// separation of duties), and the WebAuthn assertion verifies against the
+/// approver's registered passkey over the recomputed challenge, with user
+/// verification. Every refusal carries the stable code of the failed check,
+/// e.g. `approval_signature_invalid`.
+pub fn verify(
+    grant: &CapabilityGrant,
+    agent: &Agent,
+    approver: &Approver,
+    rp_id: &str,
+    origins: &[String],
+    counter: CounterCheck,
+) -> Result<VerifiedApproval, Invalid> {
+    const AT: &str = "status.approval";
+    let approval = grant
+        .status
+        .as_ref()
+        .and_then(|s| s.approval.as_ref())
+        .ok_or_else(|| Invalid::new(AT, ErrorCode::GrantNotApproved, "no decision is recorded"))?;
+    check_parties(grant, agent, approver, approval)?;
+    let uid = grant.metadata.uid.as_deref().unwrap_or_default();
+    let generation = grant.metadata.generation.unwrap_or_default();
+    if approval.generation != generation {
+        return Err(Invalid::new(
+            format!("{AT}.generation"),
+            ErrorCode::ApprovalChallengeMismatch,
+            format!(
+                "the decision was signed for generation {} but the grant is at generation {generation}",
+                approval.generation
+            ),
+        ));
+    }
+    let spec_digest = approval::spec_digest(&grant.spec).at("spec")?;
+    if spec_digest != approval.spec_digest {
+        return Err(Invalid::new(
+            format!("{AT}.specDigest"),
+            ErrorCode::ApprovalChallengeMismatch,
+            "the decision was signed for another spec than the grant's current one",
+        ));
+    }
+    let challenge = approval::challenge(&ChallengeInput {
+        grant_uid: uid.to_owned(),
+        generation,
+        spec_digest,
+        decision: approval.decision,
+        nonce: approval.nonce.clone(),
+    })
+    .at(AT)?;
+    let passkey = find_passkey(approver, &approval.credential_id)?;
+    let key = passkey.public_key.to_public_key().at(format!(
+        "Approver {}: status.passkeys[{}].publicKey",
+        approver.name_any(),
+        approval.credential_id
+    ))?;
+    let authenticator_data = decode(&approval.authenticator_data, "authenticatorData")?;
+    let client_data_json = decode(&approval.client_data_json, "clientDataJSON")?;
+    let signature = decode(&approval.signature, "signature")?;
+    let sign_count = match counter {
+        CounterCheck::Fresh => passkey.sign_count,
+        // core refuses a zero counter against a non-zero stored one, and
+        // accepts any counter against a stored zero.
+        CounterCheck::Recorded if presented_counter(&authenticator_data) == Some(0) => {
+            passkey.sign_count
+        }
+        CounterCheck::Recorded => 0,
+    };
+    let verified = webauthn::verify(
+        &Assertion {
+            authenticator_data: &authenticator_data,
+            client_data_json: &client_data_json,
+            signature: &signature,
+        },
+        &Expected {
+            challenge: &challenge,
+            rp_id,
+            origins,
+            require_user_verification: true,
+        },
+        &Credential {
+            key: &key.key,
+            sign_count,
+        },
+    )
+    .at(AT)?;
+    Ok(VerifiedApproval {
+        decision: approval.decision,
+        approver: approval.approver.clone(),
+        credential_id: approval.credential_id.clone(),
+        sign_count: verified.sign_count,
+    })
+}
+
+/// The approval names this approver, the agent is the grant's, the grant is
+/// in the approver's scope, and the approver does not own the agent.
+fn check_parties(
+    grant: &CapabilityGrant,
+    agent: &Agent,
+    approver: &Approver,
+    approval: &Approval,
+) -> Result<(), Invalid> {
+    let invalid =
+        |field: &str, message: String| Invalid::new(field, ErrorCode::ApprovalInvalid, message);
+    let approver_name = approver.name_any();
+    if approval.approver != approver_name {
+        return Err(invalid(
+            "status.approval.approver",
+            format!(
+                "the decision names approver {:?}, not {approver_name:?}",
+                approval.approver
+            ),
+        ));
+    }
+    let namespace = grant.namespace().unwrap_or_default();
+    if agent.name_any() != grant.spec.agent_ref.name || agent.namespace() != grant.namespace() {
+        return Err(invalid(
+            "spec.agentRef",
+            format!(
+                "the grant belongs to agent {namespace}/{}, not {}/{}",
+                grant.spec.agent_ref.name,
+                agent.namespace().unwrap_or_default(),
+                agent.name_any()
+            ),
+        ));
+    }
+    if grant.metadata.uid.as_deref().unwrap_or_default().is_empty() {
+        return Err(invalid("metadata.uid", "the grant has no uid".to_owned()));
+    }
+    if !approver.spec.covers_namespace(&namespace) {
+        return Err(invalid(
+            "status.approval.approver",
+            format!("approver {approver_name} may not decide grants in namespace {namespace}"),
+        ));
+    }
+    if let Some(selector) = &approver.spec.scope.grant_selector {
+        let labels = grant.metadata.labels.clone().unwrap_or_default();
+        if !selects(selector.clone(), &labels) {
+            return Err(invalid(
+                "status.approval.approver",
+                format!(
+                    "approver {approver_name} may only decide grants matching its \
+                     scope.grantSelector, and this grant's labels do not match"
+                ),
+            ));
+        }
+    }
+    if owns(agent, approver) {
+        return Err(invalid(
+            "status.approval.approver",
+            format!(
+                "approver {approver_name} owns agent {} (spec.owner {:?}) and may not decide \
+                 its grants; another approver must",
+                agent.name_any(),
+                agent.spec.owner
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a label selector matches; a selector that cannot be parsed
+/// matches nothing (an approver's scope fails closed).
+fn selects(
+    selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    Selector::try_from(selector).is_ok_and(|s| s.matches(labels))
+}
+
+/// Whether `approver` is the owner of `agent`: `spec.owner` is the owner's
+/// email address (or, written as a bare name, an Approver's name).
+pub fn owns(agent: &Agent, approver: &Approver) -> bool {
+    let owner = agent.spec.owner.trim();
+    owner.eq_ignore_ascii_case(approver.spec.email.trim())
+        || owner.eq_ignore_ascii_case(&approver.name_any())
+}
+
+fn find_passkey<'a>(approver: &'a Approver, credential_id: &str) -> Result<&'a Passkey, Invalid> {
+    approver
+        .status
+        .as_ref()
+        .and_then(|s| s.passkeys.iter().find(|p| p.credential_id == credential_id))
+        .ok_or_else(|| {
+            Invalid::new(
+                "status.approval.credentialId",
+                ErrorCode::ApprovalSignatureInvalid,
+                format!(
+                    "approver {} has no registered passkey with credential id {credential_id:?}",
+                    approver.name_any()
+                ),
+            )
+        })
+}
+
+fn decode(value: &str, field: &str) -> Result<Vec<u8>, Invalid> {
+    b64::decode(value, ErrorCode::ApprovalInvalid).at(format!("status.approval.{field}"))
+}
+
+/// The sign counter in authenticator data (bytes 33..37), when it is long enough.
+fn presented_counter(authenticator_data: &[u8]) -> Option<u32> {
+    let bytes: [u8; 4] = authenticator_data.get(33..37)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
+}
+
+/// A decision to sign with a [`SoftAuthenticator`].
+#[derive(Clone, Debug)]
+pub struct SoftDecision<'a> {
+    /// The Approver's name.
+    pub approver: &'a str,
+    /// The passkey's credential id, as registered in the Approver's status.
+    pub credential_id: &'a str,
+    /// The decision.
+    pub decision: Decision,
+    /// The ceremony nonce (16 to 128 printable characters).
+    pub nonce: &'a str,
+    /// The relying party id.
+    pub rp_id: &'a str,
+    /// The origin the assertion claims to come from.
+    pub origin: &'a str,
+    /// When it was signed.
+    pub signed_at: Time,
+}
+
+/// Signs a decision on `grant`'s current spec with a software passkey and
+/// returns the `status.approval` to record: for tests and the `agentauth dev`
+/// walkthrough, never for production approvals.
+pub fn sign_with_soft_authenticator(
+    grant: &CapabilityGrant,
+    authenticator: &mut SoftAuthenticator,
+    decision: &SoftDecision<'_>,
+) -> Result<Approval, Invalid> {
+    let generation = grant.metadata.generation.unwrap_or(1);
+    let spec_digest = approval::spec_digest(&grant.spec).at("spec")?;
+    let challenge = approval::challenge(&ChallengeInput {
+        grant_uid: grant.metadata.uid.clone().unwrap_or_default(),
+        generation,
+        spec_digest: spec_digest.clone(),
+        decision: decision.decision,
+        nonce: decision.nonce.to_owned(),
+    })
+    .at("status.approval")?;
+    let (data, client, signature) =
+        authenticator.assert(&challenge, decision.rp_id, decision.origin);
+    Ok(Approval {
+        approver: decision.approver.to_owned(),
+        credential_id: decision.credential_id.to_owned(),
+        decision: decision.decision,
+        nonce: decision.nonce.to_owned(),
+        signed_at: decision.signed_at.clone(),
+        generation,
+        spec_digest,
+        authenticator_data: b64::encode(data),
+        client_data_json: b64::encode(client),
+        signature: b64::encode(signature),
+    })
+}

@@ -1,0 +1,198 @@
+//! RFC 9457 problem details: how every refusal of the agent API looks on the
+//! wire.
+//!
+//! ```text
+//!  HTTP/1.1 401 Unauthorized
+//!  Content-Type: application/problem+json
+//!  Cache-Control: no-store
+//!  WWW-Authenticate: DPoP algs="ES256", error="invalid_dpop_proof"   (DPoP refusals only)
+//!
+//!  {"type": "https://agentauth.dev/errors/dpop_replayed",
+//!   "title": "the DPoP proof was already used",          the code's default message
+//!   "status": 401,
+//!   "detail": "the proof's jti was seen before",          this occurrence, for a person
+//!   "code": "dpop_replayed"}                              the stable code (DESIGN §5)
+//! ```
+//!
+//! The HTTP status follows from the code ([`status_for`]) unless a handler
+//! sets one (a 404 for an unknown route, 415 for a wrong content type, 409 for
+//! a reused idempotency key: the core enum has no code of its own for those,
+//! so they carry `request_invalid` and differ by status).
+
+use agentauth_core::{Error, ErrorCode};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Prefix of every problem `type` URI; the code follows.
+pub const TYPE_BASE: &str = "https://agentauth.dev/errors/";
+
+/// The media type of problem documents (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The longest `detail` sent; longer messages (echoes of input in parser
+/// errors) are cut so that a refusal stays small.
+const MAX_DETAIL_LEN: usize = 512;
+
+/// A refusal of an agent API request: a stable code, an HTTP status and a
+/// message for a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The stable code (DESIGN §5).
+    pub code: ErrorCode,
+    /// What went wrong in this request.
+    pub detail: String,
+}
+
+impl ApiError {
+    /// A refusal with `code`'s usual status.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        ApiError {
+            status: status_for(code),
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// The same refusal with another HTTP status.
+    #[must_use]
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// A malformed request (`request_invalid`, 400).
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::RequestInvalid, detail)
+    }
+
+    /// The shared state (or the Kubernetes API) did not answer: fail closed.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::StateUnavailable, detail)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::new(e.code, e.message)
+    }
+}
+
+/// The HTTP status of a code, when the handler does not choose one.
+pub fn status_for(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
+    match code {
+        C::DpopMissing
+        | C::DpopInvalid
+        | C::DpopReplayed
+        | C::DpopKeyMismatch
+        | C::DpopMethodMismatch
+        | C::DpopUrlMismatch
+        | C::DpopStale
+        | C::DpopAthMismatch
+        | C::DpopNonceInvalid => StatusCode::UNAUTHORIZED,
+        C::GrantNotApproved | C::GrantRevoked | C::GrantExpired | C::EnvelopeInvalid => {
+            StatusCode::FORBIDDEN
+        }
+        C::GrantUnknown => StatusCode::NOT_FOUND,
+        C::InputTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        C::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        C::SigningFailed | C::TokenClaimsInvalid | C::KeyCertificateInvalid => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Whether a code is a refusal of the DPoP proof (RFC 9449 §7.1 challenge).
+fn is_dpop(code: ErrorCode) -> bool {
+    code.as_str().starts_with("dpop_")
+}
+
+/// The body of a problem response.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    code: &'static str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let detail = match self.detail.char_indices().nth(MAX_DETAIL_LEN) {
+            Some((cut, _)) => &self.detail[..cut],
+            None => self.detail.as_str(),
+        };
+        let problem = Problem {
+            type_: format!("{TYPE_BASE}{}", self.code.as_str()),
+            title: self.code.default_message(),
+            status: self.status.as_u16(),
+            detail,
+            code: self.code.as_str(),
+        };
+        // Serializing strings and numbers cannot fail; an empty body would
+        // still carry the status.
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UNAUTHORIZED && is_dpop(self.code) {
+            let challenge = if self.code == ErrorCode::DpopMissing {
+                "DPoP algs=\"ES256\""
+            } else {
+                "DPoP algs=\"ES256\", error=\"invalid_dpop_proof\""
+            };
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn codes_map_to_statuses() {
+        assert_eq!(
+            status_for(ErrorCode::DpopReplayed),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(status_for(ErrorCode::GrantRevoked), StatusCode::FORBIDDEN);
+        assert_eq!(status_for(ErrorCode::GrantUnknown), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status_for(ErrorCode::StateUnavailable),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status_for(ErrorCode::RequestInvalid),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status_for(ErrorCode::InputTooLarge),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
+    #[test]
+    fn long_details_are_cut_on_a_character_boundary() {
+        let e = ApiError::invalid("é".repeat(MAX_DETAIL_LEN + 10));
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            HeaderValue::from_static(PROBLEM_JSON)
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! The operator's configuration: flags with environment fallbacks (DESIGN
+//! §9). Defaults are the embedded ones: a local root key, in-process state,
+//! loopback only. `agentauth operator --help` lists everything.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agentauth_core::gcra::Period;
+
+/// Which key signs (or certifies the keys that sign) tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignerKind {
+    /// A P-256 key in a PEM file (or a mounted Secret).
+    Local,
+    /// An `ECC_NIST_P256` key in AWS KMS.
+    AwsKms,
+}
+
+/// Whether the root key signs tokens itself or certifies issuing keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SigningMode {
+    /// The root certifies short-lived in-memory issuing keys (fast; default).
+    Hierarchy,
+    /// The root signs every token (no key outside the KMS; one KMS call per token).
+    Direct,
+}
+
+/// `agentauth operator` flags.
+#[derive(Clone, Debug, clap::Args)]
+pub struct OperatorConfig {
+    /// Address the agent API, /metrics and health endpoints listen on.
+    #[arg(long, env = "AGENTAUTH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The operator's externally visible base URL: the tokens' `iss`, and
+    /// the URL DPoP proofs name (`htu`).
+    #[arg(
+        long,
+        env = "AGENTAUTH_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+
+    /// Redis URL for the shared state; without it, state is kept in process
+    /// (one replica, one verifier node).
+    #[arg(long, env = "AGENTAUTH_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Which key signs.
+    #[arg(long, env = "AGENTAUTH_SIGNER", value_enum, default_value = "local")]
+    pub signer: SignerKind,
+
+    /// Whether the root signs every token or certifies issuing keys.
+    #[arg(
+        long,
+        env = "AGENTAUTH_SIGNING_MODE",
+        value_enum,
+        default_value = "hierarchy"
+    )]
+    pub signing_mode: SigningMode,
+
+    /// PEM file of the local root key (mode 0600 or stricter).
+    #[arg(
+        long,
+        env = "AGENTAUTH_ROOT_KEY_FILE",
+        default_value = "/var/run/agentauth/root-key.pem"
+    )]
+    pub root_key_file: PathBuf,
+
+    /// Create the local root key file when it does not exist (development).
+    #[arg(long, env = "AGENTAUTH_GENERATE_ROOT_KEY", default_value_t = false)]
+    pub generate_root_key: bool,
+
+    /// AWS KMS key id or ARN (with `--signer aws-kms`).
+    #[arg(long, env = "AGENTAUTH_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
+
+    /// AWS KMS endpoint override (LocalStack, moto).
+    #[arg(long, env = "AGENTAUTH_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
+
+    /// AWS region of the KMS key.
+    #[arg(long, env = "AGENTAUTH_KMS_REGION")]
+    pub kms_region: Option<String>,
+
+    /// How often a new issuing key is certified.
+    #[arg(long, env = "AGENTAUTH_KEY_ROTATION", default_value = "6h")]
+    pub key_rotation: Period,
+
+    /// How long an issuing key's certificate is valid.
+    #[arg(long, env = "AGENTAUTH_KEY_VALIDITY", default_value = "1d")]
+    pub key_validity: Period,
+
+    /// Default token lifetime (never beyond the grant, the envelope's
+    /// `maxTokenTtl`, or one hour).
+    #[arg(long, env = "AGENTAUTH_TOKEN_TTL", default_value = "5m")]
+    pub token_ttl: Period,
+
+    /// Accepted DPoP proof age and clock skew.
+    #[arg(long, env = "AGENTAUTH_DPOP_WINDOW", default_value = "60s")]
+    pub dpop_window: Period,
+
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "agentauth-system")]
+    pub lease_namespace: String,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "AGENTAUTH_LEASE_NAME",
+        default_value = "agentauth-operator"
+    )]
+    pub lease_name: String,
+
+    /// How long the Lease stays valid without renewal (failover time).
+    #[arg(long, env = "AGENTAUTH_LEASE_DURATION", default_value = "15s")]
+    pub lease_duration: Period,
+
+    /// This replica's identity (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// WebAuthn relying party id that approvals are made for.
+    #[arg(long, env = "AGENTAUTH_RP_ID", default_value = "localhost")]
+    pub rp_id: String,
+
+    /// Origins the approval UI is served from (repeat the flag, or comma-separate).
+    #[arg(
+        long = "approval-origin",
+        env = "AGENTAUTH_APPROVAL_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:8080"
+    )]
+    pub approval_origins: Vec<String>,
+}
+
+impl OperatorConfig {
+    /// Checks what clap cannot: URL shapes and flag combinations.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = agentauth_core::htu::normalize(
+            &self.public_url,
+            agentauth_core::ErrorCode::RequestInvalid,
+        )
+        .map_err(|e| format!("--public-url {:?}: {}", self.public_url, e.message))?;
+        if url.starts_with("http://") && !is_loopback_url(&url) {
+            return Err(format!(
+                "--public-url {:?} must be https unless it is a loopback address",
+                self.public_url
+            ));
+        }
+        if self.signer == SignerKind::AwsKms && self.kms_key_id.is_none() {
+            return Err("--signer aws-kms needs --kms-key-id".into());
+        }
+        if self.key_validity.as_millis() < self.key_rotation.as_millis() + 3_600_000 {
+            return Err(
+                "--key-validity must exceed --key-rotation by at least the 1h token lifetime"
+                    .into(),
+            );
+        }
+        if self.token_ttl.as_millis() > 3_600_000 {
+            return Err("--token-ttl may not exceed 1h".into());
+        }
+        if self.approval_origins.is_empty() {
+            return Err("at least one --approval-origin is needed".into());
+        }
+        Ok(())
+    }
+
+    /// The Lease duration as a `Duration`.
+    pub fn lease_duration(&self) -> Duration {
+        Duration::from_millis(self.lease_duration.as_millis())
+    }
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let host = url
+        .trim_start_matches("http://")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
+    host == "localhost" || host == "[::1]" || host.starts_with("127.")
+}

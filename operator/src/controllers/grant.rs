@@ -1,0 +1,291 @@
+//! The CapabilityGrant controller: runs the phase machine
+//! ([`super::grant_phase`]), publishes the result to the shared state
+//! ([`super::grant_state`]), writes the status, and records each transition
+//! once — an audit event and a Kubernetes Event.
+//!
+//! ```text
+//!  grant, Agent, Envelope, Approver event ──▶ reconcile
+//!    ├─ being deleted ──▶ revoke + remove shared state ─▶ status Revoked ─▶ drop finalizer
+//!    └─ plan(grant, related, now) ─▶ shared state ─▶ status (SSA, resourceVersion) ─▶ audit, Event
+//! ```
+//!
+//! The shared state is written before the status: a revocation reaches the
+//! verifiers first (fail closed), and a status write that fails leaves a
+//! state the next reconcile writes again. A transition is read off the
+//! status the reconcile replaces (`from`) and the one it writes (`to`); the
+//! write carries the `resourceVersion` that was read, so two reconciles can
+//! never both write the same transition, and a restarted operator that finds
+//! `to` already written records nothing again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentauth_core::ErrorCode;
+use agentauth_core::audit::{Draft, kinds};
+use agentauth_crds::conditions::{self, reasons};
+use agentauth_crds::{CapabilityGrant, CapabilityGrantStatus, GrantPhase};
+use futures::Stream;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use serde_json::{Map, Value, json};
+
+use super::grant_phase::{self, Cond, GRANT_FINALIZER, Inputs, Plan};
+use super::related::{self, Streams};
+use super::status;
+use super::{ControllerError, Error, Shared, Shutdown, grant_state};
+
+const NAME: &str = "grant";
+
+/// The CapabilityGrant controller's result stream; related objects' events
+/// (from `streams`) reconcile the grants that refer to them.
+pub(super) fn run(
+    api: Api<CapabilityGrant>,
+    streams: Streams,
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+) -> impl Stream<Item = Result<(ObjectRef<CapabilityGrant>, Action), ControllerError>> {
+    let controller = Controller::new(api, watcher::Config::default());
+    let (by_agent, by_envelope, by_approver) =
+        (controller.store(), controller.store(), controller.store());
+    controller
+        .watches_stream(streams.agents, move |agent| {
+            related::grants_of_agent(&by_agent, &agent)
+        })
+        .watches_stream(streams.envelopes, move |envelope| {
+            related::grants_of_envelope(&by_envelope, &envelope)
+        })
+        .watches_stream(streams.approvers, move |approver| {
+            related::grants_decided_by(&by_approver, &approver)
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, |g, e, s| s.failed(NAME, g.as_ref(), e), shared)
+}
+
+async fn reconcile(grant: Arc<CapabilityGrant>, shared: Arc<Shared>) -> Result<Action, Error> {
+    let result = with_finalizer(grant.clone(), &shared).await;
+    shared.finished(NAME, grant.as_ref(), result)
+}
+
+async fn with_finalizer(grant: Arc<CapabilityGrant>, shared: &Shared) -> Result<Action, Error> {
+    let namespace = grant.namespace().ok_or_else(|| Error::Incomplete {
+        object: status::describe(grant.as_ref()),
+        field: "metadata.namespace",
+    })?;
+    let api = Api::<CapabilityGrant>::namespaced(shared.ctx.client.clone(), &namespace);
+    finalizer(&api, GRANT_FINALIZER, grant, |event| async {
+        match event {
+            finalizer::Event::Apply(grant) => apply(&grant, shared, &api).await,
+            finalizer::Event::Cleanup(grant) => cleanup(&grant, shared, &api).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        e => Error::Finalizer(Box::new(e)),
+    })
+}
+
+/// Plans, publishes and writes the status of a grant that is not being deleted.
+async fn apply(
+    grant: &CapabilityGrant,
+    shared: &Shared,
+    api: &Api<CapabilityGrant>,
+) -> Result<Action, Error> {
+    if !shared.related.synced().await {
+        return Err(Error::NotSynced);
+    }
+    let namespace = grant.namespace().unwrap_or_default();
+    let agent = shared.related.agent(&namespace, &grant.spec.agent_ref.name);
+    let envelope = grant
+        .spec
+        .envelope_ref
+        .as_ref()
+        .and_then(|r| shared.related.envelope(&namespace, &r.name));
+    let approval = grant.status.as_ref().and_then(|s| s.approval.as_ref());
+    let approver = approval.and_then(|a| shared.related.approver(&a.approver));
+    let now_ms = shared.ctx.clock.now_ms();
+    let plan = grant_phase::plan(&Inputs {
+        grant,
+        agent: agent.as_deref(),
+        envelope: envelope.as_deref(),
+        approver: approver.as_deref(),
+        relying_party: &shared.ctx.relying_party,
+        now_ms,
+    });
+    let state = shared.ctx.state.as_ref();
+    grant_state::sync(
+        state,
+        grant,
+        &plan,
+        agent.as_deref(),
+        envelope.as_deref(),
+        now_ms,
+    )
+    .await?;
+    write(grant, &plan, shared, api).await?;
+    Ok(match plan.requeue_after_ms {
+        Some(ms) => Action::requeue(Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1))),
+        None => Action::await_change(),
+    })
+}
+
+/// The finalizer's work: revoke and remove the shared state, then record
+/// the revocation in the status (and audit it) when the grant was live.
+async fn cleanup(
+    grant: &CapabilityGrant,
+    shared: &Shared,
+    api: &Api<CapabilityGrant>,
+) -> Result<Action, Error> {
+    let uid = grant.uid().ok_or_else(|| Error::Incomplete {
+        object: status::describe(grant),
+        field: "metadata.uid",
+    })?;
+    grant_state::remove(shared.ctx.state.as_ref(), &uid, shared.ctx.clock.now_ms()).await?;
+    if let Some(plan) = grant_phase::plan_deletion(grant) {
+        write(grant, &plan, shared, api).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// Writes the planned status unless it is already there, then records the
+/// transition it made, if any.
+async fn write(
+    grant: &CapabilityGrant,
+    plan: &Plan,
+    shared: &Shared,
+    api: &Api<CapabilityGrant>,
+) -> Result<(), Error> {
+    let current = grant.status.clone().unwrap_or_default();
+    let generation = grant.metadata.generation;
+    let now = status::now(shared.ctx.clock.as_ref());
+    let conditions = vec![
+        resolve(&current.conditions, &plan.ready, generation, &now),
+        resolve(&current.conditions, &plan.approved, generation, &now),
+    ];
+    let expires_at = plan.expires_at_ms.map(status::time_at_ms);
+    let unchanged = current.phase == Some(plan.phase)
+        && current.expires_at == expires_at
+        && current.observed_generation == generation
+        && status::project(&current.conditions, &conditions) == conditions;
+    if unchanged {
+        return Ok(());
+    }
+    let desired = CapabilityGrantStatus {
+        phase: Some(plan.phase),
+        // status.approval belongs to the approval API.
+        approval: None,
+        expires_at: expires_at.clone(),
+        observed_generation: generation,
+        conditions: conditions.clone(),
+    };
+    status::apply(api, grant, &desired).await?;
+    match transition(current.phase, plan.phase) {
+        Some(kind) => {
+            shared
+                .ctx
+                .audit
+                .record(draft(grant, kind, plan, expires_at.as_ref()))
+                .await;
+            let ready = plan.ready.want();
+            let warning = plan.revoked_by == Some("approval_invalid");
+            let note = format!(
+                "{} → {}: {}",
+                phase_name(current.phase),
+                plan.phase.as_str(),
+                ready.message
+            );
+            shared
+                .event(grant, warning, plan.phase.as_str(), "Transition", &note)
+                .await;
+        }
+        None => {
+            for condition in &conditions {
+                if status::changed(&current.conditions, &conditions, &condition.type_)
+                    && condition.status == "False"
+                {
+                    let warning = condition.reason != reasons::AWAITING_APPROVAL;
+                    shared
+                        .event(
+                            grant,
+                            warning,
+                            &condition.reason,
+                            "Check",
+                            &condition.message,
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A planned condition as written: a kept one stays verbatim when present.
+fn resolve(current: &[Condition], cond: &Cond, generation: Option<i64>, now: &Time) -> Condition {
+    match cond {
+        Cond::Keep(want) => conditions::find(current, want.type_)
+            .cloned()
+            .unwrap_or_else(|| status::condition(current, want, generation, now)),
+        Cond::Set(want) => status::condition(current, want, generation, now),
+    }
+}
+
+/// The audit kind of the transition `from` → `to`, if it is one.
+pub(super) fn transition(from: Option<GrantPhase>, to: GrantPhase) -> Option<&'static str> {
+    match (from, to) {
+        (None, GrantPhase::Pending) => Some(kinds::GRANT_CREATED),
+        (Some(GrantPhase::Pending), GrantPhase::Approved) => Some(kinds::GRANT_APPROVED),
+        (Some(GrantPhase::Pending), GrantPhase::Denied) => Some(kinds::GRANT_DENIED),
+        (Some(from), GrantPhase::Revoked) if from != GrantPhase::Revoked => {
+            Some(kinds::GRANT_REVOKED)
+        }
+        (Some(from), GrantPhase::Expired) if from != GrantPhase::Expired => {
+            Some(kinds::GRANT_EXPIRED)
+        }
+        _ => None,
+    }
+}
+
+fn phase_name(phase: Option<GrantPhase>) -> &'static str {
+    phase.map_or("(new)", GrantPhase::as_str)
+}
+
+/// The audit record of a transition.
+fn draft(grant: &CapabilityGrant, kind: &str, plan: &Plan, expires_at: Option<&Time>) -> Draft {
+    let namespace = grant.namespace().unwrap_or_default();
+    let mut details = Map::new();
+    details.insert("uid".into(), json!(grant.uid().unwrap_or_default()));
+    details.insert("phase".into(), json!(plan.phase.as_str()));
+    details.insert("generation".into(), json!(grant.metadata.generation));
+    details.insert("serviceProvider".into(), json!(grant.spec.service_provider));
+    if let Some(at) = expires_at {
+        details.insert("expiresAt".into(), json!(at.0.to_string()));
+    }
+    if let Some(approval) = grant.status.as_ref().and_then(|s| s.approval.as_ref())
+        && matches!(plan.phase, GrantPhase::Approved | GrantPhase::Denied)
+    {
+        details.insert("approver".into(), json!(approval.approver));
+        details.insert("credentialId".into(), json!(approval.credential_id));
+        details.insert("decision".into(), json!(approval.decision.as_str()));
+    }
+    if let Some(by) = plan.revoked_by {
+        details.insert("by".into(), Value::from(by));
+    }
+    let reason = match plan.phase {
+        GrantPhase::Revoked => Some(ErrorCode::GrantRevoked.as_str().to_owned()),
+        GrantPhase::Expired => Some(ErrorCode::GrantExpired.as_str().to_owned()),
+        _ => None,
+    };
+    Draft {
+        kind: kind.to_owned(),
+        agent: Some(format!("{namespace}/{}", grant.spec.agent_ref.name)),
+        grant: Some(format!("{namespace}/{}", grant.name_any())),
+        decision: None,
+        reason,
+        details,
+    }
+}

@@ -1,0 +1,349 @@
+//! The CapabilityGrant phase machine, pure: from a grant, the objects it
+//! refers to and the time, the phase and conditions to write and what the
+//! verifiers must be told.
+//!
+//! ```text
+//!  (new) ──first seen──▶ Pending ──verified approval──▶ Approved ──spec.revoked / deletion──▶ Revoked
+//!                          │  └────verified denial────▶ Denied      └──────expiresAt──────────▶ Expired
+//!                          └──spec.revoked / deletion / expiresAt──▶ Revoked / Expired
+//! ```
+//!
+//! Denied, Revoked and Expired are final (the CRD's CEL rules agree). A
+//! recorded approval moves a grant only after
+//! [`verify_approval`](agentauth_crds::approval::verify_approval) accepts it
+//! against the Approver's passkey; one that does not verify leaves the grant
+//! Pending with `Approved=False, reason ApprovalInvalid`. An `Approved` phase
+//! that this operator did not write itself (another field manager set
+//! `status.phase`) is verified again, and revoked when it does not hold.
+
+use agentauth_core::approval::Decision;
+use agentauth_crds::conditions::{reasons, types};
+use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
+
+use super::grant_facts::{blocker, grant_expiry_ms, phase_set_by_operator, verified};
+use super::status::Want;
+use crate::context::RelyingParty;
+
+#[cfg(test)]
+mod tests;
+
+/// The finalizer that holds a grant until its shared state is removed.
+pub const GRANT_FINALIZER: &str = "agentauth.dev/grant-state";
+
+/// The longest requeue: undecided and approved grants are looked at again
+/// at least this often (and exactly at their expiry when it comes sooner).
+pub const RESYNC_MS: i64 = 3_600_000;
+
+/// What a grant's plan is computed from.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The grant.
+    pub grant: &'a CapabilityGrant,
+    /// Its Agent, when it exists.
+    pub agent: Option<&'a Agent>,
+    /// Its BehavioralEnvelope, when it names one and it exists.
+    pub envelope: Option<&'a BehavioralEnvelope>,
+    /// The Approver its recorded decision names, when it exists.
+    pub approver: Option<&'a Approver>,
+    /// The relying party approvals are made for.
+    pub relying_party: &'a RelyingParty,
+    /// Now, in ms since the epoch.
+    pub now_ms: i64,
+}
+
+/// What the verifiers must be told about a grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Publish {
+    /// Nothing: it has never been usable.
+    Nothing,
+    /// Approved and usable: its agent key and envelope are known.
+    Usable,
+    /// Approved, but its agent or envelope is missing or invalid: published
+    /// as not usable until they are back (fail closed).
+    Suspended,
+    /// Final: the phase, and the revocation set with its invalidation.
+    Final(GrantPhase),
+}
+
+/// One of the operator's conditions: set anew, or kept as recorded (a final
+/// phase keeps what was said when it was reached).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cond {
+    /// Write this condition.
+    Set(Want),
+    /// Keep the current condition of this type as it is, or write this one
+    /// when there is none.
+    Keep(Want),
+}
+
+impl Cond {
+    /// The condition this would write when there is none yet.
+    pub fn want(&self) -> &Want {
+        match self {
+            Cond::Set(w) | Cond::Keep(w) => w,
+        }
+    }
+}
+
+/// What one reconcile of a grant decides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The phase to write.
+    pub phase: GrantPhase,
+    /// When the grant expires, ms since the epoch.
+    pub expires_at_ms: Option<i64>,
+    /// The `Ready` condition.
+    pub ready: Cond,
+    /// The `Approved` condition.
+    pub approved: Cond,
+    /// What the shared state must say.
+    pub publish: Publish,
+    /// Why it was revoked (`spec.revoked`, `deletion`, `approval_invalid`), for the audit record.
+    pub revoked_by: Option<&'static str>,
+    /// When to look again, ms from now (`None`: on the next change only).
+    pub requeue_after_ms: Option<i64>,
+}
+
+/// Decides the next status of a grant that is not being deleted.
+pub fn plan(i: &Inputs<'_>) -> Plan {
+    let grant = i.grant;
+    let status = grant.status.as_ref();
+    let expires_at_ms = grant_expiry_ms(grant);
+    let approval = status.and_then(|s| s.approval.as_ref());
+    let base = Plan {
+        phase: GrantPhase::Pending,
+        expires_at_ms,
+        ready: Cond::Set(awaiting_ready()),
+        approved: Cond::Set(awaiting()),
+        publish: Publish::Nothing,
+        revoked_by: None,
+        requeue_after_ms: expires_at_ms
+            .map(|e| (e - i.now_ms).clamp(0, RESYNC_MS))
+            .or(Some(RESYNC_MS)),
+    };
+    let current = status.and_then(|s| s.phase);
+    match current {
+        // First seen: Pending, and nothing decided in the same step, so that
+        // the creation is recorded (and audited) before anything else.
+        None => Plan {
+            ready: Cond::Set(blocker(i).map_or_else(awaiting_ready, |(reason, m)| {
+                Want::no(types::READY, reason, m)
+            })),
+            requeue_after_ms: None,
+            ..base
+        },
+        Some(phase) if phase.is_final() => {
+            final_plan(phase, approval.map(|a| a.approver.as_str()), base)
+        }
+        Some(_) if grant.spec.revoked => revoke(base, "spec.revoked", None),
+        Some(_) if expires_at_ms.is_some_and(|e| i.now_ms >= e) => expire(base),
+        Some(GrantPhase::Approved) if phase_set_by_operator(grant) => approve(i, base),
+        Some(GrantPhase::Approved) => match verified(i) {
+            Ok(v) if v.decision == Decision::Approved => approve(i, base),
+            Ok(_) => revoke(
+                base,
+                "approval_invalid",
+                Some("the recorded decision is a denial".into()),
+            ),
+            Err(message) => revoke(base, "approval_invalid", Some(message)),
+        },
+        Some(_) => decide(i, base),
+    }
+}
+
+/// A Pending grant: waits, or takes the verified decision.
+fn decide(i: &Inputs<'_>, base: Plan) -> Plan {
+    let blocked = blocker(i);
+    let pending = |approved: Want| {
+        let ready = match &blocked {
+            Some((reason, message)) => Want::no(types::READY, reason, message.clone()),
+            None if approved.reason == reasons::AWAITING_APPROVAL => awaiting_ready(),
+            None => Want::no(types::READY, approved.reason, approved.message.clone()),
+        };
+        Plan {
+            ready: Cond::Set(ready),
+            approved: Cond::Set(approved),
+            ..base.clone()
+        }
+    };
+    let Some(approval) = i.grant.status.as_ref().and_then(|s| s.approval.as_ref()) else {
+        return pending(awaiting());
+    };
+    if let Some((reason, message)) = &blocked
+        && (*reason == reasons::INVALID || *reason == reasons::AGENT_NOT_FOUND)
+    {
+        let message = format!("the recorded decision cannot take effect: {message}");
+        return pending(Want::no(types::APPROVED, reason, message));
+    }
+    match verified(i) {
+        Err(message) => pending(Want::no(
+            types::APPROVED,
+            reasons::APPROVAL_INVALID,
+            message,
+        )),
+        Ok(v) if v.decision == Decision::Denied => Plan {
+            phase: GrantPhase::Denied,
+            ready: Cond::Set(Want::no(
+                types::READY,
+                reasons::DENIED,
+                denied_message(&approval.approver),
+            )),
+            approved: Cond::Set(Want::no(
+                types::APPROVED,
+                reasons::DENIED,
+                denied_message(&approval.approver),
+            )),
+            publish: Publish::Final(GrantPhase::Denied),
+            requeue_after_ms: None,
+            ..base
+        },
+        Ok(_) => approve(i, base),
+    }
+}
+
+/// An Approved grant: usable, or suspended while its agent or envelope is not.
+fn approve(i: &Inputs<'_>, base: Plan) -> Plan {
+    let approval = i.grant.status.as_ref().and_then(|s| s.approval.as_ref());
+    let approver = approval.map_or("?", |a| a.approver.as_str());
+    let approved = Want::yes(
+        types::APPROVED,
+        reasons::APPROVED,
+        format!("approved by {approver}; the passkey signature verified"),
+    );
+    let (ready, publish) = match blocker(i) {
+        Some((reason, message)) => (
+            Want::no(
+                types::READY,
+                reason,
+                format!("{message}; until then verifiers refuse this grant"),
+            ),
+            Publish::Suspended,
+        ),
+        None => (
+            Want::yes(
+                types::READY,
+                reasons::APPROVED,
+                "approved and in effect until it expires",
+            ),
+            Publish::Usable,
+        ),
+    };
+    Plan {
+        phase: GrantPhase::Approved,
+        ready: Cond::Set(ready),
+        approved: Cond::Set(approved),
+        publish,
+        ..base
+    }
+}
+
+fn revoke(base: Plan, by: &'static str, invalid: Option<String>) -> Plan {
+    let (message, approved) = match invalid {
+        Some(why) => (
+            format!("revoked: status said Approved but {why}"),
+            Cond::Set(Want::no(types::APPROVED, reasons::APPROVAL_INVALID, why)),
+        ),
+        None => (
+            revoked_message(by),
+            Cond::Keep(not_decided(reasons::REVOKED)),
+        ),
+    };
+    Plan {
+        phase: GrantPhase::Revoked,
+        ready: Cond::Set(Want::no(types::READY, reasons::REVOKED, message)),
+        approved,
+        publish: Publish::Final(GrantPhase::Revoked),
+        revoked_by: Some(by),
+        requeue_after_ms: None,
+        ..base
+    }
+}
+
+fn expire(base: Plan) -> Plan {
+    Plan {
+        phase: GrantPhase::Expired,
+        ready: Cond::Set(Want::no(
+            types::READY,
+            reasons::EXPIRED,
+            "expired; request a new grant to continue",
+        )),
+        approved: Cond::Keep(not_decided(reasons::EXPIRED)),
+        publish: Publish::Final(GrantPhase::Expired),
+        requeue_after_ms: None,
+        ..base
+    }
+}
+
+/// A final phase stays, and so do its conditions as they were written when
+/// it was reached.
+fn final_plan(phase: GrantPhase, approver: Option<&str>, base: Plan) -> Plan {
+    let mut plan = match phase {
+        GrantPhase::Revoked => revoke(base, "spec.revoked", None),
+        GrantPhase::Expired => expire(base),
+        _ => {
+            let message = denied_message(approver.unwrap_or("an approver"));
+            Plan {
+                phase: GrantPhase::Denied,
+                ready: Cond::Set(Want::no(types::READY, reasons::DENIED, message.clone())),
+                approved: Cond::Set(Want::no(types::APPROVED, reasons::DENIED, message)),
+                publish: Publish::Final(GrantPhase::Denied),
+                requeue_after_ms: None,
+                ..base
+            }
+        }
+    };
+    plan.ready = Cond::Keep(plan.ready.want().clone());
+    plan.approved = Cond::Keep(plan.approved.want().clone());
+    plan.revoked_by = None;
+    plan
+}
+
+/// The plan of a grant being deleted: Revoked unless already final or never seen.
+pub fn plan_deletion(grant: &CapabilityGrant) -> Option<Plan> {
+    let phase = grant.status.as_ref().and_then(|s| s.phase)?;
+    if phase.is_final() {
+        return None;
+    }
+    let expires_at_ms = grant_expiry_ms(grant);
+    let base = Plan {
+        phase,
+        expires_at_ms,
+        ready: Cond::Set(Want::no(types::READY, reasons::REVOKED, "")),
+        approved: Cond::Keep(not_decided(reasons::REVOKED)),
+        publish: Publish::Nothing,
+        revoked_by: None,
+        requeue_after_ms: None,
+    };
+    Some(revoke(base, "deletion", None))
+}
+
+fn awaiting_ready() -> Want {
+    Want::no(
+        types::READY,
+        reasons::AWAITING_APPROVAL,
+        "waiting for an approver to decide",
+    )
+}
+
+fn awaiting() -> Want {
+    Want::no(
+        types::APPROVED,
+        reasons::AWAITING_APPROVAL,
+        "waiting for an approver to decide with their passkey",
+    )
+}
+
+fn not_decided(reason: &'static str) -> Want {
+    Want::no(types::APPROVED, reason, "no verified approval took effect")
+}
+
+fn denied_message(approver: &str) -> String {
+    format!("denied by {approver}; request a new grant to ask again")
+}
+
+fn revoked_message(by: &str) -> String {
+    match by {
+        "deletion" => "revoked: the grant is being deleted".into(),
+        _ => "revoked (spec.revoked: true); verifiers refuse it".into(),
+    }
+}

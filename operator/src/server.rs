@@ -1,0 +1,193 @@
+//! Starts one operator replica:
+//!
+//! ```text
+//!  config ─▶ kube client ─▶ caches (watches) ─┐
+//!          ─▶ shared state (Redis | in-process) ├─▶ Context ─┬─▶ agent API (every replica)
+//!          ─▶ audit producer chain              │            └─▶ controllers (leader only)
+//!          ─▶ root signer ─▶ key hierarchy ─────┘
+//! ```
+//!
+//! Shutdown (the future passed in resolves): the HTTP server stops accepting,
+//! finishes in-flight requests, the controllers stop, and the audit queue is
+//! flushed before `run` returns.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentauth_signer::aws_kms::{AwsKmsConfig, AwsKmsSigner};
+use agentauth_signer::hierarchy::{HierarchyConfig, KeyHierarchy};
+use agentauth_signer::local::LocalSigner;
+use agentauth_signer::{Signer, SignerError};
+use agentauth_state::{InProcessState, RedisConfig, RedisState, SharedState, StateError};
+
+use crate::api::{ApiState, router};
+use crate::audit::AuditSink;
+use crate::cache::Caches;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{OperatorConfig, SignerKind, SigningMode};
+use crate::context::{Context, RelyingParty};
+use crate::leader::{self, LeaseConfig};
+use crate::metrics::Metrics;
+
+/// Why the operator could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A flag had a bad value.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// No Kubernetes cluster could be reached.
+    #[error("failed to connect to Kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    /// The shared state could not be reached.
+    #[error("failed to connect to the shared state: {0}")]
+    State(#[from] StateError),
+    /// The signing key could not be loaded or certified.
+    #[error("failed to set up the signing key: {0}")]
+    Signer(#[from] SignerError),
+    /// The metrics registry could not be built.
+    #[error("failed to register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The watches ended before the caches were filled.
+    #[error("the informer caches stopped before they were ready")]
+    Caches,
+    /// The listen address could not be bound, or serving failed.
+    #[error("failed to serve on {addr}: {source}")]
+    Serve {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the operator until `shutdown` resolves.
+pub async fn run(
+    config: OperatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    config.validate().map_err(ServerError::Config)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let metrics = Metrics::new()?;
+    let client = kube::Client::try_default().await?;
+    let state: Arc<dyn SharedState> = match &config.redis_url {
+        Some(url) => Arc::new(RedisState::connect(RedisConfig::new(url.clone())).await?),
+        None => Arc::new(InProcessState::new()),
+    };
+    let identity = config.identity.clone().unwrap_or_else(default_identity);
+    let audit = AuditSink::start(
+        &format!("operator/{identity}"),
+        state.clone(),
+        clock.clone(),
+        metrics.clone(),
+    )
+    .await?;
+    let keys = Arc::new(key_hierarchy(&config, clock.as_ref()).await?);
+    let caches = Caches::start(&client)
+        .await
+        .map_err(|_| ServerError::Caches)?;
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        caches,
+        state,
+        audit: audit.clone(),
+        metrics,
+        clock: clock.clone(),
+        relying_party: RelyingParty {
+            id: config.rp_id.clone(),
+            origins: config.approval_origins.clone(),
+        },
+    });
+
+    let rotation = if keys.is_direct() {
+        None
+    } else {
+        let (keys, clock) = (keys.clone(), clock.clone());
+        Some(tokio::spawn(async move {
+            keys.rotate_periodically(move || clock.now_secs(), Duration::from_secs(60))
+                .await;
+        }))
+    };
+    let lease = LeaseConfig {
+        namespace: config.lease_namespace.clone(),
+        name: config.lease_name.clone(),
+        identity: identity.clone(),
+        lease_duration: config.lease_duration(),
+    };
+    let (leading, elector) = leader::spawn(client, lease, clock.clone());
+    let controllers = tokio::spawn(crate::controllers::run_while_leader(ctx.clone(), leading));
+
+    let api = router(ApiState {
+        ctx: ctx.clone(),
+        keys,
+        public_url: config.public_url.trim_end_matches('/').to_owned(),
+        dpop_window: agentauth_core::dpop::Window {
+            max_age_secs: secs(config.dpop_window.as_millis()),
+            max_skew_secs: secs(config.dpop_window.as_millis()),
+        },
+        default_token_ttl_secs: secs(config.token_ttl.as_millis()),
+    });
+    let addr = config.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Serve { addr, source })?;
+    tracing::info!(%addr, identity, public_url = %config.public_url, "operator serving");
+    let served = axum::serve(listener, api)
+        .with_graceful_shutdown(shutdown)
+        .await;
+
+    controllers.abort();
+    // The controllers own the election's receiver: once they are gone the
+    // elector releases the Lease, so the next replica need not wait it out.
+    let _ = controllers.await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), elector).await;
+    if let Some(rotation) = rotation {
+        rotation.abort();
+    }
+    audit.flush().await;
+    served.map_err(|source| ServerError::Serve { addr, source })
+}
+
+async fn key_hierarchy(
+    config: &OperatorConfig,
+    clock: &dyn Clock,
+) -> Result<KeyHierarchy, ServerError> {
+    let root: Arc<dyn Signer> = match config.signer {
+        SignerKind::Local if config.generate_root_key => {
+            Arc::new(LocalSigner::load_or_generate(&config.root_key_file)?)
+        }
+        SignerKind::Local => Arc::new(LocalSigner::from_file(&config.root_key_file)?),
+        SignerKind::AwsKms => {
+            let kms = AwsKmsConfig {
+                region: config.kms_region.clone(),
+                endpoint_url: config.kms_endpoint.clone(),
+                ..AwsKmsConfig::default()
+            };
+            let key_id = config.kms_key_id.as_deref().unwrap_or_default();
+            Arc::new(AwsKmsSigner::connect(&kms, key_id).await?)
+        }
+    };
+    Ok(match config.signing_mode {
+        SigningMode::Direct => KeyHierarchy::direct(root),
+        SigningMode::Hierarchy => {
+            let mut hierarchy = HierarchyConfig::new(config.public_url.trim_end_matches('/'));
+            hierarchy.rotation_interval = Duration::from_millis(config.key_rotation.as_millis());
+            hierarchy.validity = Duration::from_millis(config.key_validity.as_millis());
+            KeyHierarchy::certified(root, hierarchy, clock.now_secs()).await?
+        }
+    })
+}
+
+fn secs(ms: u64) -> i64 {
+    i64::try_from(ms / 1000).unwrap_or(i64::MAX)
+}
+
+/// `<hostname>-<random>`: unique per process, so two replicas on one host
+/// (or a restarted one) never share a Lease identity.
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "operator".into());
+    format!("{host}-{}", &agentauth_core::dpop::new_jti()[..8])
+}

@@ -1,0 +1,320 @@
+//! Load benchmark of the verifier (issue 5), loopback only, bounded in count
+//! and time. Run from the repository root:
+//!
+//! ```sh
+//! cargo run --release -p agentauth-verifier --example verify_bench
+//! ```
+//!
+//! ```text
+//!  this process ── starts ──▶ redis-server (loopback)
+//!     │ keys, JWKS, grants ──▶ Redis
+//!     ├─ spawns itself: `serve-verifier` (agentauth_verifier::server::run) ─┐
+//!     ├─ spawns itself: `serve-naive` (jsonwebtoken + a Redis call per check)┤ separate processes,
+//!     │                                                                      │ so VmRSS is the server's
+//!     ├─ ceiling: raw ES256 verifications/s on every core, servers idle     │
+//!     └─ load: pre-made requests, one fresh DPoP proof each, over N keep-alive
+//!              HTTP/1.1 connections (hyper client, one thread) ─────────────┘
+//! ```
+//!
+//! Phases: warm (each token verified once before measuring), cold (a new
+//! token per request), naive baseline (the warm inputs). Prints a Markdown
+//! report on stdout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod fixtures;
+mod load;
+mod naive;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use agentauth_testenv::RedisServer;
+
+const ROUNDS: usize = 3;
+const WARM_REQUESTS: usize = 30_000;
+const COLD_REQUESTS: usize = 12_000;
+const NAIVE_REQUESTS: usize = 12_000;
+const PHASE_LIMIT: Duration = Duration::from_secs(20);
+const CONNECTIONS: usize = 32;
+/// The connections of the latency runs: load well below saturation.
+const FEW: usize = 4;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("serve-verifier") => fixtures::serve_verifier(&args[2..]),
+        Some("serve-naive") => naive::serve(&args[2..]),
+        _ => orchestrate(),
+    }
+}
+
+fn orchestrate() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let redis = RedisServer::start().await.unwrap();
+        let fx = fixtures::Fixture::new(&redis.url()).await;
+        let verifier_port = free_port();
+        let naive_port = free_port();
+        let exe = std::env::current_exe().unwrap();
+        let dir = fx.dir.path().display().to_string();
+        let mut verifier = spawn(&exe, "serve-verifier", &dir, &redis.url(), verifier_port);
+        let mut naive = spawn(&exe, "serve-naive", &dir, &redis.url(), naive_port);
+        wait_ready(verifier_port).await;
+        wait_ready(naive_port).await;
+
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rss = Arc::new(RssWatch::new(verifier.id()));
+        let watcher = rss.clone().spawn();
+        let pids = [std::process::id(), verifier.id(), naive.id()];
+        let measure = async |port: u16, bodies, connections: usize| {
+            let before = (pids.map(cpu_seconds), fx.redis_cpu().await);
+            let mut outcome = load::run(port, bodies, connections, PHASE_LIMIT).await;
+            let after = (pids.map(cpu_seconds), fx.redis_cpu().await);
+            let per_request = |b: f64, a: f64| (a - b) * 1e6 / outcome.requests as f64;
+            outcome.cpu_us = [
+                per_request(before.0[0], after.0[0]),
+                per_request(before.0[1], after.0[1]) + per_request(before.0[2], after.0[2]),
+                per_request(before.1, after.1),
+            ];
+            outcome
+        };
+        // Warm means: each of these 64 tokens was verified once before.
+        let tokens = fx.tokens(64).await;
+        let warm_up = fx.requests(&tokens, tokens.len());
+        load::run(verifier_port, warm_up, CONNECTIONS, PHASE_LIMIT).await;
+
+        // Rounds of ceiling, warm, cold, naive within seconds of each other:
+        // the machine is shared, so only side-by-side ratios are meaningful.
+        let mut rounds = Vec::new();
+        for _ in 0..ROUNDS {
+            let ceiling = fixtures::es256_ceiling(cores, Duration::from_secs(2));
+            let warm = measure(
+                verifier_port,
+                fx.requests(&tokens, WARM_REQUESTS),
+                CONNECTIONS,
+            )
+            .await;
+            let fresh = fx.tokens(COLD_REQUESTS).await;
+            let cold = measure(
+                verifier_port,
+                fx.requests(&fresh, COLD_REQUESTS),
+                CONNECTIONS,
+            )
+            .await;
+            let naive_run = measure(
+                naive_port,
+                fx.requests(&tokens, NAIVE_REQUESTS),
+                CONNECTIONS,
+            )
+            .await;
+            rounds.push((ceiling, [warm, cold, naive_run]));
+        }
+        let rss_load = rss.take_max();
+        // Latency well below saturation: few connections.
+        let warm_few = measure(verifier_port, fx.requests(&tokens, WARM_REQUESTS / 3), FEW).await;
+        let fresh = fx.tokens(COLD_REQUESTS / 2).await;
+        let cold_few = measure(verifier_port, fx.requests(&fresh, COLD_REQUESTS / 2), FEW).await;
+        let rss_after = rss.take_max();
+        let naive_rss = RssWatch::new(naive.id()).read();
+        rss.stop.store(true, Ordering::SeqCst);
+        let _ = watcher.join();
+        let rss = [rss_load.max(rss_after), naive_rss];
+        println!("{}", report(cores, &rounds, [&warm_few, &cold_few], rss));
+        if std::env::var_os("VERIFY_BENCH_PERF").is_some() {
+            // perf writes its data on SIGINT, and ends the verifier it runs.
+            let _ = Command::new("kill")
+                .args(["-INT", &verifier.id().to_string()])
+                .status();
+        } else {
+            let _ = verifier.kill();
+        }
+        let _ = naive.kill();
+        let _ = verifier.wait();
+        let _ = naive.wait();
+    });
+}
+
+fn row(name: &str, o: &load::Outcome) -> String {
+    format!(
+        "| {name} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.0}, {:.0}, {:.0} |\n",
+        o.requests,
+        o.allowed,
+        o.throughput(),
+        o.percentile_ms(50.0),
+        o.percentile_ms(99.0),
+        o.percentile_ms(99.9),
+        o.cpu_us[0],
+        o.cpu_us[1],
+        o.cpu_us[2],
+    )
+}
+
+/// One round: the ES256 ceiling, then warm, cold and naive outcomes.
+type Round = (f64, [load::Outcome; 3]);
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The Markdown report.
+fn report(cores: usize, rounds: &[Round], few: [&load::Outcome; 2], rss: [u64; 2]) -> String {
+    let mut out = format!(
+        "cores: {cores}; the load generator, both servers and Redis share them\n\n\
+         | run | requests | allowed | throughput /s | p50 ms | p99 ms | p99.9 ms | CPU µs/request: client, server, Redis |\n\
+         |---|---|---|---|---|---|---|---|\n"
+    );
+    for (i, (ceiling, [warm, cold, naive])) in rounds.iter().enumerate() {
+        let r = i + 1;
+        out.push_str(&format!(
+            "| round {r}: ceiling {ceiling:.0} ES256/s | | | | | | | |\n"
+        ));
+        out.push_str(&row(
+            &format!("{r}: verifier, warm, {CONNECTIONS} conn."),
+            warm,
+        ));
+        out.push_str(&row(
+            &format!("{r}: verifier, cold, {CONNECTIONS} conn."),
+            cold,
+        ));
+        out.push_str(&row(
+            &format!("{r}: naive baseline, {CONNECTIONS} conn."),
+            naive,
+        ));
+    }
+    out.push_str(&row(&format!("verifier, warm, {FEW} conn."), few[0]));
+    out.push_str(&row(&format!("verifier, cold, {FEW} conn."), few[1]));
+    let ratio = |f: &dyn Fn(&Round) -> f64| median(rounds.iter().map(f).collect());
+    out.push_str(&format!(
+        "\nmedians over {} rounds: warm {:.0}/s, cold {:.0}/s, naive {:.0}/s, ceiling {:.0}/s; \
+         warm / ceiling {:.0}%; warm / naive {:.2}x; cold / naive {:.2}x\n\
+         VmRSS max: verifier {:.1} MiB; naive {:.1} MiB\n",
+        rounds.len(),
+        ratio(&|r| r.1[0].throughput()),
+        ratio(&|r| r.1[1].throughput()),
+        ratio(&|r| r.1[2].throughput()),
+        ratio(&|r| r.0),
+        100.0 * ratio(&|r| r.1[0].throughput() / r.0),
+        ratio(&|r| r.1[0].throughput() / r.1[2].throughput()),
+        ratio(&|r| r.1[1].throughput() / r.1[2].throughput()),
+        rss[0] as f64 / 1024.0,
+        rss[1] as f64 / 1024.0,
+    ));
+    out
+}
+
+fn spawn(exe: &PathBuf, mode: &str, dir: &str, redis: &str, port: u16) -> Child {
+    // VERIFY_BENCH_PERF=<file>: profile the verifier under `perf record`
+    // (a profiling run only: VmRSS is then perf's).
+    let perf = std::env::var("VERIFY_BENCH_PERF")
+        .ok()
+        .filter(|_| mode == "serve-verifier");
+    let mut command = match &perf {
+        Some(out) => {
+            let mut c = Command::new("perf");
+            c.args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-F",
+                "1999",
+                "-g",
+                "-o",
+                out,
+                "--",
+            ])
+            .arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    command
+        .args([mode, dir, redis, &port.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if load::get(port, "/readyz").await == Some(200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server on port {port} never became ready");
+}
+
+/// The largest VmRSS of a process seen since the last `take_max`, in KiB.
+struct RssWatch {
+    pid: u32,
+    max: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl RssWatch {
+    fn new(pid: u32) -> Self {
+        RssWatch {
+            pid,
+            max: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn read(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn take_max(&self) -> u64 {
+        self.max
+            .swap(self.read(), Ordering::SeqCst)
+            .max(self.read())
+    }
+
+    fn spawn(self: Arc<Self>) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            while !self.stop.load(Ordering::SeqCst) {
+                self.max.fetch_max(self.read(), Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    }
+}

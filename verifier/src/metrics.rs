@@ -1,0 +1,200 @@
+//! Prometheus metrics of the verifier (DESIGN §12), prefix `agentauth_`.
+//!
+//! The per-request counters are resolved once at start (one per reason
+//! code), so recording a decision is an atomic add, not a label lookup.
+//! Hit ratios are `hit / (hit + miss)` of `agentauth_verifier_cache_total`.
+
+use std::collections::HashMap;
+
+use agentauth_core::ErrorCode;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// A cache whose hits and misses are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheKind {
+    /// Verified tokens (by SHA-256 of the token).
+    Token,
+    /// Grant states.
+    Grant,
+}
+
+/// Every metric the verifier exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    allowed: IntCounter,
+    denied: HashMap<ErrorCode, IntCounter>,
+    invalid: HashMap<ErrorCode, IntCounter>,
+    decisions: IntCounterVec,
+    /// Time from request received to answer ready, every endpoint that decides.
+    pub latency: Histogram,
+    cache: [[IntCounter; 2]; 2],
+    /// Shared-state calls that failed or timed out, by operation.
+    pub state_errors: IntCounterVec,
+    /// Audit events dropped because the queue was full (each burst is logged).
+    pub audit_dropped: IntCounter,
+    /// Audit batch writes that failed and were retried.
+    pub audit_write_failures: IntCounter,
+    /// JWKS fetches by result (`ok`, `error`, `throttled`).
+    pub jwks_refreshes: IntCounterVec,
+    /// Keys of the last JWKS that the pinned root vouches for.
+    pub trusted_keys: IntGauge,
+    /// Times the whole grant cache was dropped (lost subscription, lag).
+    pub grant_cache_flushes: IntCounter,
+    /// Newest revocation state seen, ms since the epoch.
+    pub revocation_watermark_ms: IntGauge,
+    /// Verified tokens held.
+    pub token_cache_entries: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
+        let decisions = counter_vec(
+            "agentauth_verifications_total",
+            "Verification answers by decision (allow, deny, invalid) and reason code",
+            &["decision", "reason"],
+        )?;
+        let by_code =
+            |decision: &str| -> Result<HashMap<ErrorCode, IntCounter>, prometheus::Error> {
+                ErrorCode::ALL
+                    .iter()
+                    .map(|&code| {
+                        Ok((
+                            code,
+                            decisions.get_metric_with_label_values(&[decision, code.as_str()])?,
+                        ))
+                    })
+                    .collect()
+            };
+        // 25 µs to ~1.6 s: a warm verification is well under a millisecond,
+        // the state timeout is tens of milliseconds.
+        let buckets = prometheus::exponential_buckets(0.000025, 2.0, 17)?;
+        let latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "agentauth_verification_duration_seconds",
+                "Time to answer a verification request",
+            )
+            .buckets(buckets),
+        )?;
+        registry.register(Box::new(latency.clone()))?;
+        let cache = counter_vec(
+            "agentauth_verifier_cache_total",
+            "Cache lookups by cache (token, grant) and result (hit, miss)",
+            &["cache", "result"],
+        )?;
+        let pair = |name: &str| -> Result<[IntCounter; 2], prometheus::Error> {
+            Ok([
+                cache.get_metric_with_label_values(&[name, "hit"])?,
+                cache.get_metric_with_label_values(&[name, "miss"])?,
+            ])
+        };
+        Ok(Metrics {
+            allowed: decisions.get_metric_with_label_values(&["allow", "allowed"])?,
+            denied: by_code("deny")?,
+            invalid: by_code("invalid")?,
+            decisions,
+            latency,
+            cache: [pair("token")?, pair("grant")?],
+            state_errors: counter_vec(
+                "agentauth_state_errors_total",
+                "Shared-state (Redis) calls that failed or timed out, by operation",
+                &["op"],
+            )?,
+            audit_dropped: counter(
+                "agentauth_audit_dropped_total",
+                "Audit events dropped because the audit queue was full",
+            )?,
+            audit_write_failures: counter(
+                "agentauth_audit_write_failures_total",
+                "Audit batch writes that failed (and were retried)",
+            )?,
+            jwks_refreshes: counter_vec(
+                "agentauth_jwks_refreshes_total",
+                "JWKS fetches by result",
+                &["result"],
+            )?,
+            trusted_keys: gauge(
+                "agentauth_verifier_trusted_keys",
+                "Token-signing keys the pinned root vouches for",
+            )?,
+            grant_cache_flushes: counter(
+                "agentauth_verifier_grant_cache_flushes_total",
+                "Times every cached grant was dropped (lost subscription or lag)",
+            )?,
+            revocation_watermark_ms: gauge(
+                "agentauth_verifier_revocation_watermark_ms",
+                "Newest revocation state seen, milliseconds since the epoch",
+            )?,
+            token_cache_entries: gauge(
+                "agentauth_verifier_token_cache_entries",
+                "Verified tokens held in the cache",
+            )?,
+            registry,
+        })
+    }
+
+    /// Counts an allow.
+    pub fn allowed(&self) {
+        self.allowed.inc();
+    }
+
+    /// Counts a denial with `code`.
+    pub fn denied(&self, code: ErrorCode) {
+        match self.denied.get(&code) {
+            Some(counter) => counter.inc(),
+            None => self
+                .decisions
+                .with_label_values(&["deny", code.as_str()])
+                .inc(),
+        }
+    }
+
+    /// Counts a request refused as unreadable (HTTP 400) with `code`.
+    pub fn invalid(&self, code: ErrorCode) {
+        match self.invalid.get(&code) {
+            Some(counter) => counter.inc(),
+            None => self
+                .decisions
+                .with_label_values(&["invalid", code.as_str()])
+                .inc(),
+        }
+    }
+
+    /// Counts a cache lookup.
+    pub fn cache(&self, kind: CacheKind, hit: bool) {
+        let [hits, misses] = match kind {
+            CacheKind::Token => &self.cache[0],
+            CacheKind::Grant => &self.cache[1],
+        };
+        if hit { hits.inc() } else { misses.inc() }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(error) = encoder.encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(%error, "failed to encode metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}

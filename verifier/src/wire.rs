@@ -1,0 +1,105 @@
+//! The JSON of `POST /v1/verify` (DESIGN §5).
+//!
+//! ```text
+//!  request  {"token": "<access token, or 'DPoP <token>'>", "dpop": "<proof>",
+//!            "method": "POST", "url": "https://shop.example/orders",
+//!            "action": {"type": "transact", "resource": "orders/eu",
+//!                       "action"?: "create", "name"?: "…", "amount"?: "12.50", "currency"?: "EUR"},
+//!            "audience"?: "shop.example"}
+//!  response {"allow": true, "reason": null, "agent": "team-a/buyer", "grant": "team-a/groceries",
+//!            "rateLimit": {"remaining": 9, "resetMs": 6000}, "revocationWatermarkMs": 1764…}
+//!           {"allow": false, "reason": "rate_limited", "message": "…", "retryAfterMs": 600, …}
+//! ```
+//!
+//! Unknown fields, duplicate keys and wrong JSON types are refused (400
+//! `json_invalid`): a typo must not silently drop a check. Amounts and
+//! currencies stay strings here so that a bad one is a decision
+//! (`amount_invalid`, `currency_unknown`), not a malformed request.
+
+use std::borrow::Cow;
+
+use agentauth_core::capability::CapabilityType;
+use serde::{Deserialize, Serialize};
+
+/// The body of `POST /v1/verify`. Strings borrow from the body when they
+/// hold no escapes (tokens, proofs and URLs never do), so reading a request
+/// copies nothing but the action.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest<'a> {
+    /// The access token, bare or as the `Authorization` value `DPoP <token>`.
+    #[serde(borrow)]
+    pub token: Cow<'a, str>,
+    /// The `DPoP` header of the request; absent or empty when there was none.
+    #[serde(default, borrow)]
+    pub dpop: Option<Cow<'a, str>>,
+    /// The HTTP method of the agent's request.
+    #[serde(borrow)]
+    pub method: Cow<'a, str>,
+    /// The absolute URL of the agent's request.
+    #[serde(borrow)]
+    pub url: Cow<'a, str>,
+    /// What the service provider is about to do.
+    pub action: Action,
+    /// Which configured audience (service provider) is asking.
+    #[serde(default, borrow)]
+    pub audience: Option<Cow<'a, str>>,
+}
+
+/// The action of a verification request.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// The operation type.
+    #[serde(rename = "type")]
+    pub kind: CapabilityType,
+    /// The concrete resource, e.g. `orders/eu/42`.
+    pub resource: String,
+    /// The action, e.g. `get`.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// For custom: the provider-defined operation name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// For transact: the amount as a decimal string.
+    #[serde(default)]
+    pub amount: Option<String>,
+    /// For transact: the ISO 4217 currency.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// The rate limit left after an allowed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Requests the tightest limit would still admit now.
+    pub remaining: u32,
+    /// Milliseconds until its full burst is back.
+    pub reset_ms: u64,
+}
+
+/// The answer of `POST /v1/verify` (and the body of an ext_authz denial).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    /// Whether the request may proceed.
+    pub allow: bool,
+    /// The stable reason code of a denial; `null` when allowed.
+    pub reason: Option<String>,
+    /// A message for a person (denials only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The agent, `namespace/name`, when known.
+    pub agent: Option<String>,
+    /// The grant, `namespace/name`, when known.
+    pub grant: Option<String>,
+    /// The tightest rate limit after an allowed request, when the envelope has one.
+    pub rate_limit: Option<RateLimit>,
+    /// How long to wait before retrying (`rate_limited`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// The time of the newest revocation state this verifier had seen,
+    /// ms since the epoch (0: none yet).
+    pub revocation_watermark_ms: i64,
+}

@@ -1,0 +1,146 @@
+//! The HTTPS endpoints and their accept loop.
+//!
+//! ```text
+//!  accept ─▶ TLS handshake (10 s) ─▶ http1 connection ─▶ POST /validate   AdmissionReview
+//!                                                      ├▶ GET  /healthz    the process answers
+//!                                                      ├▶ GET  /readyz     serving, not stopping
+//!                                                      └▶ GET  /metrics    Prometheus text
+//!  shutdown ─▶ not ready ─▶ stop accepting ─▶ in-flight reviews finish (at most 10 s)
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::lookup::Lookup;
+use crate::metrics::Metrics;
+use crate::review;
+use crate::validate::Validator;
+
+/// The largest review accepted: an object and its old version, each at most
+/// etcd's 1.5 MiB, with room for the envelope around them.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// How long a TLS handshake may take.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// How long in-flight requests may take to finish after shutdown.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// What the handlers share.
+pub(crate) struct AppState<L> {
+    pub(crate) validator: Validator<L>,
+    pub(crate) metrics: Metrics,
+    pub(crate) ready: AtomicBool,
+}
+
+/// The webhook's routes.
+pub(crate) fn router<L: Lookup>(state: Arc<AppState<L>>) -> Router {
+    Router::new()
+        .route("/validate", post(validate::<L>))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz::<L>))
+        .route("/metrics", get(metrics::<L>))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn validate<L: Lookup>(State(state): State<Arc<AppState<L>>>, body: Bytes) -> Response {
+    match review::handle(&state.validator, &state.metrics, &body).await {
+        Ok(answer) => axum::Json(answer).into_response(),
+        Err(bad) => {
+            tracing::warn!(%bad, "refused a malformed admission review");
+            (StatusCode::BAD_REQUEST, bad.to_string()).into_response()
+        }
+    }
+}
+
+async fn readyz<L: Lookup>(State(state): State<Arc<AppState<L>>>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        "ok".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "stopping").into_response()
+    }
+}
+
+async fn metrics<L: Lookup>(State(state): State<Arc<AppState<L>>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` resolves.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // EMFILE and friends: wait a little rather than spin.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (tls, builder, router) = (tls.clone(), builder.clone(), router.clone());
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let service = TowerToHyperService::new(router);
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(error) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("reviews still in flight after {DRAIN:?}; closing");
+    }
+}
