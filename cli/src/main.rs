@@ -1,6 +1,7 @@
 //! `agentauth`: one binary for AgentAuth's services and tools (DESIGN §2).
-//! For now it prints and writes the CRD manifests; the operator, verifier,
-//! webhook and audit archiver arrive as subcommands of their own.
+//! Each subcommand's flags have environment fallbacks; `--help` lists them.
+
+mod runtime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,13 @@ enum Command {
     /// The CustomResourceDefinitions (Agent, BehavioralEnvelope, CapabilityGrant, Approver).
     #[command(subcommand)]
     Crds(Crds),
+    /// Run the operator: controllers (leader only), agent API, token issuance.
+    Operator(agentauth_operator::config::OperatorConfig),
+    /// Run the node-local verifier: POST /v1/verify and the Envoy ext_authz service.
+    Verifier(agentauth_verifier::config::VerifierConfig),
+    /// Run the validating admission webhook (HTTPS): what the CRD schemas cannot
+    /// check, and the passkey signature of every approval.
+    Webhook(agentauth_webhook::WebhookConfig),
 }
 
 #[derive(Subcommand)]
@@ -41,11 +49,48 @@ fn main() -> ExitCode {
                 println!("wrote {}", dir.join(file).display());
             }
         }),
+        Command::Operator(config) => {
+            runtime::init_logging();
+            return report(runtime::block_on(agentauth_operator::server::run(
+                config,
+                runtime::shutdown_signal(),
+            )));
+        }
+        Command::Verifier(config) => {
+            runtime::init_logging();
+            return report(runtime::block_on(agentauth_verifier::server::run(
+                config,
+                runtime::shutdown_signal(),
+            )));
+        }
+        Command::Webhook(config) => {
+            runtime::init_logging();
+            return report(runtime::block_on(agentauth_webhook::run(
+                config,
+                runtime::shutdown_signal(),
+            )));
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("agentauth: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Turns a service's outcome into an exit code. Service errors carry their
+/// causes in their messages.
+fn report<E: std::fmt::Display>(outcome: Result<Result<(), E>, std::io::Error>) -> ExitCode {
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(error)) => {
+            eprintln!("agentauth: {error}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("agentauth: cannot start the runtime: {error}");
             ExitCode::FAILURE
         }
     }
