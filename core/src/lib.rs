@@ -29,6 +29,7 @@ pub mod jwk;
 pub mod jws;
 pub mod keycert;
 pub mod money;
+pub mod problem;
 pub mod token;
 pub mod webauthn;
 pub mod window;

@@ -20,16 +20,8 @@
 use agentauth_core::{Error, ErrorCode};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
-/// Prefix of every problem `type` URI; the code follows.
-pub const TYPE_BASE: &str = "https://agentauth.dev/errors/";
-
-/// The media type of problem documents (RFC 9457 §3).
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// The longest `detail` sent; parser messages may echo input.
-const MAX_DETAIL_LEN: usize = 512;
+pub use agentauth_core::problem::{PROBLEM_JSON, TYPE_BASE};
 
 /// A request the verifier could not read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,31 +51,11 @@ impl From<Error> for Problem {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    #[serde(rename = "type")]
-    type_: String,
-    title: &'static str,
-    status: u16,
-    detail: &'a str,
-    code: &'static str,
-}
-
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let detail = match self.detail.char_indices().nth(MAX_DETAIL_LEN) {
-            Some((cut, _)) => &self.detail[..cut],
-            None => self.detail.as_str(),
-        };
-        let body = Body {
-            type_: format!("{TYPE_BASE}{}", self.code.as_str()),
-            title: self.code.default_message(),
-            status: self.status.as_u16(),
-            detail,
-            code: self.code.as_str(),
-        };
-        // Strings and numbers always serialize; an empty body still has the status.
-        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let json =
+            agentauth_core::problem::Problem::new(self.code, self.status.as_u16(), &self.detail)
+                .to_json();
         let mut response = (self.status, json).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

@@ -22,17 +22,8 @@
 use agentauth_core::{Error, ErrorCode};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
-/// Prefix of every problem `type` URI; the code follows.
-pub const TYPE_BASE: &str = "https://agentauth.dev/errors/";
-
-/// The media type of problem documents (RFC 9457 §3).
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// The longest `detail` sent; longer messages (echoes of input in parser
-/// errors) are cut so that a refusal stays small.
-const MAX_DETAIL_LEN: usize = 512;
+pub use agentauth_core::problem::{PROBLEM_JSON, TYPE_BASE};
 
 /// A refusal of an agent API request: a stable code, an HTTP status and a
 /// message for a person.
@@ -112,33 +103,11 @@ fn is_dpop(code: ErrorCode) -> bool {
     code.as_str().starts_with("dpop_")
 }
 
-/// The body of a problem response.
-#[derive(Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    type_: String,
-    title: &'static str,
-    status: u16,
-    detail: &'a str,
-    code: &'static str,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let detail = match self.detail.char_indices().nth(MAX_DETAIL_LEN) {
-            Some((cut, _)) => &self.detail[..cut],
-            None => self.detail.as_str(),
-        };
-        let problem = Problem {
-            type_: format!("{TYPE_BASE}{}", self.code.as_str()),
-            title: self.code.default_message(),
-            status: self.status.as_u16(),
-            detail,
-            code: self.code.as_str(),
-        };
-        // Serializing strings and numbers cannot fail; an empty body would
-        // still carry the status.
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let body =
+            agentauth_core::problem::Problem::new(self.code, self.status.as_u16(), &self.detail)
+                .to_json();
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -187,6 +156,7 @@ mod tests {
 
     #[test]
     fn long_details_are_cut_on_a_character_boundary() {
+        use agentauth_core::problem::MAX_DETAIL_LEN;
         let e = ApiError::invalid("é".repeat(MAX_DETAIL_LEN + 10));
         let response = e.into_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
