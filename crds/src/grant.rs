@@ -126,8 +126,8 @@ pub struct CapabilityGrantSpec {
     /// Give this or duration, not both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
-    /// How long the grant lasts once approved, e.g. "8h"; at most "1d" (use
-    /// expiresAt for longer). Give this or expiresAt, not both.
+    /// How long the grant lasts, counted from its creation, e.g. "8h"; at
+    /// most "1d" (use expiresAt for longer). Give this or expiresAt, not both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = crate::schema::core_rules)]
     pub duration: Option<Period>,
