@@ -150,6 +150,23 @@ error_codes! {
     /// The assertion signature does not verify against the registered passkey.
     ApprovalSignatureInvalid => "approval_signature_invalid", "the approval signature does not verify";
 
+    /// A grant names an Agent that does not exist in its namespace.
+    AgentNotFound => "agent_not_found", "the referenced Agent does not exist";
+    /// A grant names a BehavioralEnvelope that does not exist in its namespace.
+    EnvelopeNotFound => "envelope_not_found", "the referenced BehavioralEnvelope does not exist";
+    /// An approval names an Approver that does not exist.
+    ApproverNotFound => "approver_not_found", "the approving Approver does not exist";
+    /// A status field that carries authority was written by someone other than the operator.
+    StatusWriterForbidden => "status_writer_forbidden", "only the operator may write this status field";
+    /// The spec of a decided grant changed (other than setting `revoked`).
+    SpecImmutable => "spec_immutable", "the spec of a decided grant cannot change";
+    /// A recorded decision was changed or removed.
+    DecisionImmutable => "decision_immutable", "a recorded decision never changes";
+    /// A registered passkey's key or enrollment time changed, or its counter went back.
+    PasskeyImmutable => "passkey_immutable", "a registered passkey cannot be altered";
+    /// `status.keyThumbprint` is not the thumbprint of `spec.publicKey`.
+    ThumbprintMismatch => "key_thumbprint_mismatch", "the key thumbprint does not match the public key";
+
     /// An audit record is malformed.
     AuditRecordInvalid => "audit_record_invalid", "the audit record is malformed";
     /// An audit chain is broken (missing, reordered, altered or forked record).

@@ -13,59 +13,27 @@ use agentauth_crds::Invalid;
 use kube::core::response::{StatusCause, StatusDetails};
 use kube::core::{Status, response::reason};
 
-/// A stable reason code for a refusal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Code {
-    /// One of core's codes (spec validation, approval verification, state).
-    Core(ErrorCode),
-    /// `spec.agentRef` (or an approval's grant) names an Agent that does not exist.
-    AgentNotFound,
-    /// `spec.envelopeRef` names a BehavioralEnvelope that does not exist.
-    EnvelopeNotFound,
-    /// `status.approval.approver` names an Approver that does not exist.
-    ApproverNotFound,
-    /// A status field that carries authority was written by someone other
-    /// than the operator.
-    StatusWriterForbidden,
-    /// The spec of a decided grant changed (other than setting `revoked`).
-    SpecImmutable,
-    /// A recorded decision was changed or removed.
-    DecisionImmutable,
-    /// A registered passkey's key or enrollment time changed, or its sign
-    /// counter went back.
-    PasskeyImmutable,
-    /// `status.keyThumbprint` is not the thumbprint of `spec.publicKey`.
-    ThumbprintMismatch,
-}
+/// The stable reason code of a refusal: core's one enum (DESIGN §5), which
+/// also holds the codes only admission can produce (`agent_not_found`,
+/// `status_writer_forbidden`, `spec_immutable`, …).
+pub use agentauth_core::ErrorCode as Code;
 
-impl Code {
-    /// The snake_case wire form, e.g. `approval_signature_invalid`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Code::Core(code) => code.as_str(),
-            Code::AgentNotFound => "agent_not_found",
-            Code::EnvelopeNotFound => "envelope_not_found",
-            Code::ApproverNotFound => "approver_not_found",
-            Code::StatusWriterForbidden => "status_writer_forbidden",
-            Code::SpecImmutable => "spec_immutable",
-            Code::DecisionImmutable => "decision_immutable",
-            Code::PasskeyImmutable => "passkey_immutable",
-            Code::ThumbprintMismatch => "key_thumbprint_mismatch",
+/// The HTTP status the apiserver answers the writer with: 422 for an
+/// invalid object, 503 when the webhook could not read what it needed, 403
+/// for everything that is a matter of authority.
+const fn http_status(code: ErrorCode) -> (u16, &'static str) {
+    match code {
+        ErrorCode::StateUnavailable => (503, reason::SERVICE_UNAVAILABLE),
+        ErrorCode::AgentNotFound | ErrorCode::EnvelopeNotFound | ErrorCode::ThumbprintMismatch => {
+            (422, reason::INVALID)
         }
-    }
-
-    /// The HTTP status the apiserver answers the writer with: 422 for an
-    /// invalid object, 503 when the webhook could not read what it needed,
-    /// 403 for everything that is a matter of authority.
-    const fn http(self) -> (u16, &'static str) {
-        match self {
-            Code::Core(ErrorCode::StateUnavailable) => (503, reason::SERVICE_UNAVAILABLE),
-            Code::Core(code) if is_spec_code(code) => (422, reason::INVALID),
-            Code::AgentNotFound | Code::EnvelopeNotFound | Code::ThumbprintMismatch => {
-                (422, reason::INVALID)
-            }
-            _ => (403, reason::FORBIDDEN),
-        }
+        ErrorCode::ApproverNotFound
+        | ErrorCode::StatusWriterForbidden
+        | ErrorCode::SpecImmutable
+        | ErrorCode::DecisionImmutable
+        | ErrorCode::PasskeyImmutable => (403, reason::FORBIDDEN),
+        code if is_spec_code(code) => (422, reason::INVALID),
+        _ => (403, reason::FORBIDDEN),
     }
 }
 
@@ -111,15 +79,16 @@ impl Denial {
         }
     }
 
-    /// A refusal with one of core's codes.
+    /// A refusal with one of core's codes (the same as [`Denial::new`]; kept
+    /// for the call sites that read better with it).
     pub fn core(code: ErrorCode, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Denial::new(Code::Core(code), field, message)
+        Denial::new(code, field, message)
     }
 
     /// The `status` of the AdmissionResponse: code, reason, message, and the
     /// field as a cause (kubectl and clients read `details.causes`).
     pub fn to_status(&self) -> Status {
-        let (http, reason) = self.code.http();
+        let (http, reason) = http_status(self.code);
         let message = self.to_string();
         Status::failure(&message, reason)
             .with_code(http)
