@@ -148,8 +148,18 @@ async fn rbac_applies_to_impersonated_users() -> TestResult {
     Api::<RoleBinding>::namespaced(admin, &ns)
         .create(&PostParams::default(), &binding)
         .await?;
-    as_mallory.list(&ListParams::default()).await?;
-    Ok(())
+    // The RBAC authorizer reads bindings from its own watch cache, so a new
+    // binding takes effect a moment after it is stored: wait for it, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match as_mallory.list(&ListParams::default()).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status_code(&e) == Some(403) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 #[tokio::test]
