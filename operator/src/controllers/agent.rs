@@ -61,17 +61,14 @@ async fn sync(agent: &Agent, shared: &Shared) -> Result<Action, Error> {
         }
     };
     let current = agent.status.clone().unwrap_or_default();
-    let now = status::now(shared.ctx.clock.as_ref());
-    let conditions = vec![status::condition(
+    let (conditions, up_to_date) = status::single_condition(
         &current.conditions,
+        current.observed_generation,
         &ready,
         generation,
-        &now,
-    )];
-    let unchanged = current.observed_generation == generation
-        && current.key_thumbprint == thumbprint
-        && status::project(&current.conditions, &conditions) == conditions;
-    if unchanged {
+        shared.ctx.clock.as_ref(),
+    );
+    if up_to_date && current.key_thumbprint == thumbprint {
         return Ok(Action::await_change());
     }
     let desired = AgentStatus {

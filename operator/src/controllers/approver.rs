@@ -89,16 +89,14 @@ async fn sync(approver: &Approver, shared: &Shared, api: &Api<Approver>) -> Resu
     let generation = approver.metadata.generation;
     let ready = readiness(approver);
     let current = approver.status.clone().unwrap_or_default();
-    let now = status::now(shared.ctx.clock.as_ref());
-    let conditions = vec![status::condition(
+    let (conditions, up_to_date) = status::single_condition(
         &current.conditions,
+        current.observed_generation,
         &ready,
         generation,
-        &now,
-    )];
-    if current.observed_generation == generation
-        && status::project(&current.conditions, &conditions) == conditions
-    {
+        shared.ctx.clock.as_ref(),
+    );
+    if up_to_date {
         return Ok(Action::await_change());
     }
     // passkeys stay out of the patch: they belong to the approval API.

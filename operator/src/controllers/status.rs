@@ -106,6 +106,22 @@ pub fn condition(
     }
 }
 
+/// The single condition a resource with one condition (Agent, Envelope,
+/// Approver) should carry, and whether the status already says exactly that
+/// for this `generation` (then nothing needs writing).
+pub fn single_condition(
+    current: &[Condition],
+    observed_generation: Option<i64>,
+    want: &Want,
+    generation: Option<i64>,
+    clock: &dyn Clock,
+) -> (Vec<Condition>, bool) {
+    let conditions = vec![condition(current, want, generation, &now(clock))];
+    let up_to_date =
+        observed_generation == generation && project(current, &conditions) == conditions;
+    (conditions, up_to_date)
+}
+
 /// The current conditions of the types in `ours`, in the same order, to
 /// compare with what the operator would write.
 pub fn project(current: &[Condition], ours: &[Condition]) -> Vec<Condition> {
