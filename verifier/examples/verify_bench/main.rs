@@ -34,6 +34,12 @@ use std::time::{Duration, Instant};
 
 use agentauth_testenv::RedisServer;
 
+/// The allocator the `agentauth` binary runs with, so the servers measured
+/// here allocate as the shipped verifier does (both of them: ours and the
+/// naive baseline).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROUNDS: usize = 3;
 const WARM_REQUESTS: usize = 30_000;
 const COLD_REQUESTS: usize = 12_000;
