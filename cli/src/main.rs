@@ -1,6 +1,7 @@
 //! `agentauth`: one binary for AgentAuth's services and tools (DESIGN §2).
 //! Each subcommand's flags have environment fallbacks; `--help` lists them.
 
+mod approver;
 mod runtime;
 
 /// mimalloc rather than glibc malloc: the verifier allocates a few small
@@ -34,6 +35,9 @@ enum Command {
     /// Run the validating admission webhook (HTTPS): what the CRD schemas cannot
     /// check, and the passkey signature of every approval.
     Webhook(agentauth_webhook::WebhookConfig),
+    /// Administer human approvers (enrollment tokens for their passkeys).
+    #[command(subcommand)]
+    Approver(approver::ApproverCommand),
 }
 
 #[derive(Subcommand)]
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
                 runtime::shutdown_signal(),
             )));
         }
+        Command::Approver(command) => return approver::main(command),
         Command::Webhook(config) => {
             runtime::init_logging();
             return report(runtime::block_on(agentauth_webhook::run(

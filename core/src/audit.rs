@@ -44,6 +44,15 @@ pub mod kinds {
     pub const TOKEN_ISSUED: &str = "token_issued";
     /// A verifier decided on a request.
     pub const VERIFICATION: &str = "verification";
+    /// The approval API recorded a human's passkey-signed approval in a
+    /// grant's status (the controllers then emit [`GRANT_APPROVED`]).
+    pub const APPROVAL_RECORDED: &str = "approval_recorded";
+    /// The approval API recorded a human's passkey-signed denial.
+    pub const DENIAL_RECORDED: &str = "denial_recorded";
+    /// An approver enrolled a passkey with a one-time enrollment token.
+    pub const PASSKEY_ENROLLED: &str = "passkey_enrolled";
+    /// An approver logged in to the approval API with a passkey.
+    pub const APPROVER_LOGIN: &str = "approver_login";
 }
 
 /// One audit record.

@@ -167,6 +167,25 @@ error_codes! {
     /// `status.keyThumbprint` is not the thumbprint of `spec.publicKey`.
     ThumbprintMismatch => "key_thumbprint_mismatch", "the key thumbprint does not match the public key";
 
+    /// The grant is outside the approver's scope (namespaces, grant selector).
+    ApproverOutOfScope => "approver_out_of_scope", "the grant is outside the approver's scope";
+    /// The approver owns the grant's agent and may not decide its grants.
+    ApproverOwnsAgent => "approver_owns_agent", "an approver may not decide grants of an agent it owns";
+    /// The approver lacks the Kubernetes RBAC verb `approve` on the grant.
+    ApproverNotAuthorized => "approver_not_authorized", "the approver lacks the RBAC verb approve on this grant";
+    /// No valid approval session: missing, unknown, expired or not logged in.
+    SessionInvalid => "session_invalid", "the approval session is missing, expired or not logged in";
+    /// The `X-CSRF-Token` header is missing or is not the session's token.
+    CsrfInvalid => "csrf_invalid", "the CSRF token is missing or wrong";
+    /// The request came from another site than the approval UI.
+    CrossSiteRequest => "cross_site_request", "cross-site requests to the approval API are refused";
+    /// The enrollment token is unknown, used, expired or for another approver.
+    EnrollmentTokenInvalid => "enrollment_token_invalid", "the enrollment token is invalid, used or expired";
+    /// A passkey is not an ES256 (EC P-256) credential.
+    PasskeyUnsupported => "passkey_unsupported", "only ES256 (EC P-256) passkeys are supported";
+    /// A WebAuthn registration or login ceremony failed verification.
+    PasskeyCeremonyFailed => "passkey_ceremony_failed", "the passkey ceremony failed verification";
+
     /// An audit record is malformed.
     AuditRecordInvalid => "audit_record_invalid", "the audit record is malformed";
     /// An audit chain is broken (missing, reordered, altered or forked record).

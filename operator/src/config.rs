@@ -133,6 +133,20 @@ pub struct OperatorConfig {
         default_value = "http://localhost:8080"
     )]
     pub approval_origins: Vec<String>,
+
+    /// The longest an approval-UI session lives, however active.
+    #[arg(long, env = "AGENTAUTH_APPROVAL_SESSION_TTL", default_value = "8h")]
+    pub approval_session_ttl: Period,
+
+    /// An approval-UI session ends after this long without a request.
+    #[arg(long, env = "AGENTAUTH_APPROVAL_SESSION_IDLE", default_value = "30m")]
+    pub approval_session_idle: Period,
+
+    /// Whether the approval session cookie is `Secure` (and named
+    /// `__Host-agentauth_session`). Default: yes, unless --public-url is a
+    /// loopback address (local development over plain HTTP).
+    #[arg(long, env = "AGENTAUTH_APPROVAL_SECURE_COOKIES")]
+    pub approval_secure_cookies: Option<bool>,
 }
 
 impl OperatorConfig {
@@ -161,10 +175,23 @@ impl OperatorConfig {
         if self.token_ttl.as_millis() > 3_600_000 {
             return Err("--token-ttl may not exceed 1h".into());
         }
+        if self.approval_session_ttl.as_millis() == 0 || self.approval_session_idle.as_millis() == 0
+        {
+            return Err(
+                "--approval-session-ttl and --approval-session-idle must be positive".into(),
+            );
+        }
         if self.approval_origins.is_empty() {
             return Err("at least one --approval-origin is needed".into());
         }
         Ok(())
+    }
+
+    /// Whether approval session cookies are `Secure`: the flag, else true
+    /// unless the public URL is a loopback address.
+    pub fn secure_cookies(&self) -> bool {
+        self.approval_secure_cookies
+            .unwrap_or_else(|| !is_loopback_url(&self.public_url))
     }
 
     /// The Lease duration as a `Duration`.

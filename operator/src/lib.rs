@@ -16,6 +16,7 @@
 //! Leadership is a `coordination.k8s.io` Lease ([`leader`]).
 
 pub mod api;
+pub mod approvals;
 pub mod audit;
 pub mod cache;
 pub mod clock;

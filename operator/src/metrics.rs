@@ -22,6 +22,8 @@ pub struct Metrics {
     pub audit_failures: IntCounterVec,
     /// 1 while this replica holds the leader Lease.
     pub is_leader: IntGauge,
+    /// Approval API answers by outcome (`ok` or a stable refusal code).
+    pub approval_api: IntCounterVec,
 }
 
 impl Metrics {
@@ -81,6 +83,11 @@ impl Metrics {
                 "agentauth_audit_write_failures_total",
                 "Audit events that could not be written",
                 &["kind"],
+            )?,
+            approval_api: counter(
+                "agentauth_approval_api_outcomes_total",
+                "Approval API answers by outcome (ok or a stable refusal code)",
+                &["outcome"],
             )?,
             is_leader,
             registry,

@@ -21,7 +21,8 @@ use agentauth_signer::local::LocalSigner;
 use agentauth_signer::{Signer, SignerError};
 use agentauth_state::{InProcessState, RedisConfig, RedisState, SharedState, StateError};
 
-use crate::api::{ApiState, router};
+use crate::api::{ApiState, router_with_approvals};
+use crate::approvals::{Approvals, ApprovalsConfig};
 use crate::audit::AuditSink;
 use crate::cache::Caches;
 use crate::clock::{Clock, SystemClock};
@@ -99,6 +100,17 @@ pub async fn run(
         },
     });
 
+    let approvals = Approvals::new(
+        ctx.clone(),
+        ApprovalsConfig {
+            session_ttl: Duration::from_millis(config.approval_session_ttl.as_millis()),
+            session_idle: Duration::from_millis(config.approval_session_idle.as_millis()),
+            secure_cookies: config.secure_cookies(),
+            token_namespace: config.lease_namespace.clone(),
+        },
+    )
+    .map_err(|e| ServerError::Config(e.to_string()))?;
+
     let rotation = if keys.is_direct() {
         None
     } else {
@@ -117,16 +129,19 @@ pub async fn run(
     let (leading, elector) = leader::spawn(client, lease, clock.clone());
     let controllers = tokio::spawn(crate::controllers::run_while_leader(ctx.clone(), leading));
 
-    let api = router(ApiState {
-        ctx: ctx.clone(),
-        keys,
-        public_url: config.public_url.trim_end_matches('/').to_owned(),
-        dpop_window: agentauth_core::dpop::Window {
-            max_age_secs: secs(config.dpop_window.as_millis()),
-            max_skew_secs: secs(config.dpop_window.as_millis()),
+    let api = router_with_approvals(
+        ApiState {
+            ctx: ctx.clone(),
+            keys,
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+            dpop_window: agentauth_core::dpop::Window {
+                max_age_secs: secs(config.dpop_window.as_millis()),
+                max_skew_secs: secs(config.dpop_window.as_millis()),
+            },
+            default_token_ttl_secs: secs(config.token_ttl.as_millis()),
         },
-        default_token_ttl_secs: secs(config.token_ttl.as_millis()),
-    });
+        Some(approvals),
+    );
     let addr = config.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -41,6 +41,7 @@ mod moto;
 mod namespace;
 mod pki;
 mod process;
+mod rbac;
 mod readiness;
 mod redis;
 
@@ -49,6 +50,7 @@ pub use crds::FIELD_MANAGER;
 pub use error::Error;
 pub use moto::{MOTO_SERVER_ENV, MotoServer, moto_server_path, shared_moto};
 pub use namespace::TEST_NAMESPACE_LABEL;
+pub use rbac::Permission;
 pub use redis::{REDIS_SERVER_ENV, RedisServer};
 
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@
 //! | `GET /.well-known/jwks.json` | issuing keys with certificates | [`wellknown`] |
 //! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata | [`wellknown`] |
 //! | `GET /metrics`, `/healthz`, `/readyz` | observability | [`health`] |
+//! | `/approvals/api/…` | the approval API, when mounted | [`crate::approvals`] |
 //!
 //! ```text
 //!  request ─▶ catch panic ─▶ observe (request id, span, latency by route) ─▶ route
@@ -73,7 +74,19 @@ pub struct ApiState {
 
 /// The agent API, with its state.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    router_with_approvals(state, None)
+}
+
+/// The agent API, and the approval API under `/approvals/api` when given.
+pub fn router_with_approvals(
+    state: ApiState,
+    approvals: Option<Arc<crate::approvals::Approvals>>,
+) -> Router {
+    let mut routes = Router::new();
+    if let Some(approvals) = approvals {
+        routes = routes.nest("/approvals/api", crate::approvals::router(approvals));
+    }
+    routes
         .route("/v1/grants", post(grants::create))
         .route("/v1/grants/{namespace}/{name}", get(grants::get))
         .route("/v1/grants/{namespace}/{name}/events", get(events::stream))

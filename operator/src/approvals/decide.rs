@@ -1,0 +1,340 @@
+//! Approve or deny: the passkey signs the approval challenge (DESIGN §4.2)
+//! and the decision lands in the grant's `status.approval`.
+//!
+//! ```text
+//!  POST …/{approve,deny}/begin ──▶ pending? scope? not the agent's owner? RBAC approve?
+//!       ──▶ nonce; challenge = SHA-256(JCS{grantUid, generation, specDigest, decision, nonce})
+//!       ──▶ PublicKeyCredentialRequestOptions {challenge, rpId, allowCredentials, UV required}
+//!  POST …/{approve,deny}/finish <assertion>
+//!       ──▶ the ceremony of this session, for this grant and decision, not timed out
+//!       ──▶ grant re-read: same uid, generation, specDigest; still undecided (else 409)
+//!       ──▶ scope, owner, RBAC again ──▶ verify_new_approval (the webhook's own check)
+//!       ──▶ merge patch status.approval (resourceVersion precondition)
+//!       ──▶ the passkey's signCount advances; audit event
+//! ```
+//!
+//! webauthn-rs cannot sign over a given challenge, so these options are built
+//! here and the assertion is checked with the shared verifier of
+//! `agentauth-crds`, exactly as the admission webhook checks it.
+
+use std::sync::Arc;
+
+use agentauth_core::approval::{self, ChallengeInput, Decision};
+use agentauth_core::audit::{Draft, kinds};
+use agentauth_core::{ErrorCode, b64};
+use agentauth_crds::approval::{owns, verify_new_approval};
+use agentauth_crds::{Agent, Approval, Approver, CapabilityGrant, CapabilityGrantStatus};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Map, json};
+use webauthn_rs::prelude::PublicKeyCredential;
+
+use super::enroll::{FIELD_MANAGER, approver, update_passkeys};
+use super::guard::LoggedIn;
+use super::pending::{in_scope, is_pending, out_of_scope};
+use super::session::{CEREMONY_TIMEOUT, no_store, random_token};
+use super::{Approvals, Body, Refusal, rbac};
+
+/// A decision ceremony between begin and finish.
+#[derive(Clone, Debug)]
+pub struct PendingDecision {
+    namespace: String,
+    name: String,
+    uid: String,
+    generation: i64,
+    spec_digest: String,
+    decision: Decision,
+    nonce: String,
+    started_ms: i64,
+}
+
+/// `POST grants/{namespace}/{name}/approve/begin`.
+pub async fn begin_approve(
+    state: State<Arc<Approvals>>,
+    session: LoggedIn,
+    path: Path<(String, String)>,
+) -> Result<Response, Refusal> {
+    begin(state, session, path, Decision::Approved).await
+}
+
+/// `POST grants/{namespace}/{name}/deny/begin`.
+pub async fn begin_deny(
+    state: State<Arc<Approvals>>,
+    session: LoggedIn,
+    path: Path<(String, String)>,
+) -> Result<Response, Refusal> {
+    begin(state, session, path, Decision::Denied).await
+}
+
+/// `POST grants/{namespace}/{name}/approve/finish`.
+pub async fn finish_approve(
+    state: State<Arc<Approvals>>,
+    session: LoggedIn,
+    path: Path<(String, String)>,
+    body: Body<PublicKeyCredential>,
+) -> Result<Response, Refusal> {
+    finish(state, session, path, Decision::Approved, body).await
+}
+
+/// `POST grants/{namespace}/{name}/deny/finish`.
+pub async fn finish_deny(
+    state: State<Arc<Approvals>>,
+    session: LoggedIn,
+    path: Path<(String, String)>,
+    body: Body<PublicKeyCredential>,
+) -> Result<Response, Refusal> {
+    finish(state, session, path, Decision::Denied, body).await
+}
+
+/// The grant, its Agent and the Approver, read from the apiserver.
+async fn parties(
+    client: Client,
+    approver_name: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(CapabilityGrant, Agent, Approver), Refusal> {
+    let grant = Api::<CapabilityGrant>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|e| Refusal::kube("read the grant", &e))?
+        .ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::GrantUnknown,
+                format!("no grant {namespace}/{name}"),
+            )
+        })?;
+    let agent_name = &grant.spec.agent_ref.name;
+    let agent = Api::<Agent>::namespaced(client.clone(), namespace)
+        .get_opt(agent_name)
+        .await
+        .map_err(|e| Refusal::kube("read the grant's Agent", &e))?
+        .ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::AgentNotFound,
+                format!("the grant's Agent {namespace}/{agent_name} does not exist"),
+            )
+        })?;
+    let approver = approver(client, approver_name).await?;
+    Ok((grant, agent, approver))
+}
+
+/// The checks of begin and finish: undecided, in scope, not the agent's
+/// owner, and RBAC `approve` for the approver's identity.
+async fn may_decide(
+    approvals: &Approvals,
+    grant: &CapabilityGrant,
+    agent: &Agent,
+    approver: &Approver,
+) -> Result<(), Refusal> {
+    let namespace = grant.namespace().unwrap_or_default();
+    let name = grant.name_any();
+    if !is_pending(grant) {
+        return Err(Refusal::new(
+            ErrorCode::DecisionImmutable,
+            format!("grant {namespace}/{name} is already decided, revoked or being deleted"),
+        ));
+    }
+    if !in_scope(approver, grant) {
+        return Err(out_of_scope(approver, &namespace, &name));
+    }
+    if owns(agent, approver) {
+        return Err(Refusal::new(
+            ErrorCode::ApproverOwnsAgent,
+            format!(
+                "approver {} owns agent {} (spec.owner {:?}); another approver must decide",
+                approver.name_any(),
+                agent.name_any(),
+                agent.spec.owner
+            ),
+        ));
+    }
+    rbac::require_approve(approvals.ctx.client.clone(), approver, &namespace, &name).await
+}
+
+async fn begin(
+    State(approvals): State<Arc<Approvals>>,
+    session: LoggedIn,
+    Path((namespace, name)): Path<(String, String)>,
+    decision: Decision,
+) -> Result<Response, Refusal> {
+    let ctx = &approvals.ctx;
+    let (grant, agent, approver) =
+        parties(ctx.client.clone(), &session.approver, &namespace, &name).await?;
+    may_decide(&approvals, &grant, &agent, &approver).await?;
+    let pending = PendingDecision {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        uid: grant.uid().unwrap_or_default(),
+        generation: grant.metadata.generation.unwrap_or_default(),
+        spec_digest: approval::spec_digest(&grant.spec)?,
+        decision,
+        nonce: random_token(),
+        started_ms: ctx.clock.now_ms(),
+    };
+    let challenge = approval::challenge(&ChallengeInput {
+        grant_uid: pending.uid.clone(),
+        generation: pending.generation,
+        spec_digest: pending.spec_digest.clone(),
+        decision,
+        nonce: pending.nonce.clone(),
+    })?;
+    let allow: Vec<_> = approver
+        .status
+        .as_ref()
+        .map(|s| s.passkeys.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| json!({"type": "public-key", "id": p.credential_id}))
+        .collect();
+    let options = json!({
+        "publicKey": {
+            "challenge": b64::encode(challenge),
+            "rpId": ctx.relying_party.id,
+            "allowCredentials": allow,
+            "userVerification": "required",
+            "timeout": CEREMONY_TIMEOUT.as_millis() as u64,
+        },
+        "decision": decision.as_str(),
+        "grant": {"namespace": namespace, "name": name, "uid": pending.uid,
+                  "generation": pending.generation, "specDigest": pending.spec_digest},
+    });
+    approvals
+        .sessions
+        .with(&session.id, |s| s.decision = Some(pending))
+        .ok_or_else(|| Refusal::new(ErrorCode::SessionInvalid, "the session ended"))?;
+    Ok(no_store(Json(options)))
+}
+
+async fn finish(
+    State(approvals): State<Arc<Approvals>>,
+    session: LoggedIn,
+    Path((namespace, name)): Path<(String, String)>,
+    decision: Decision,
+    Body(credential): Body<PublicKeyCredential>,
+) -> Result<Response, Refusal> {
+    let ctx = &approvals.ctx;
+    let now = ctx.clock.now_ms();
+    let pending = approvals
+        .sessions
+        .with(&session.id, |s| s.decision.take())
+        .flatten()
+        .filter(|p| {
+            p.namespace == namespace
+                && p.name == name
+                && p.decision == decision
+                && now - p.started_ms <= CEREMONY_TIMEOUT.as_millis() as i64
+        })
+        .ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::ApprovalChallengeMismatch,
+                format!(
+                    "no {} ceremony for grant {namespace}/{name} is in progress in this \
+                     session (or it timed out); begin again",
+                    decision.as_str()
+                ),
+            )
+        })?;
+    let (grant, agent, approver) =
+        parties(ctx.client.clone(), &session.approver, &namespace, &name).await?;
+    may_decide(&approvals, &grant, &agent, &approver).await?;
+    if grant.uid().as_deref() != Some(pending.uid.as_str())
+        || grant.metadata.generation != Some(pending.generation)
+        || approval::spec_digest(&grant.spec)? != pending.spec_digest
+    {
+        return Err(Refusal::new(
+            ErrorCode::ApprovalChallengeMismatch,
+            "the grant changed since the ceremony began; read it again and decide anew",
+        ));
+    }
+    let record = Approval {
+        approver: approver.name_any(),
+        credential_id: b64::encode(credential.raw_id.as_ref()),
+        decision,
+        nonce: pending.nonce.clone(),
+        signed_at: Time(jiff::Timestamp::from_millisecond(now).unwrap_or_default()),
+        generation: pending.generation,
+        spec_digest: pending.spec_digest.clone(),
+        authenticator_data: b64::encode(credential.response.authenticator_data.as_ref()),
+        client_data_json: b64::encode(credential.response.client_data_json.as_ref()),
+        signature: b64::encode(credential.response.signature.as_ref()),
+    };
+    let mut signed = grant.clone();
+    signed
+        .status
+        .get_or_insert_with(CapabilityGrantStatus::default)
+        .approval = Some(record.clone());
+    let rp = &ctx.relying_party;
+    let verified = verify_new_approval(&signed, &agent, &approver, &rp.id, &rp.origins)?;
+    let patch = json!({
+        "metadata": {"resourceVersion": grant.resource_version()},
+        "status": {"approval": record},
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    Api::<CapabilityGrant>::namespaced(ctx.client.clone(), &namespace)
+        .patch_status(&name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 409 => Refusal::new(
+                ErrorCode::DecisionImmutable,
+                "the grant changed or was decided meanwhile; read it again",
+            ),
+            kube::Error::Api(s) if s.code == 422 || s.code == 403 || s.code == 400 => Refusal::new(
+                ErrorCode::ApprovalInvalid,
+                format!("the apiserver refused the decision: {}", s.message),
+            ),
+            e => Refusal::kube("record the decision", &e),
+        })?;
+    let (credential_id, count) = (verified.credential_id.clone(), verified.sign_count);
+    let advanced = update_passkeys(ctx.client.clone(), &verified.approver, |list| {
+        Ok(list
+            .iter_mut()
+            .find(|p| p.credential_id == credential_id && p.sign_count < count)
+            .map(|p| p.sign_count = count)
+            .is_some())
+    })
+    .await;
+    if let Err(e) = advanced {
+        // The decision is recorded; a counter left behind only weakens the
+        // clone check of the next assertion, which must still increase.
+        tracing::warn!(error = ?e.0, "the passkey counter could not be advanced");
+    }
+    audit(&approvals, &grant, &record).await;
+    Ok(no_store(Json(json!({
+        "grant": {"namespace": namespace, "name": name},
+        "decision": decision.as_str(),
+        "approver": record.approver,
+    }))))
+}
+
+async fn audit(approvals: &Approvals, grant: &CapabilityGrant, record: &Approval) {
+    let namespace = grant.namespace().unwrap_or_default();
+    let mut details = Map::new();
+    details.insert("approver".into(), json!(record.approver));
+    details.insert("credentialId".into(), json!(record.credential_id));
+    details.insert("uid".into(), json!(grant.uid()));
+    details.insert("generation".into(), json!(record.generation));
+    details.insert("specDigest".into(), json!(record.spec_digest));
+    let kind = match record.decision {
+        Decision::Approved => kinds::APPROVAL_RECORDED,
+        Decision::Denied => kinds::DENIAL_RECORDED,
+    };
+    approvals
+        .ctx
+        .audit
+        .record(Draft {
+            kind: kind.into(),
+            agent: Some(format!("{namespace}/{}", grant.spec.agent_ref.name)),
+            grant: Some(format!("{namespace}/{}", grant.name_any())),
+            decision: Some(record.decision.as_str().into()),
+            reason: None,
+            details,
+        })
+        .await;
+}

@@ -1,0 +1,259 @@
+//! Passkey enrollment: a person with a one-time enrollment token registers
+//! a passkey for their Approver (WebAuthn registration through webauthn-rs,
+//! user verification required, attestation `none`).
+//!
+//! ```text
+//!  POST enroll/begin  {approver, token} ──▶ tokens::check ──▶ registration options
+//!                                            (ceremony kept in the session)
+//!  POST enroll/finish <credential>      ──▶ webauthn-rs verifies ──▶ ES256 only (cose)
+//!                                       ──▶ tokens::consume (single use)
+//!                                       ──▶ Approver.status.passkeys += {credentialId, publicKey, signCount, createdAt}
+//! ```
+//!
+//! Passkeys are written with a merge patch of the status subresource that
+//! carries the `resourceVersion` read, retried on conflict, so concurrent
+//! writers (another enrollment, a counter update, the Approver controller)
+//! never lose each other's passkeys.
+
+use std::sync::Arc;
+
+use agentauth_core::audit::{Draft, kinds};
+use agentauth_core::{ErrorCode, b64};
+use agentauth_crds::approver::MAX_PASSKEYS;
+use agentauth_crds::{Approver, Passkey};
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde::Deserialize;
+use serde_json::{Map, json};
+use sha2::{Digest, Sha256};
+use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential, Uuid};
+
+use super::guard::AnySession;
+use super::session::{CEREMONY_TIMEOUT, no_store};
+use super::{Approvals, Body, Refusal, cose, tokens};
+
+/// The field manager of every write the approval API makes.
+pub const FIELD_MANAGER: &str = "agentauth-approval-api";
+
+/// An enrollment between begin and finish.
+pub struct PendingEnrollment {
+    token: tokens::Checked,
+    state: PasskeyRegistration,
+    started_ms: i64,
+}
+
+impl std::fmt::Debug for PendingEnrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingEnrollment")
+            .field("approver", &self.token.approver)
+            .field("started_ms", &self.started_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST enroll/begin` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeginEnrollment {
+    /// The Approver's name.
+    pub approver: String,
+    /// The one-time enrollment token.
+    pub token: String,
+}
+
+/// The stable WebAuthn user handle of an Approver (16 bytes of a digest of
+/// its name: the same person keeps one handle across passkeys).
+fn user_handle(approver: &str) -> Uuid {
+    let digest = Sha256::digest(format!("agentauth approver {approver}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::from_bytes(bytes)
+}
+
+/// The Approver `name`, read from the apiserver (fresh passkey counters).
+pub async fn approver(client: Client, name: &str) -> Result<Approver, Refusal> {
+    Api::<Approver>::all(client)
+        .get_opt(name)
+        .await
+        .map_err(|e| Refusal::kube("read the Approver", &e))?
+        .ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::ApproverNotFound,
+                format!("there is no Approver named {name:?}"),
+            )
+        })
+}
+
+fn passkeys(approver: &Approver) -> &[Passkey] {
+    approver
+        .status
+        .as_ref()
+        .map_or(&[][..], |s| s.passkeys.as_slice())
+}
+
+/// `POST enroll/begin`: checks the token and returns registration options.
+pub async fn begin(
+    State(approvals): State<Arc<Approvals>>,
+    session: AnySession,
+    Body(body): Body<BeginEnrollment>,
+) -> Result<Response, Refusal> {
+    let ctx = &approvals.ctx;
+    let now = ctx.clock.now_ms();
+    let token = tokens::check(
+        ctx.client.clone(),
+        &approvals.config.token_namespace,
+        &body.approver,
+        &body.token,
+        now,
+    )
+    .await?;
+    let found = approver(ctx.client.clone(), &body.approver).await?;
+    let existing = passkeys(&found);
+    if existing.len() >= MAX_PASSKEYS {
+        return Err(Refusal::new(
+            ErrorCode::RequestInvalid,
+            format!(
+                "approver {} already has {MAX_PASSKEYS} passkeys",
+                body.approver
+            ),
+        ));
+    }
+    let exclude = existing
+        .iter()
+        .filter_map(|p| b64::decode(&p.credential_id, ErrorCode::RequestInvalid).ok())
+        .map(Into::into)
+        .collect();
+    let (options, state) = approvals
+        .webauthn
+        .start_passkey_registration(
+            user_handle(&body.approver),
+            &found.spec.email,
+            &found.spec.display_name,
+            Some(exclude),
+        )
+        .map_err(|e| Refusal::new(ErrorCode::PasskeyCeremonyFailed, e.to_string()))?;
+    let pending = PendingEnrollment {
+        token,
+        state,
+        started_ms: now,
+    };
+    approvals
+        .sessions
+        .with(&session.id, |s| s.enrollment = Some(pending))
+        .ok_or_else(|| Refusal::new(ErrorCode::SessionInvalid, "the session ended"))?;
+    Ok(no_store(Json(options)))
+}
+
+/// `POST enroll/finish`: verifies the registration, uses the token up and
+/// registers the passkey.
+pub async fn finish(
+    State(approvals): State<Arc<Approvals>>,
+    session: AnySession,
+    Body(credential): Body<RegisterPublicKeyCredential>,
+) -> Result<Response, Refusal> {
+    let ctx = &approvals.ctx;
+    let now = ctx.clock.now_ms();
+    let pending = approvals
+        .sessions
+        .with(&session.id, |s| s.enrollment.take())
+        .flatten()
+        .filter(|p| now - p.started_ms <= CEREMONY_TIMEOUT.as_millis() as i64)
+        .ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::PasskeyCeremonyFailed,
+                "no enrollment is in progress in this session (or it timed out); begin again",
+            )
+        })?;
+    let passkey = approvals
+        .webauthn
+        .finish_passkey_registration(&credential, &pending.state)
+        .map_err(|e| {
+            Refusal::new(
+                ErrorCode::PasskeyCeremonyFailed,
+                format!("the passkey registration does not verify: {e}"),
+            )
+        })?;
+    let (credential_id, public_key) = cose::jwk_of(&passkey)?;
+    let sign_count = webauthn_rs::prelude::Credential::from(passkey).counter;
+    let name = pending.token.approver.clone();
+    tokens::consume(
+        ctx.client.clone(),
+        &approvals.config.token_namespace,
+        &pending.token,
+    )
+    .await?;
+    let created_at = Time(jiff::Timestamp::from_millisecond(now).unwrap_or_default());
+    let new = Passkey {
+        credential_id: credential_id.clone(),
+        public_key,
+        sign_count,
+        created_at,
+    };
+    update_passkeys(ctx.client.clone(), &name, |list| {
+        if list.iter().any(|p| p.credential_id == new.credential_id) {
+            return Err(Refusal::new(
+                ErrorCode::RequestInvalid,
+                "this passkey is already registered",
+            ));
+        }
+        list.push(new.clone());
+        Ok(true)
+    })
+    .await?;
+    let mut details = Map::new();
+    details.insert("approver".into(), json!(name));
+    details.insert("credentialId".into(), json!(credential_id));
+    ctx.audit
+        .record(Draft {
+            kind: kinds::PASSKEY_ENROLLED.into(),
+            agent: None,
+            grant: None,
+            decision: None,
+            reason: None,
+            details,
+        })
+        .await;
+    tracing::info!(approver = %name, credential_id, "passkey enrolled");
+    Ok(no_store(Json(
+        json!({"approver": name, "credentialId": credential_id}),
+    )))
+}
+
+/// Changes the Approver's passkeys with `change` (which says whether it
+/// changed anything), writing them back with the `resourceVersion` read
+/// and retrying on conflict.
+pub async fn update_passkeys(
+    client: Client,
+    name: &str,
+    mut change: impl FnMut(&mut Vec<Passkey>) -> Result<bool, Refusal>,
+) -> Result<(), Refusal> {
+    let api: Api<Approver> = Api::all(client.clone());
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    for _ in 0..5 {
+        let current = approver(client.clone(), name).await?;
+        let mut list = passkeys(&current).to_vec();
+        if !change(&mut list)? {
+            return Ok(());
+        }
+        let patch = json!({
+            "metadata": {"resourceVersion": current.resource_version()},
+            "status": {"passkeys": list},
+        });
+        match api.patch_status(name, &params, &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(Refusal::kube("write the Approver's passkeys", &e)),
+        }
+    }
+    Err(Refusal::new(
+        ErrorCode::StateUnavailable,
+        "the Approver kept changing while its passkeys were written; try again",
+    ))
+}

@@ -1,0 +1,288 @@
+//! The approval API (DESIGN §4.2): how a human enrolls a passkey, logs in,
+//! reads pending grants and approves or denies them. The approval UI uses
+//! only this API; every replica serves it under `/approvals/api/`.
+//!
+//! | route | what | module |
+//! |---|---|---|
+//! | `GET /approvals/api/session` | the session's CSRF token (starts an anonymous session) | [`session`] |
+//! | `POST /approvals/api/enroll/begin` | passkey registration options, for an enrollment token | [`enroll`] |
+//! | `POST /approvals/api/enroll/finish` | registers the passkey in `Approver.status.passkeys` | [`enroll`] |
+//! | `POST /approvals/api/login/begin` | passkey authentication options | [`login`] |
+//! | `POST /approvals/api/login/finish` | logs the session in (new session id) | [`login`] |
+//! | `POST /approvals/api/logout` | ends the session | [`login`] |
+//! | `GET /approvals/api/grants` | pending grants within the approver's scope | [`pending`] |
+//! | `GET /approvals/api/grants/{namespace}/{name}` | a grant as a person must read it | [`pending`] |
+//! | `POST /approvals/api/grants/{namespace}/{name}/{approve,deny}/begin` | WebAuthn request options over the approval challenge | [`decide`] |
+//! | `POST /approvals/api/grants/{namespace}/{name}/{approve,deny}/finish` | verifies and records `status.approval` | [`decide`] |
+//!
+//! ```text
+//!  request ─▶ guard ([`guard`]): Sec-Fetch-Site ≠ cross-site, Origin ∈ approval origins   (403 cross_site_request)
+//!          ─▶ session cookie ─▶ session (expiry, idle timeout)               (401 session_invalid)
+//!          ─▶ POST: X-CSRF-Token = the session's token                       (403 csrf_invalid)
+//!          ─▶ handler ─▶ scope, owner, RBAC `approve` (SubjectAccessReview)  (403 approver_*)
+//!          ─▶ answer | problem+json; counted in agentauth_approval_api_outcomes_total{outcome}
+//! ```
+//!
+//! **Identity for RBAC.** An Approver is a person, not a Kubernetes user;
+//! the API asks the apiserver whether the user named by the Approver's
+//! `spec.email` may `approve` the grant (group `agentauth.dev`, resource
+//! `capabilitygrants`, the grant's namespace and name), as cert-manager asks
+//! for signers. Bind the verb to that user name ([`rbac`]).
+//!
+//! **Replicas.** Sessions and ceremonies live in this replica's memory: put
+//! the approval UI behind a sticky session or a single replica.
+
+pub mod cose;
+pub mod decide;
+pub mod enroll;
+pub mod guard;
+pub mod login;
+pub mod pending;
+pub mod rbac;
+pub mod session;
+pub mod tokens;
+pub mod words;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentauth_core::ErrorCode;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
+
+use crate::api::problem::ApiError;
+use crate::context::Context;
+use session::SessionStore;
+
+/// The largest request body the approval API reads (a WebAuthn response is
+/// a few KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The approval API's settings.
+#[derive(Clone, Debug)]
+pub struct ApprovalsConfig {
+    /// The longest a session lives.
+    pub session_ttl: Duration,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
+    /// Whether the session cookie is `Secure` (`__Host-` prefixed).
+    pub secure_cookies: bool,
+    /// The namespace holding enrollment-token Secrets (the operator's own).
+    pub token_namespace: String,
+}
+
+/// Why the approval API could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// An approval origin is not a URL, or the RP id is not its domain.
+    #[error("invalid relying party (--rp-id {rp_id:?}, --approval-origin {origin:?}): {reason}")]
+    RelyingParty {
+        /// The RP id.
+        rp_id: String,
+        /// The origin that failed.
+        origin: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What every approval API handler shares.
+pub struct Approvals {
+    /// Caches, clients, audit, metrics, clock, relying party.
+    pub ctx: Arc<Context>,
+    /// Settings.
+    pub config: ApprovalsConfig,
+    /// Sessions of this replica.
+    pub sessions: SessionStore,
+    /// WebAuthn relying party (enrollment and login ceremonies).
+    pub webauthn: Webauthn,
+}
+
+impl Approvals {
+    /// Sets the API up for the context's relying party.
+    pub fn new(ctx: Arc<Context>, config: ApprovalsConfig) -> Result<Arc<Self>, SetupError> {
+        let rp = &ctx.relying_party;
+        let fail = |origin: &str, reason: String| SetupError::RelyingParty {
+            rp_id: rp.id.clone(),
+            origin: origin.to_owned(),
+            reason,
+        };
+        let mut origins = Vec::with_capacity(rp.origins.len());
+        for origin in &rp.origins {
+            origins.push(Url::parse(origin).map_err(|e| fail(origin, e.to_string()))?);
+        }
+        let first = origins
+            .first()
+            .ok_or_else(|| fail("", "no approval origin is configured".into()))?;
+        let mut builder = WebauthnBuilder::new(&rp.id, first)
+            .map_err(|e| fail(first.as_str(), e.to_string()))?
+            .rp_name("AgentAuth approvals")
+            .timeout(session::CEREMONY_TIMEOUT);
+        for origin in origins.iter().skip(1) {
+            builder = builder.append_allowed_origin(origin);
+        }
+        let webauthn = builder
+            .build()
+            .map_err(|e| fail(first.as_str(), e.to_string()))?;
+        let sessions = SessionStore::new(ctx.clock.clone(), &config);
+        Ok(Arc::new(Approvals {
+            ctx,
+            config,
+            sessions,
+            webauthn,
+        }))
+    }
+}
+
+/// The approval API's routes, to be nested under `/approvals/api`.
+pub fn router<S: Clone + Send + Sync + 'static>(approvals: Arc<Approvals>) -> Router<S> {
+    Router::new()
+        .route("/session", get(session::show))
+        .route("/enroll/begin", post(enroll::begin))
+        .route("/enroll/finish", post(enroll::finish))
+        .route("/login/begin", post(login::begin))
+        .route("/login/finish", post(login::finish))
+        .route("/logout", post(login::logout))
+        .route("/grants", get(pending::list))
+        .route("/grants/{namespace}/{name}", get(pending::detail))
+        .route(
+            "/grants/{namespace}/{name}/approve/begin",
+            post(decide::begin_approve),
+        )
+        .route(
+            "/grants/{namespace}/{name}/deny/begin",
+            post(decide::begin_deny),
+        )
+        .route(
+            "/grants/{namespace}/{name}/approve/finish",
+            post(decide::finish_approve),
+        )
+        .route(
+            "/grants/{namespace}/{name}/deny/finish",
+            post(decide::finish_deny),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(approvals.clone(), count))
+        .with_state(approvals)
+}
+
+/// The stable code of a refusal, left on the response for [`count`].
+#[derive(Clone, Copy, Debug)]
+struct Outcome(ErrorCode);
+
+/// A refusal of the approval API: problem+json, counted by code.
+#[derive(Debug)]
+pub struct Refusal(pub ApiError);
+
+impl Refusal {
+    /// A refusal with the code's usual status in this API ([`status_for`]).
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Refusal(ApiError::new(code, detail).with_status(status_for(code)))
+    }
+
+    /// The same refusal with another HTTP status.
+    #[must_use]
+    pub fn with_status(self, status: StatusCode) -> Self {
+        Refusal(self.0.with_status(status))
+    }
+
+    /// The Kubernetes API failed: fail closed.
+    pub fn kube(what: &str, e: &kube::Error) -> Self {
+        Refusal::new(
+            ErrorCode::StateUnavailable,
+            format!("failed to {what}: {e}"),
+        )
+    }
+}
+
+impl From<agentauth_core::Error> for Refusal {
+    fn from(e: agentauth_core::Error) -> Self {
+        Refusal::new(e.code, e.message)
+    }
+}
+
+impl From<agentauth_crds::Invalid> for Refusal {
+    fn from(e: agentauth_crds::Invalid) -> Self {
+        Refusal::new(e.code, format!("{}: {}", e.field, e.message))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let code = self.0.code;
+        let mut response = self.0.into_response();
+        response.extensions_mut().insert(Outcome(code));
+        response
+    }
+}
+
+/// A JSON request body; a malformed or oversized one is a [`Refusal`]
+/// (`json_invalid`, `input_too_large`, `request_invalid`), counted like any.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T, S> FromRequest<S> for Body<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Refusal;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Refusal> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(JsonRejection::BytesRejection(_)) => Err(Refusal::new(
+                ErrorCode::InputTooLarge,
+                format!("the body is larger than {MAX_BODY} bytes or could not be read"),
+            )),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(Refusal::new(
+                ErrorCode::RequestInvalid,
+                "the body must be application/json",
+            )),
+            Err(e) => Err(Refusal::new(ErrorCode::JsonInvalid, e.body_text())),
+        }
+    }
+}
+
+/// The HTTP status of a code in this API.
+pub fn status_for(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
+    match code {
+        C::SessionInvalid => StatusCode::UNAUTHORIZED,
+        C::CsrfInvalid
+        | C::CrossSiteRequest
+        | C::ApproverOutOfScope
+        | C::ApproverOwnsAgent
+        | C::ApproverNotAuthorized
+        | C::EnrollmentTokenInvalid => StatusCode::FORBIDDEN,
+        C::GrantUnknown | C::ApproverNotFound | C::AgentNotFound => StatusCode::NOT_FOUND,
+        C::DecisionImmutable => StatusCode::CONFLICT,
+        C::InputTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Counts every answer by outcome: `ok`, or the refusal's stable code.
+async fn count(State(approvals): State<Arc<Approvals>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let outcome = match response.extensions().get::<Outcome>() {
+        Some(Outcome(code)) => code.as_str(),
+        None if response.status().is_success() => "ok",
+        None => "other",
+    };
+    approvals
+        .ctx
+        .metrics
+        .approval_api
+        .with_label_values(&[outcome])
+        .inc();
+    response
+}

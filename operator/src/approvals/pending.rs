@@ -1,0 +1,175 @@
+//! What an approver reads before deciding: the pending grants within their
+//! scope, and one grant with everything a person must see — the agent and
+//! its owner, the provider, each capability in plain words ([`super::words`]),
+//! the envelope's limits, the expiry and the reason. Served from the
+//! informer caches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use agentauth_core::ErrorCode;
+use agentauth_crds::approval::owns;
+use agentauth_crds::{Approver, CapabilityGrant, GrantPhase};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use kube::ResourceExt;
+use kube::core::{Selector, SelectorExt};
+use serde_json::{Value, json};
+
+use super::guard::LoggedIn;
+use super::session::no_store;
+use super::{Approvals, Refusal, words};
+
+/// Whether `approver`'s scope covers `grant`: its namespace, and its labels
+/// when the scope has a grant selector (a selector that does not parse
+/// matches nothing).
+pub fn in_scope(approver: &Approver, grant: &CapabilityGrant) -> bool {
+    let namespace = grant.namespace().unwrap_or_default();
+    if !approver.spec.covers_namespace(&namespace) {
+        return false;
+    }
+    match &approver.spec.scope.grant_selector {
+        None => true,
+        Some(selector) => {
+            let labels: BTreeMap<String, String> = grant.labels().clone();
+            Selector::try_from(selector.clone()).is_ok_and(|s| s.matches(&labels))
+        }
+    }
+}
+
+/// Whether the grant still waits for a decision.
+pub fn is_pending(grant: &CapabilityGrant) -> bool {
+    let status = grant.status.as_ref();
+    !grant.spec.revoked
+        && grant.metadata.deletion_timestamp.is_none()
+        && status.is_none_or(|s| {
+            s.approval.is_none() && s.phase.is_none_or(|p| p == GrantPhase::Pending)
+        })
+}
+
+/// The logged-in Approver, from the cache.
+pub fn current(approvals: &Approvals, session: &LoggedIn) -> Result<Arc<Approver>, Refusal> {
+    approvals
+        .ctx
+        .caches
+        .approver(&session.approver)
+        .ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::SessionInvalid,
+                format!("the Approver {} no longer exists", session.approver),
+            )
+        })
+}
+
+fn summary(approvals: &Approvals, approver: &Approver, grant: &CapabilityGrant) -> Value {
+    let namespace = grant.namespace().unwrap_or_default();
+    let agent = approvals
+        .ctx
+        .caches
+        .agent(&namespace, &grant.spec.agent_ref.name);
+    json!({
+        "namespace": namespace,
+        "name": grant.name_any(),
+        "agent": grant.spec.agent_ref.name,
+        "agentOwner": agent.as_ref().map(|a| a.spec.owner.clone()),
+        "serviceProvider": grant.spec.service_provider,
+        "reason": grant.spec.reason,
+        "capabilities": grant.spec.capabilities.iter().map(words::capability).collect::<Vec<_>>(),
+        "createdAt": grant.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
+        "ownsAgent": agent.as_ref().is_some_and(|a| owns(a, approver)),
+    })
+}
+
+/// `GET grants`: the pending grants within the approver's scope, oldest first.
+pub async fn list(
+    State(approvals): State<Arc<Approvals>>,
+    session: LoggedIn,
+) -> Result<Response, Refusal> {
+    let approver = current(&approvals, &session)?;
+    let mut grants: Vec<Arc<CapabilityGrant>> = approvals
+        .ctx
+        .caches
+        .grants
+        .state()
+        .into_iter()
+        .filter(|g| is_pending(g) && in_scope(&approver, g))
+        .collect();
+    grants.sort_by_key(|g| (g.metadata.creation_timestamp.clone(), g.name_any()));
+    let items: Vec<Value> = grants
+        .iter()
+        .map(|g| summary(&approvals, &approver, g))
+        .collect();
+    Ok(no_store(Json(json!({"grants": items}))))
+}
+
+/// `GET grants/{namespace}/{name}`: one grant as a person must read it.
+pub async fn detail(
+    State(approvals): State<Arc<Approvals>>,
+    session: LoggedIn,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Response, Refusal> {
+    let approver = current(&approvals, &session)?;
+    let caches = &approvals.ctx.caches;
+    let grant = caches.grant(&namespace, &name).ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::GrantUnknown,
+            format!("no grant {namespace}/{name}"),
+        )
+    })?;
+    if !in_scope(&approver, &grant) {
+        return Err(out_of_scope(&approver, &namespace, &name));
+    }
+    let agent = caches.agent(&namespace, &grant.spec.agent_ref.name);
+    let envelope = grant
+        .spec
+        .envelope_ref
+        .as_ref()
+        .map(|r| (r.name.clone(), caches.envelope(&namespace, &r.name)));
+    let spec = &grant.spec;
+    let capabilities: Vec<Value> = spec
+        .capabilities
+        .iter()
+        .map(|c| json!({"words": words::capability(c), "capability": c}))
+        .collect();
+    let status = grant.status.as_ref();
+    let body = json!({
+        "namespace": namespace,
+        "name": name,
+        "uid": grant.uid(),
+        "generation": grant.metadata.generation,
+        "phase": status.and_then(|s| s.phase).map_or("Pending", GrantPhase::as_str),
+        "pending": is_pending(&grant),
+        "agent": {
+            "name": spec.agent_ref.name,
+            "displayName": agent.as_ref().map(|a| a.spec.display_name.clone()),
+            "owner": agent.as_ref().map(|a| a.spec.owner.clone()),
+            "description": agent.as_ref().and_then(|a| a.spec.description.clone()),
+        },
+        "serviceProvider": spec.service_provider,
+        "capabilities": capabilities,
+        "envelope": envelope.map(|(name, found)| json!({
+            "name": name,
+            "found": found.is_some(),
+            "limits": found.as_ref().map(|e| words::envelope(&e.spec)),
+        })),
+        "expiresAt": spec.expires_at.as_ref().map(|t| t.0.to_string()),
+        "duration": spec.duration,
+        "reason": spec.reason,
+        "approval": status.and_then(|s| s.approval.as_ref()),
+        "ownsAgent": agent.as_ref().is_some_and(|a| owns(a, &approver)),
+    });
+    Ok(no_store(Json(body)))
+}
+
+/// The refusal for a grant outside the approver's scope.
+pub fn out_of_scope(approver: &Approver, namespace: &str, name: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::ApproverOutOfScope,
+        format!(
+            "grant {namespace}/{name} is outside the scope of approver {} \
+             (spec.scope.namespaces, spec.scope.grantSelector)",
+            approver.name_any()
+        ),
+    )
+}

@@ -1,0 +1,16 @@
+//! The approval API end to end against a real kube-apiserver with the real
+//! admission webhook registered: software passkeys enroll with one-time
+//! tokens, log in, read pending grants and approve or deny them, and the
+//! controllers move the grants on ([`ceremony`]); every attack on the way is
+//! performed and refused with its stable code ([`attacks`]).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "approvals/attacks.rs"]
+mod attacks;
+#[path = "approvals/ceremony.rs"]
+mod ceremony;
+#[path = "approvals/support.rs"]
+mod support;
+#[path = "approvals/webhook.rs"]
+mod webhook;
