@@ -1,0 +1,113 @@
+"""Type stubs of the native module (Rust, PyO3)."""
+
+from os import PathLike
+from typing import Dict, List, Optional, Union
+
+__version__: str
+
+_Path = Union[str, "PathLike[str]"]
+
+class Capability:
+    """One thing a grant allows."""
+
+    @staticmethod
+    def read(resource: str, filter: Optional[str] = None) -> Capability: ...
+    @staticmethod
+    def write(resource: str, filter: Optional[str] = None) -> Capability: ...
+    @staticmethod
+    def delete(resource: str, filter: Optional[str] = None) -> Capability: ...
+    @staticmethod
+    def transact(
+        resource: str, max_amount: Optional[str] = None, currency: Optional[str] = None
+    ) -> Capability: ...
+    @staticmethod
+    def custom(name: str, resource: str) -> Capability: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def resource(self) -> str: ...
+
+class Grant:
+    """A grant as the operator shows it to its agent."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def uid(self) -> str: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def service_provider(self) -> str: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def revoked(self) -> bool: ...
+    @property
+    def expires_at(self) -> Optional[str]: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def is_approved(self) -> bool: ...
+    @property
+    def message(self) -> str: ...
+
+class Token:
+    """An access token and when it expires (seconds since the epoch)."""
+
+    @property
+    def access_token(self) -> str: ...
+    @property
+    def grant(self) -> str: ...
+    @property
+    def expires_at(self) -> float: ...
+
+class AgentAuthClient:
+    """The agent's client of the AgentAuth operator."""
+
+    def __init__(
+        self,
+        operator_url: str,
+        *,
+        namespace: Optional[str] = None,
+        agent: Optional[str] = None,
+        key_file: Optional[_Path] = None,
+        token_lifetime: Optional[float] = None,
+        refresh_before: Optional[float] = None,
+        request_timeout: Optional[float] = None,
+    ) -> None: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def thumbprint(self) -> str: ...
+    async def request_grant(
+        self,
+        service_provider_id: str,
+        capabilities: List[Capability],
+        *,
+        envelope: Optional[str] = None,
+        duration: Optional[str] = None,
+        expires_at: Optional[str] = None,
+        reason: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Grant: ...
+    def use_grant(self, service_provider_id: str, grant: str) -> None: ...
+    async def get_grant(self, grant: str) -> Grant: ...
+    async def wait_for_approval(self, grant: str, timeout: float = 600.0) -> Grant: ...
+    async def get_token(self, service_provider_id: str) -> Token: ...
+    async def invalidate_token(self, service_provider_id: str) -> None: ...
+    async def authenticate_headers(
+        self, service_provider_id: str, method: str, url: str
+    ) -> Dict[str, str]: ...
+
+def generate_key(path: _Path) -> str: ...
+def key_thumbprint(path: _Path) -> str: ...
+def agent_manifest(
+    namespace: str,
+    name: str,
+    display_name: str,
+    owner: str,
+    key_file: _Path,
+    description: Optional[str] = None,
+) -> str: ...
