@@ -27,12 +27,9 @@ done
 cargo --version
 
 step "services the tests start: Redis, moto_server (AWS KMS)"
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v redis-server >/dev/null; then
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
-fi
-redis-server --version
+# Installers shared with ./dev.sh.
+source scripts/deps.sh
+ensure_redis
 # moto is a real AWS API server (KMS included) for tests; it lives in a venv
 # in the cache so that a fresh clone does not reinstall it.
 MOTO_VERSION=5.2.5
@@ -43,11 +40,23 @@ if ! "$venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOT
 fi
 export AGENTAUTH_MOTO_SERVER="$venv/bin/moto_server"
 echo "moto $MOTO_VERSION: $AGENTAUTH_MOTO_SERVER"
+# The Python SDK (sdk/python) is built into a wheel by maturin, installed into a
+# fresh venv and tested with pytest there (sdk/tests/python.rs).
+if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+fi
+# The approval API's passkey ceremonies (webauthn-rs) link OpenSSL.
+ensure_openssl
+MATURIN_VERSION=1.16.0
+if ! "$venv/bin/maturin" --version 2>/dev/null | grep -qx "maturin $MATURIN_VERSION"; then
+  "$venv/bin/pip" install -q "maturin==$MATURIN_VERSION" "pytest==9.2.0" "pytest-asyncio==1.5.0"
+fi
+export AGENTAUTH_MATURIN="$venv/bin/maturin"
+echo "maturin $MATURIN_VERSION: $AGENTAUTH_MATURIN"
 
 step "local Kubernetes control plane (etcd + kube-apiserver)"
-KUBEBUILDER_ASSETS="$(e2e/control-plane/setup.sh)"
-export KUBEBUILDER_ASSETS
-echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
+ensure_control_plane
 
 step "format"
 cargo fmt --all --check

@@ -2,6 +2,7 @@
 //! Each subcommand's flags have environment fallbacks; `--help` lists them.
 
 mod approver;
+mod dev;
 mod runtime;
 
 /// mimalloc rather than glibc malloc: the verifier allocates a few small
@@ -38,6 +39,9 @@ enum Command {
     /// Administer human approvers (enrollment tokens for their passkeys).
     #[command(subcommand)]
     Approver(approver::ApproverCommand),
+    /// Run the whole system on this machine (control plane, Redis, operator,
+    /// webhook, two verifiers, the examples) with per-service logs; Ctrl-C stops it.
+    Dev(dev::DevArgs),
 }
 
 #[derive(Subcommand)]
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
                 runtime::shutdown_signal(),
             )));
         }
+        Command::Dev(args) => return dev::main(args),
         Command::Approver(command) => return approver::main(command),
         Command::Webhook(config) => {
             runtime::init_logging();

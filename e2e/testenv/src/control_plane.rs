@@ -304,6 +304,14 @@ impl ControlPlane {
         }
     }
 
+    /// The apiserver's log file while it runs (`None` for an existing
+    /// cluster), e.g. for following it.
+    pub fn apiserver_log_path(&self) -> Option<PathBuf> {
+        self.local
+            .as_ref()
+            .map(|local| local.root.join("apiserver").join("apiserver.log"))
+    }
+
     /// The last `lines` lines of the etcd log.
     pub fn etcd_log_tail(&self, lines: usize) -> String {
         match &self.local {

@@ -1,0 +1,141 @@
+//! Applies the examples (`examples/`: the approver, both agents and their
+//! envelopes) with server-side apply, through the webhook like any other
+//! write. The example grants are left out: the walk-through requests its
+//! own, so the only grant a newcomer sees is the one they asked for.
+//!
+//! The approval API asks Kubernetes RBAC whether a person may `approve` a
+//! grant (a SubjectAccessReview for the Approver's email), so the example
+//! approver also gets that verb in the examples namespace — what a cluster
+//! admin would bind in a real cluster.
+
+use std::path::{Path, PathBuf};
+
+use agentauth_crds::{Agent, Approver, BehavioralEnvelope};
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+
+use super::DevError;
+use super::cluster::{EXAMPLES_NAMESPACE, FIELD_MANAGER};
+
+/// The example files applied, relative to `examples/`.
+pub const FILES: &[&str] = &[
+    "approvers.yaml",
+    "calendar-assistant/agent.yaml",
+    "calendar-assistant/envelope.yaml",
+    "shopping-agent/agent.yaml",
+    "shopping-agent/envelope.yaml",
+];
+
+/// The examples folder of this checkout.
+pub fn examples_dir() -> PathBuf {
+    agentauth_testenv::repo_root().join("examples")
+}
+
+/// One applied object, `Kind namespace/name` for the banner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The object's kind.
+    pub kind: String,
+    /// `namespace/name`, or `name` for a cluster-scoped object.
+    pub name: String,
+}
+
+/// Applies [`FILES`] from `dir`; namespaced objects go into the examples namespace.
+pub async fn apply(client: &Client, dir: &Path) -> Result<Vec<Applied>, DevError> {
+    let mut applied = Vec::new();
+    for file in FILES {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| DevError::io("read", &path, e))?;
+        let docs: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(&text).map_err(|e| DevError::Example {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        for doc in docs.into_iter().filter(|d| !d.is_null()) {
+            applied.push(apply_one(client, &path, doc).await?);
+        }
+    }
+    Ok(applied)
+}
+
+async fn apply_one(
+    client: &Client,
+    path: &Path,
+    doc: serde_json::Value,
+) -> Result<Applied, DevError> {
+    let invalid = |message: String| DevError::Example {
+        path: path.to_path_buf(),
+        message,
+    };
+    let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+    let name = doc["metadata"]["name"]
+        .as_str()
+        .ok_or_else(|| invalid("the object has no metadata.name".into()))?
+        .to_owned();
+    let (resource, namespaced) = match kind.as_str() {
+        "Agent" => (ApiResource::erase::<Agent>(&()), true),
+        "BehavioralEnvelope" => (ApiResource::erase::<BehavioralEnvelope>(&()), true),
+        "Approver" => (ApiResource::erase::<Approver>(&()), false),
+        other => return Err(invalid(format!("unexpected kind {other:?}"))),
+    };
+    let api: Api<DynamicObject> = if namespaced {
+        Api::namespaced_with(client.clone(), EXAMPLES_NAMESPACE, &resource)
+    } else {
+        Api::all_with(client.clone(), &resource)
+    };
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&doc),
+    )
+    .await
+    .map_err(|e| invalid(format!("the apiserver refused {kind} {name}: {e}")))?;
+    Ok(Applied {
+        name: if namespaced {
+            format!("{EXAMPLES_NAMESPACE}/{name}")
+        } else {
+            name
+        },
+        kind,
+    })
+}
+
+/// The ClusterRole with the `approve` verb on grants.
+pub const APPROVER_ROLE: &str = "agentauth-dev-approver";
+
+/// Lets the example approver (`spec.email` of `approvers.yaml`) approve
+/// grants in the examples namespace.
+pub async fn allow_example_approver(client: &Client) -> Result<Applied, DevError> {
+    let kube_error = |e| DevError::Kube {
+        step: "let the example approver approve grants (RBAC)",
+        source: e,
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let role = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": APPROVER_ROLE},
+        "rules": [{"apiGroups": [agentauth_crds::GROUP], "resources": ["capabilitygrants"],
+                   "verbs": ["approve", "get", "list", "watch"]}],
+    });
+    Api::<ClusterRole>::all(client.clone())
+        .patch(APPROVER_ROLE, &params, &Patch::Apply(&role))
+        .await
+        .map_err(kube_error)?;
+    let name = "dana-fischer-approves";
+    let binding = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": EXAMPLES_NAMESPACE},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": APPROVER_ROLE},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                      "name": "dana.fischer@example.com"}],
+    });
+    Api::<RoleBinding>::namespaced(client.clone(), EXAMPLES_NAMESPACE)
+        .patch(name, &params, &Patch::Apply(&binding))
+        .await
+        .map_err(kube_error)?;
+    Ok(Applied {
+        kind: "RoleBinding".into(),
+        name: format!("{EXAMPLES_NAMESPACE}/{name}"),
+    })
+}

@@ -1,0 +1,260 @@
+//! The command line of every service of a dev run, from one [`Layout`]:
+//! ports, URLs and files. Pure, so the wiring between the services (which
+//! URL the verifiers fetch keys from, which origin the webhook accepts) can
+//! be read and tested in one place.
+//!
+//! ```text
+//!  redis      redis-server --port P --bind 127.0.0.1 (no persistence) --dir run/redis
+//!  operator   agentauth operator  --public-url http://127.0.0.1:P --root-key-file <state>/root-key.pem
+//!                                 --approval-origin http://localhost:P --rp-id localhost [--redis-url]
+//!  webhook    agentauth webhook   --self-signed --ca-bundle-out run/webhook-ca.pem
+//!                                 --operator-username <the operator's identity>
+//!  verifier-* agentauth verifier  --issuer/--jwks-url of the operator --root-jwk-file run/root.jwk
+//!                                 --audience <the example providers> [--redis-url]
+//!  provider   agentauth dev provider --verifier-url <verifier-a> --audience <the shop>
+//! ```
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::cluster::{OPERATOR_USERNAME, SYSTEM_NAMESPACE};
+use super::ports::Ports;
+
+/// The audiences the verifiers answer for: the example providers'.
+pub const AUDIENCES: &[&str] = &["https://calendar.example.com", "https://shop.example.com"];
+
+/// The example provider's audience: the shop of the shopping-agent example.
+pub const PROVIDER_AUDIENCE: &str = "https://shop.example.com";
+
+/// Where everything of one run is.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The ports.
+    pub ports: Ports,
+    /// The root key (kept between runs).
+    pub root_key: PathBuf,
+    /// The root's public JWK, for the verifiers.
+    pub root_jwk_file: PathBuf,
+    /// Where the webhook writes its CA certificate.
+    pub ca_file: PathBuf,
+    /// Redis's folder.
+    pub redis_dir: PathBuf,
+    /// The Redis URL, `None` for in-process state.
+    pub redis_url: Option<String>,
+}
+
+impl Layout {
+    /// The layout for `ports` in `state_dir` / `run_dir`, with Redis or without.
+    pub fn new(ports: Ports, state_dir: &Path, run_dir: &Path, redis: bool) -> Self {
+        Layout {
+            ports,
+            root_key: state_dir.join("root-key.pem"),
+            root_jwk_file: run_dir.join("root.jwk"),
+            ca_file: run_dir.join("webhook-ca.pem"),
+            redis_dir: run_dir.join("redis"),
+            redis_url: redis.then(|| format!("redis://127.0.0.1:{}/", ports.redis)),
+        }
+    }
+
+    /// The operator's base URL (also the tokens' issuer).
+    pub fn operator_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.operator)
+    }
+
+    /// The WebAuthn origin of approvals: `localhost`, the relying party id.
+    pub fn origin(&self) -> String {
+        format!("http://localhost:{}", self.ports.operator)
+    }
+
+    /// The webhook's address.
+    pub fn webhook_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.webhook))
+    }
+
+    /// The example provider's base URL.
+    pub fn provider_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.provider)
+    }
+
+    /// The verifiers to run: two with Redis, one without (separate
+    /// processes cannot share in-process state).
+    pub fn verifiers(&self) -> Vec<(&'static str, u16)> {
+        let mut verifiers = vec![("verifier-a", self.ports.verifier_a)];
+        if self.redis_url.is_some() {
+            verifiers.push(("verifier-b", self.ports.verifier_b));
+        }
+        verifiers
+    }
+
+    /// `redis-server` arguments: loopback, no persistence.
+    pub fn redis_args(&self) -> Vec<OsString> {
+        let port = self.ports.redis.to_string();
+        let mut args = os(&[
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+        ]);
+        args.push(self.redis_dir.clone().into_os_string());
+        args
+    }
+
+    /// `agentauth operator` arguments.
+    pub fn operator_args(&self) -> Vec<OsString> {
+        let mut args = vec![
+            "operator".to_owned(),
+            format!("--listen=127.0.0.1:{}", self.ports.operator),
+            format!("--public-url={}", self.operator_url()),
+            format!("--root-key-file={}", self.root_key.display()),
+            "--generate-root-key".to_owned(),
+            "--identity=agentauth-dev".to_owned(),
+            format!("--lease-namespace={SYSTEM_NAMESPACE}"),
+            "--rp-id=localhost".to_owned(),
+            format!("--approval-origin={}", self.origin()),
+        ];
+        if let Some(url) = &self.redis_url {
+            args.push(format!("--redis-url={url}"));
+        }
+        owned(args)
+    }
+
+    /// `agentauth webhook` arguments.
+    pub fn webhook_args(&self) -> Vec<OsString> {
+        owned(vec![
+            "webhook".to_owned(),
+            format!("--listen={}", self.webhook_addr()),
+            "--self-signed".to_owned(),
+            format!("--ca-bundle-out={}", self.ca_file.display()),
+            format!("--operator-username={OPERATOR_USERNAME}"),
+            "--rp-id=localhost".to_owned(),
+            format!("--approval-origin={}", self.origin()),
+        ])
+    }
+
+    /// `agentauth verifier` arguments for verifier `name` on `port`.
+    pub fn verifier_args(&self, name: &str, port: u16) -> Vec<OsString> {
+        let operator = self.operator_url();
+        let mut args = vec![
+            "verifier".to_owned(),
+            format!("--listen=127.0.0.1:{port}"),
+            format!("--issuer={operator}"),
+            format!("--audience={}", AUDIENCES.join(",")),
+            format!("--jwks-url={operator}/.well-known/jwks.json"),
+            format!("--root-jwk-file={}", self.root_jwk_file.display()),
+            format!("--identity={name}"),
+        ];
+        if let Some(url) = &self.redis_url {
+            args.push(format!("--redis-url={url}"));
+        }
+        owned(args)
+    }
+
+    /// `agentauth dev provider` arguments: it asks verifier-a.
+    pub fn provider_args(&self) -> Vec<OsString> {
+        owned(vec![
+            "dev".to_owned(),
+            "provider".to_owned(),
+            format!("--listen=127.0.0.1:{}", self.ports.provider),
+            format!("--verifier-url=http://127.0.0.1:{}", self.ports.verifier_a),
+            format!("--public-url={}", self.provider_url()),
+            format!("--audience={PROVIDER_AUDIENCE}"),
+        ])
+    }
+}
+
+/// `redis-server` on `PATH` (or `AGENTAUTH_REDIS_SERVER`), if there is one.
+pub fn redis_binary() -> Option<PathBuf> {
+    if let Some(path) =
+        std::env::var_os(agentauth_testenv::REDIS_SERVER_ENV).filter(|p| !p.is_empty())
+    {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| candidate.is_file())
+}
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+fn owned(args: Vec<String>) -> Vec<OsString> {
+    args.into_iter().map(OsString::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(redis: bool) -> Layout {
+        let ports = Ports {
+            operator: 8080,
+            verifier_a: 8081,
+            verifier_b: 8082,
+            webhook: 8083,
+            provider: 8084,
+            redis: 8085,
+        };
+        Layout::new(ports, Path::new("/s"), Path::new("/s/run"), redis)
+    }
+
+    fn joined(args: Vec<OsString>) -> String {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn the_verifiers_trust_the_operator_and_share_its_redis() {
+        let l = layout(true);
+        let verifier = joined(l.verifier_args("verifier-b", 8082));
+        for part in [
+            "--issuer=http://127.0.0.1:8080",
+            "--jwks-url=http://127.0.0.1:8080/.well-known/jwks.json",
+            "--root-jwk-file=/s/run/root.jwk",
+            "--redis-url=redis://127.0.0.1:8085/",
+            "https://shop.example.com",
+        ] {
+            assert!(verifier.contains(part), "{part} missing in {verifier}");
+        }
+        let operator = joined(l.operator_args());
+        assert!(
+            operator.contains("--redis-url=redis://127.0.0.1:8085/"),
+            "{operator}"
+        );
+        assert!(
+            operator.contains("--approval-origin=http://localhost:8080"),
+            "{operator}"
+        );
+        let webhook = joined(l.webhook_args());
+        assert!(
+            webhook.contains("--approval-origin=http://localhost:8080"),
+            "{webhook}"
+        );
+        assert!(webhook.contains(&format!("--operator-username={OPERATOR_USERNAME}")));
+        let provider = joined(l.provider_args());
+        assert!(
+            provider.contains("--verifier-url=http://127.0.0.1:8081"),
+            "{provider}"
+        );
+        assert_eq!(l.verifiers().len(), 2);
+    }
+
+    #[test]
+    fn without_redis_one_verifier_runs_on_in_process_state() {
+        let l = layout(false);
+        assert_eq!(l.verifiers(), [("verifier-a", 8081)]);
+        assert!(!joined(l.operator_args()).contains("--redis-url"));
+        assert!(!joined(l.verifier_args("verifier-a", 8081)).contains("--redis-url"));
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the whole AgentAuth system on this machine, with coloured logs per
+# service, until Ctrl-C:
+#
+#   ./dev.sh                     local etcd + kube-apiserver (or the cluster of
+#                                the current kubeconfig, when it answers)
+#   ./dev.sh --local             always the local control plane
+#   ./dev.sh --help              every flag of `agentauth dev`
+#
+# It builds the `agentauth` binary, makes sure redis-server and the local
+# control plane binaries are there, then hands over to `agentauth dev`.
+# docs/dev.md walks through what to do once it prints "ready".
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/deps.sh
+
+step() { printf '\033[1;34m==> %s\033[0m\n' "$*" >&2; }
+
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+
+step "building agentauth (cargo build -p agentauth-cli)"
+ensure_openssl >&2
+cargo build -p agentauth-cli >&2
+
+step "redis-server (shared state for the operator and the verifiers)"
+if ! ensure_redis >&2; then
+  echo "no redis-server: agentauth dev keeps state in process (one verifier only)" >&2
+fi
+
+step "local control plane binaries (etcd + kube-apiserver)"
+if ! ensure_control_plane >&2; then
+  echo "could not build etcd + kube-apiserver (is Go installed?); agentauth dev" \
+    "now needs the cluster of your current kubeconfig to answer" >&2
+fi
+
+exec "$CARGO_TARGET_DIR/debug/agentauth" dev "$@"
