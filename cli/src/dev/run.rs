@@ -54,14 +54,14 @@ pub async fn run(args: DevArgs) -> ExitCode {
         registered: false,
     };
     let stdin_closed = args.stop_on_stdin_eof.then(watch_stdin);
-    let stop_signal = || stop_signal(stdin_closed.clone());
+    let stop_requested = || stop_signal(stdin_closed.clone());
     let start_outcome = tokio::select! {
         result = start(&args, &state_dir, &run_dir, &mut session, started) => Some(result),
-        () = stop_signal() => None,
+        () = stop_requested() => None,
     };
     let outcome = match start_outcome {
         Some(Ok(())) => tokio::select! {
-            () = stop_signal() => Ok(()),
+            () = stop_requested() => Ok(()),
             exit = session.supervisor.next_exit() => Err(exit),
         },
         Some(Err(error)) => {
@@ -90,10 +90,11 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Err(None) => ExitCode::FAILURE,
     };
     // A second Ctrl-C while stopping exits at once; the lifelines then
-    // still stop every service.
+    // still stop every service. (An ended stdin stays ended: it is not a
+    // second request.)
     tokio::select! {
         () = session.shutdown() => {},
-        () = stop_signal() => {
+        () = stop_signal(None) => {
             complain("agentauth dev: stopping at once");
             return ExitCode::from(130);
         }
