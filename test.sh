@@ -15,6 +15,9 @@ step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 export AGENTAUTH_CACHE="${AGENTAUTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agentauth}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$AGENTAUTH_CACHE/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
+# CI builds each fresh clone once: incremental-compilation state would only
+# pile up in the shared target dir (one copy per clone path).
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 mkdir -p "$AGENTAUTH_CACHE"
 
 step "toolchain"
