@@ -36,7 +36,7 @@ use webauthn_rs::prelude::PublicKeyCredential;
 use super::enroll::{FIELD_MANAGER, approver, update_passkeys};
 use super::guard::LoggedIn;
 use super::pending::{in_scope, is_pending, out_of_scope};
-use super::session::{CEREMONY_TIMEOUT, no_store, random_token};
+use super::session::{CEREMONY_TIMEOUT, ceremony_live, no_store, random_token};
 use super::{Approvals, Body, Refusal, rbac};
 
 /// A decision ceremony between begin and finish.
@@ -226,7 +226,7 @@ async fn finish(
             p.namespace == namespace
                 && p.name == name
                 && p.decision == decision
-                && now - p.started_ms <= CEREMONY_TIMEOUT.as_millis() as i64
+                && ceremony_live(p.started_ms, now)
         })
         .ok_or_else(|| {
             Refusal::new(

@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential, Uuid};
 
 use super::guard::AnySession;
-use super::session::{CEREMONY_TIMEOUT, no_store};
+use super::session::{ceremony_live, no_store};
 use super::{Approvals, Body, Refusal, cose, tokens};
 
 /// The field manager of every write the approval API makes.
@@ -161,7 +161,7 @@ pub async fn finish(
         .sessions
         .with(&session.id, |s| s.enrollment.take())
         .flatten()
-        .filter(|p| now - p.started_ms <= CEREMONY_TIMEOUT.as_millis() as i64)
+        .filter(|p| ceremony_live(p.started_ms, now))
         .ok_or_else(|| {
             Refusal::new(
                 ErrorCode::PasskeyCeremonyFailed,

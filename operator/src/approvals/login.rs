@@ -22,7 +22,7 @@ use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential};
 
 use super::enroll::{approver, update_passkeys};
 use super::guard::AnySession;
-use super::session::{CEREMONY_TIMEOUT, no_store};
+use super::session::{ceremony_live, no_store};
 use super::{Approvals, Body, Refusal, cose};
 use agentauth_core::b64;
 
@@ -105,7 +105,7 @@ pub async fn finish(
         .sessions
         .with(&session.id, |s| s.login.take())
         .flatten()
-        .filter(|p| now - p.started_ms <= CEREMONY_TIMEOUT.as_millis() as i64)
+        .filter(|p| ceremony_live(p.started_ms, now))
         .ok_or_else(|| {
             Refusal::new(
                 ErrorCode::PasskeyCeremonyFailed,

@@ -85,6 +85,11 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Whether a ceremony begun at `started_ms` may still be finished at `now_ms`.
+pub fn ceremony_live(started_ms: i64, now_ms: i64) -> bool {
+    now_ms.saturating_sub(started_ms) <= millis(CEREMONY_TIMEOUT)
+}
+
 impl SessionStore {
     /// An empty store with the configured lifetimes.
     pub fn new(clock: Arc<dyn Clock>, config: &ApprovalsConfig) -> Self {
