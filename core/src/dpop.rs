@@ -11,6 +11,8 @@
 //! registered key, and the `jti`, which the caller must check for replay
 //! (that needs shared state, so it is not done here).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::b64;
@@ -101,6 +103,35 @@ pub fn verify(
     window: Window,
     now: i64,
 ) -> Result<VerifiedProof> {
+    verify_with(proof, request, UrlForm::Received, window, now)
+}
+
+/// [`verify`] for a caller that already normalized `request.url` with
+/// [`htu::normalize`] (the verifier does in its first step), so the hot path
+/// parses that URL once.
+pub fn verify_normalized(
+    proof: &str,
+    request: &Request<'_>,
+    window: Window,
+    now: i64,
+) -> Result<VerifiedProof> {
+    verify_with(proof, request, UrlForm::Normalized, window, now)
+}
+
+/// Whether a request's URL still needs normalizing.
+#[derive(Clone, Copy)]
+enum UrlForm {
+    Received,
+    Normalized,
+}
+
+fn verify_with(
+    proof: &str,
+    request: &Request<'_>,
+    url_form: UrlForm,
+    window: Window,
+    now: i64,
+) -> Result<VerifiedProof> {
     let invalid = |m: &str| Error::new(ErrorCode::DpopInvalid, m);
     let parts = jws::decode::<ProofClaims>(proof, MAX_PROOF_LEN, ErrorCode::DpopInvalid)?;
     if parts.header.typ.as_deref() != Some(PROOF_TYPE) {
@@ -137,7 +168,10 @@ pub fn verify(
         ));
     }
     let proof_url = htu::normalize(&claims.htu, ErrorCode::DpopUrlMismatch)?;
-    let request_url = htu::normalize(request.url, ErrorCode::RequestInvalid)?;
+    let request_url = match url_form {
+        UrlForm::Received => Cow::Owned(htu::normalize(request.url, ErrorCode::RequestInvalid)?),
+        UrlForm::Normalized => Cow::Borrowed(request.url),
+    };
     if proof_url != request_url {
         return Err(Error::new(
             ErrorCode::DpopUrlMismatch,

@@ -192,3 +192,26 @@ fn oversized_and_malformed_proofs_are_refused() {
         assert_eq!(verify(p).unwrap_err().code, ErrorCode::DpopInvalid, "{p:?}");
     }
 }
+
+#[test]
+fn verify_normalized_matches_verify_for_a_normalized_url() {
+    let key = SigningKey::generate();
+    let p = proof(&key);
+    let url = agentauth_core::htu::normalize(URL, ErrorCode::RequestInvalid).unwrap();
+    let normalized = Request {
+        url: &url,
+        ..request()
+    };
+    let window = Window::default();
+    assert_eq!(
+        dpop::verify_normalized(&p, &normalized, window, NOW).unwrap(),
+        verify(&p).unwrap()
+    );
+    // The URL is trusted as given: a different one still does not match.
+    let other = Request {
+        url: "https://calendar.example/api/other",
+        ..request()
+    };
+    let refused = dpop::verify_normalized(&p, &other, window, NOW).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::DpopUrlMismatch);
+}

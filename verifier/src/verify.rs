@@ -227,7 +227,7 @@ impl Verifier {
         known: &mut Known,
     ) -> Result<Option<RateLimitStatus>, Refusal> {
         // 0. The request itself.
-        let expect =
+        let (expect, url) =
             checks::request(input, &self.settings.expectations).map_err(Refusal::Invalid)?;
         let now_ms = self.clock.now_ms();
         let now = now_ms.div_euclid(1000);
@@ -248,11 +248,11 @@ impl Verifier {
             .ok_or(ErrorCode::DpopMissing)?;
         let request = dpop::Request {
             method: input.method,
-            url: input.url,
+            url: &url,
             access_token: Some(token),
             nonce: None,
         };
-        let proof = dpop::verify(proof, &request, self.settings.dpop_window, now)?;
+        let proof = dpop::verify_normalized(proof, &request, self.settings.dpop_window, now)?;
         if proof.jkt != claims.cnf.jkt {
             return Err(ErrorCode::DpopKeyMismatch.into());
         }

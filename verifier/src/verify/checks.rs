@@ -15,11 +15,12 @@ use super::{Decision, Input};
 use crate::wire::Action;
 
 /// Step 0: the audience asked for, a method that is an HTTP token, and an
-/// absolute ASCII http(s) URL. Failures are unreadable requests.
+/// absolute ASCII http(s) URL, returned normalized for the DPoP check.
+/// Failures are unreadable requests.
 pub(super) fn request<'e>(
     input: &Input<'_>,
     expectations: &'e [Expectations],
-) -> Result<&'e Expectations, Error> {
+) -> Result<(&'e Expectations, String), Error> {
     let invalid = |m: &str| Error::new(ErrorCode::RequestInvalid, m);
     let expect = match input.audience {
         None => expectations.first(),
@@ -35,8 +36,8 @@ pub(super) fn request<'e>(
     if !method_ok {
         return Err(invalid("method must be an HTTP method token, e.g. GET"));
     }
-    htu::normalize(input.url, ErrorCode::RequestInvalid)?;
-    Ok(expect)
+    let url = htu::normalize(input.url, ErrorCode::RequestInvalid)?;
+    Ok((expect, url))
 }
 
 /// The token without an `Authorization` scheme: bare, or after `DPoP `.
