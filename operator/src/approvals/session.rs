@@ -42,8 +42,9 @@ pub const DEV_COOKIE: &str = "agentauth_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a WebAuthn ceremony (enroll, login, decide) may take.
 pub const CEREMONY_TIMEOUT: Duration = Duration::from_secs(300);
-/// The most sessions one replica keeps; beyond it new sessions are refused
-/// (503) until some expire, so anonymous requests cannot exhaust memory.
+/// The most sessions one replica keeps, so anonymous requests cannot
+/// exhaust memory: when full, expired sessions go first, then the oldest
+/// anonymous one; only a store full of logged-in sessions refuses (503).
 pub const MAX_SESSIONS: usize = 10_000;
 
 /// One browser's session.
