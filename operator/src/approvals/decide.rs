@@ -241,15 +241,7 @@ async fn finish(
     let (grant, agent, approver) =
         parties(ctx.client.clone(), &session.approver, &namespace, &name).await?;
     may_decide(&approvals, &grant, &agent, &approver).await?;
-    if grant.uid().as_deref() != Some(pending.uid.as_str())
-        || grant.metadata.generation != Some(pending.generation)
-        || approval::spec_digest(&grant.spec)? != pending.spec_digest
-    {
-        return Err(Refusal::new(
-            ErrorCode::ApprovalChallengeMismatch,
-            "the grant changed since the ceremony began; read it again and decide anew",
-        ));
-    }
+    still_signed(&grant, &pending)?;
     let record = Approval {
         approver: approver.name_any(),
         credential_id: b64::encode(credential.raw_id.as_ref()),
@@ -269,28 +261,7 @@ async fn finish(
         .approval = Some(record.clone());
     let rp = &ctx.relying_party;
     let verified = verify_new_approval(&signed, &agent, &approver, &rp.id, &rp.origins)?;
-    let patch = json!({
-        "metadata": {"resourceVersion": grant.resource_version()},
-        "status": {"approval": record},
-    });
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    Api::<CapabilityGrant>::namespaced(ctx.client.clone(), &namespace)
-        .patch_status(&name, &params, &Patch::Merge(&patch))
-        .await
-        .map_err(|e| match e {
-            kube::Error::Api(s) if s.code == 409 => Refusal::new(
-                ErrorCode::DecisionImmutable,
-                "the grant changed or was decided meanwhile; read it again",
-            ),
-            kube::Error::Api(s) if s.code == 422 || s.code == 403 || s.code == 400 => Refusal::new(
-                ErrorCode::ApprovalInvalid,
-                format!("the apiserver refused the decision: {}", s.message),
-            ),
-            e => Refusal::kube("record the decision", &e),
-        })?;
+    record_decision(&approvals, grant.clone(), &pending, &record).await?;
     let (credential_id, count) = (verified.credential_id.clone(), verified.sign_count);
     let advanced = update_passkeys(ctx.client.clone(), &verified.approver, |list| {
         Ok(list
@@ -311,6 +282,78 @@ async fn finish(
         "decision": decision.as_str(),
         "approver": record.approver,
     }))))
+}
+
+/// Refuses when `grant` is no longer the one the ceremony signed for.
+fn still_signed(grant: &CapabilityGrant, pending: &PendingDecision) -> Result<(), Refusal> {
+    if grant.uid().as_deref() != Some(pending.uid.as_str())
+        || grant.metadata.generation != Some(pending.generation)
+        || approval::spec_digest(&grant.spec)? != pending.spec_digest
+    {
+        return Err(Refusal::new(
+            ErrorCode::ApprovalChallengeMismatch,
+            "the grant changed since the ceremony began; read it again and decide anew",
+        ));
+    }
+    Ok(())
+}
+
+/// How often a decision is written again after another status writer (the
+/// controllers' conditions) changed the grant in between.
+const RECORD_ATTEMPTS: usize = 3;
+
+/// Writes `record` into the grant's `status.approval`, guarded by the
+/// resourceVersion it was checked against. A conflict caused by another
+/// status writer is retried on a fresh read while the grant is undecided and
+/// still the one signed for; a decision made meanwhile is final (409).
+async fn record_decision(
+    approvals: &Approvals,
+    mut grant: CapabilityGrant,
+    pending: &PendingDecision,
+    record: &Approval,
+) -> Result<(), Refusal> {
+    let api = Api::<CapabilityGrant>::namespaced(approvals.ctx.client.clone(), &pending.namespace);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let decided = || {
+        Refusal::new(
+            ErrorCode::DecisionImmutable,
+            "the grant changed or was decided meanwhile; read it again",
+        )
+    };
+    for attempt in 1..=RECORD_ATTEMPTS {
+        if grant.status.as_ref().is_some_and(|s| s.approval.is_some()) {
+            return Err(decided());
+        }
+        still_signed(&grant, pending)?;
+        let patch = json!({
+            "metadata": {"resourceVersion": grant.resource_version()},
+            "status": {"approval": record},
+        });
+        match api
+            .patch_status(&pending.name, &params, &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < RECORD_ATTEMPTS => {
+                grant = api
+                    .get(&pending.name)
+                    .await
+                    .map_err(|e| Refusal::kube("read the grant again", &e))?;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => return Err(decided()),
+            Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 422) => {
+                return Err(Refusal::new(
+                    ErrorCode::ApprovalInvalid,
+                    format!("the apiserver refused the decision: {}", s.message),
+                ));
+            }
+            Err(e) => return Err(Refusal::kube("record the decision", &e)),
+        }
+    }
+    Err(decided())
 }
 
 async fn audit(approvals: &Approvals, grant: &CapabilityGrant, record: &Approval) {
