@@ -166,6 +166,11 @@ error_codes! {
     PasskeyImmutable => "passkey_immutable", "a registered passkey cannot be altered";
     /// `status.keyThumbprint` is not the thumbprint of `spec.publicKey`.
     ThumbprintMismatch => "key_thumbprint_mismatch", "the key thumbprint does not match the public key";
+    /// An Agent's `agentauth.dev/created-by` annotation does not name the user
+    /// who created it, or an update changed or removed it.
+    CreatedByInvalid => "created_by_invalid", "the agentauth.dev/created-by annotation must name the Agent's creator and never changes";
+    /// An update changed an Agent's `spec.owner`.
+    OwnerImmutable => "owner_immutable", "an Agent's owner cannot change";
 
     /// The grant is outside the approver's scope (namespaces, grant selector).
     ApproverOutOfScope => "approver_out_of_scope", "the grant is outside the approver's scope";

@@ -4,6 +4,15 @@
 //! The operator computes the key's RFC 7638 thumbprint into
 //! `status.keyThumbprint`; the agent API compares a proof's key with it, and
 //! tokens are bound to it (`cnf.jkt`).
+//!
+//! **Who answers for an agent.** `spec.owner` is the accountable human,
+//! written by whoever creates the Agent, so it proves nothing about who that
+//! was. The creator is recorded apart from it: the admission webhook's
+//! mutating endpoint sets the [`CREATED_BY_ANNOTATION`] annotation to the
+//! creating request's Kubernetes username, its validating endpoint refuses a
+//! created-by that is not the creator's and any later change to it or to
+//! `spec.owner` (which CEL also freezes). Separation of duties
+//! ([`is_owned_by`](Agent::is_owned_by)) counts both as the agent's owners.
 
 use agentauth_core::jwk::EcPublicJwk;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -12,6 +21,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::invalid::{At, Invalid, check_text};
+
+/// The annotation holding the Kubernetes username that created the Agent
+/// (`userInfo.username` of the CREATE request), set by the admission webhook
+/// and never changed afterwards.
+pub const CREATED_BY_ANNOTATION: &str = "agentauth.dev/created-by";
 
 /// The longest display name, in bytes.
 pub const MAX_DISPLAY_NAME_LEN: usize = 128;
@@ -68,8 +82,16 @@ pub struct AgentSpec {
     #[schemars(length(min = 1, max = MAX_DISPLAY_NAME_LEN))]
     pub display_name: String,
     /// The human accountable for this agent, usually an email address. An
-    /// approver never approves grants for an agent it owns.
-    #[schemars(length(min = 1, max = MAX_OWNER_LEN))]
+    /// approver never approves grants for an agent it owns, nor for one it
+    /// created (annotation agentauth.dev/created-by). Cannot change: create a
+    /// new Agent for another owner.
+    #[schemars(
+        length(min = 1, max = MAX_OWNER_LEN),
+        extend("x-kubernetes-validations" = [{
+            "rule": "self == oldSelf",
+            "message": "owner cannot change: separation of duties is decided against it; create a new Agent for another owner",
+        }])
+    )]
     pub owner: String,
     /// The agent's public key as a JWK: EC, curve P-256, coordinates x and y
     /// in base64url. The agent signs every DPoP proof with the private half,
@@ -123,5 +145,108 @@ impl AgentSpec {
             .to_public_key()
             .at("spec.publicKey")?
             .thumbprint)
+    }
+}
+
+impl Agent {
+    /// The Kubernetes username that created this Agent, as the admission
+    /// webhook recorded it; `None` for an Agent created where the webhook
+    /// does not review (its creator is then unknown).
+    pub fn created_by(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CREATED_BY_ANNOTATION))
+            .map(|user| user.trim())
+            .filter(|user| !user.is_empty())
+    }
+
+    /// Whether a person known by `identities` (an Approver's email and name)
+    /// answers for this agent: one of them is `spec.owner`, or the user who
+    /// created it. Compared ignoring ASCII case, as mail systems compare
+    /// addresses. A creator's username is also compared without the prefix an
+    /// authenticator may put before the name (`oidc:`, `https://issuer#`), so
+    /// `oidc:dana@example.com` is Dana; a false match only ever refuses an
+    /// approval, never allows one.
+    pub fn is_owned_by<'a>(&self, identities: impl IntoIterator<Item = &'a str>) -> bool {
+        let owner = self.spec.owner.trim();
+        let creator = self.created_by();
+        let bare_creator = creator.map(|user| {
+            user.rsplit_once([':', '#'])
+                .map_or(user, |(_, name)| name)
+                .trim()
+        });
+        identities
+            .into_iter()
+            .map(str::trim)
+            .filter(|identity| !identity.is_empty())
+            .any(|identity| {
+                [Some(owner), creator, bare_creator]
+                    .into_iter()
+                    .flatten()
+                    .any(|known| known.eq_ignore_ascii_case(identity))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn agent(owner: &str, created_by: Option<&str>) -> Agent {
+        let mut agent: Agent = serde_json::from_value(serde_json::json!({
+            "apiVersion": "agentauth.dev/v1alpha1", "kind": "Agent",
+            "metadata": {"name": "assistant", "namespace": "team-a"},
+            "spec": {"displayName": "Assistant", "owner": owner,
+                     "publicKey": {"kty": "EC", "crv": "P-256",
+                                   "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                                   "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}},
+        }))
+        .unwrap();
+        if let Some(user) = created_by {
+            agent.metadata.annotations = Some(
+                [(CREATED_BY_ANNOTATION.to_owned(), user.to_owned())]
+                    .into_iter()
+                    .collect(),
+            );
+        }
+        agent
+    }
+
+    /// Threat: owner laundering — an approver creates an Agent naming someone
+    /// else as owner, to approve its grants; the creator counts as an owner.
+    #[test]
+    fn the_creator_owns_the_agent_whatever_spec_owner_says() {
+        let laundered = agent("bob@example.com", Some("dana@example.com"));
+        assert!(laundered.is_owned_by(["dana@example.com", "dana"]));
+        assert!(laundered.is_owned_by(["DANA@Example.com"]));
+        assert!(laundered.is_owned_by(["bob@example.com"]));
+        assert!(!laundered.is_owned_by(["carol@example.com", "carol"]));
+        // The name an authenticator prefixes is still the person.
+        for prefixed in [
+            "oidc:dana@example.com",
+            "https://issuer.example#dana@example.com",
+        ] {
+            assert!(agent("bob@example.com", Some(prefixed)).is_owned_by(["dana@example.com"]));
+        }
+        // A service account's name is compared as a name.
+        let by_operator = agent(
+            "bob@example.com",
+            Some("system:serviceaccount:agentauth-system:agentauth-operator"),
+        );
+        assert!(!by_operator.is_owned_by(["dana@example.com", "dana"]));
+    }
+
+    #[test]
+    fn without_a_recorded_creator_only_the_owner_counts() {
+        let legacy = agent(" Bob@Example.com ", None);
+        assert_eq!(legacy.created_by(), None);
+        assert!(legacy.is_owned_by(["bob@example.com"]));
+        assert!(!legacy.is_owned_by(["dana@example.com", ""]));
+        let blank = agent("bob@example.com", Some("  "));
+        assert_eq!(blank.created_by(), None);
+        // An empty identity matches nothing, even an empty owner.
+        assert!(!agent("bob", None).is_owned_by(["", "  "]));
     }
 }

@@ -269,12 +269,14 @@ fn selects(
     Selector::try_from(selector).is_ok_and(|s| s.matches(labels))
 }
 
-/// Whether `approver` is the owner of `agent`: `spec.owner` is the owner's
-/// email address (or, written as a bare name, an Approver's name).
+/// Whether `approver` answers for `agent`, by its email or its name: as the
+/// agent's `spec.owner` (an email address, or a bare Approver name), or as
+/// the Kubernetes user who created it (annotation
+/// [`agentauth.dev/created-by`](crate::agent::CREATED_BY_ANNOTATION), which
+/// the webhook records) — so naming someone else as owner does not let an
+/// approver decide the grants of an agent it made. See [`Agent::is_owned_by`].
 pub fn owns(agent: &Agent, approver: &Approver) -> bool {
-    let owner = agent.spec.owner.trim();
-    owner.eq_ignore_ascii_case(approver.spec.email.trim())
-        || owner.eq_ignore_ascii_case(&approver.name_any())
+    agent.is_owned_by([approver.spec.email.as_str(), approver.name_any().as_str()])
 }
 
 fn find_passkey<'a>(approver: &'a Approver, credential_id: &str) -> Result<&'a Passkey, Invalid> {
