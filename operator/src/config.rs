@@ -147,6 +147,11 @@ pub struct OperatorConfig {
     /// loopback address (local development over plain HTTP).
     #[arg(long, env = "AGENTAUTH_APPROVAL_SECURE_COOKIES")]
     pub approval_secure_cookies: Option<bool>,
+
+    /// Folder of the built approval UI (`approval-ui/dist`), served under
+    /// /approvals/ on this origin; without it the UI is not served.
+    #[arg(long, env = "AGENTAUTH_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
 }
 
 impl OperatorConfig {

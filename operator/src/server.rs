@@ -142,6 +142,11 @@ pub async fn run(
         },
         Some(approvals),
     );
+    // The approval UI's files, beside the approval API on the same origin.
+    let api = match &config.ui_dir {
+        Some(dir) => api.merge(crate::approvals::assets::router(dir.clone())),
+        None => api,
+    };
     let addr = config.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -14,6 +14,7 @@
 //! | `GET /approvals/api/grants/{namespace}/{name}` | a grant as a person must read it | [`pending`] |
 //! | `POST /approvals/api/grants/{namespace}/{name}/{approve,deny}/begin` | WebAuthn request options over the approval challenge | [`decide`] |
 //! | `POST /approvals/api/grants/{namespace}/{name}/{approve,deny}/finish` | verifies and records `status.approval` | [`decide`] |
+//! | `GET /approvals/…` (everything else) | the approval UI's built files, with a strict CSP (`--ui-dir`) | [`assets`] |
 //!
 //! ```text
 //!  request ─▶ guard ([`guard`]): Sec-Fetch-Site ≠ cross-site, Origin ∈ approval origins   (403 cross_site_request)
@@ -32,6 +33,7 @@
 //! **Replicas.** Sessions and ceremonies live in this replica's memory: put
 //! the approval UI behind a sticky session or a single replica.
 
+pub mod assets;
 pub mod cose;
 pub mod decide;
 pub mod enroll;
