@@ -198,6 +198,10 @@ error_codes! {
 
     /// Shared state could not answer; the request is refused (fail closed).
     StateUnavailable => "state_unavailable", "the shared state is unavailable";
+    /// The audit trail could not take the record of an allow in time (its
+    /// queue stayed full), so the request is refused rather than allowed
+    /// unrecorded (fail closed); retry later.
+    AuditUnavailable => "audit_unavailable", "the audit trail is unavailable; retry later";
     /// Signing failed.
     SigningFailed => "signing_failed", "signing failed";
     /// An issuing key's certificate is malformed, expired, not signed by the

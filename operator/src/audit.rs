@@ -6,18 +6,26 @@
 //! ```
 //!
 //! The writer task owns the chain, so sequence numbers and `prev` links follow
-//! the order events were recorded. A failed write is retried with backoff
-//! until it succeeds (counted in `agentauth_audit_write_failures_total`); it
-//! is never dropped and the chain never skips it. When the channel is full,
-//! `record` waits: back-pressure rather than loss. On start the chain resumes
-//! after the producer's last written event, so a restarted operator neither
-//! forks nor repeats its chain.
+//! the order events were recorded. Events are taken in batches and written
+//! through the state crate's one write loop ([`ChainWriter`], the same as
+//! the verifier's): a batch is linked once and re-sent unchanged until the
+//! state has it, and the state appends idempotently by `seq`, so a write
+//! Redis applied before its answer was lost is skipped on the retry, never
+//! written twice (`agentauth_audit_duplicates_skipped_total`); retries are
+//! counted in `agentauth_audit_write_retries_total` and, per event kind, in
+//! `agentauth_audit_write_failures_total`. A gap or fork of the stored chain
+//! is logged as an error, counted in `agentauth_audit_conflicts_total`, and
+//! the chain resumes from the store. When the channel is full, `record`
+//! waits: back-pressure rather than loss (the operator's requests are rare
+//! next to the verifier's decisions). On start the chain resumes after the
+//! producer's last written event, so a restarted operator neither forks nor
+//! repeats its chain.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use agentauth_core::audit::{Chain, Draft};
-use agentauth_state::{SharedState, StateError};
+use agentauth_core::audit::{AuditEvent, Draft};
+use agentauth_state::audit::{AppendObserver, Conflict, MAX_BATCH};
+use agentauth_state::{ChainWriter, SharedState, StateError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
@@ -36,6 +44,7 @@ enum Message {
 pub struct AuditSink {
     tx: mpsc::Sender<Message>,
     clock: Arc<dyn Clock>,
+    metrics: Metrics,
 }
 
 impl AuditSink {
@@ -46,19 +55,20 @@ impl AuditSink {
         clock: Arc<dyn Clock>,
         metrics: Metrics,
     ) -> Result<Self, StateError> {
-        let chain = match state.last_audit_event(producer).await? {
-            Some(last) => Chain::resume(&last),
-            None => Chain::new(producer),
-        };
+        let writer = ChainWriter::open(producer, state.as_ref()).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(chain, rx, state, metrics));
-        Ok(AuditSink { tx, clock })
+        tokio::spawn(write_loop(writer, rx, state, metrics.clone()));
+        Ok(AuditSink { tx, clock, metrics })
     }
 
     /// Queues one event, stamped with the current time.
     pub async fn record(&self, draft: Draft) {
         let now = self.clock.now_ms();
         if self.tx.send(Message::Event(draft, now)).await.is_err() {
+            self.metrics
+                .audit_dropped
+                .with_label_values(&["writer_stopped"])
+                .inc();
             tracing::error!("the audit writer has stopped; event not recorded");
         }
     }
@@ -72,36 +82,59 @@ impl AuditSink {
     }
 }
 
+/// Counts what the shared write loop reports, in the operator's metrics.
+struct Counted(Metrics);
+
+impl AppendObserver for Counted {
+    fn retried(&self, _: &StateError, events: &[AuditEvent]) {
+        self.0.audit_write_retries.inc();
+        for event in events {
+            self.0
+                .audit_failures
+                .with_label_values(&[&event.kind])
+                .inc();
+        }
+    }
+    fn skipped(&self, events: usize) {
+        self.0.audit_duplicates_skipped.inc_by(events as u64);
+    }
+    fn conflict(&self, conflict: &Conflict) {
+        self.0
+            .audit_conflicts
+            .with_label_values(&[conflict.kind.as_str()])
+            .inc();
+    }
+    fn unlinkable(&self, kind: &str, _: &agentauth_core::Error) {
+        self.0.audit_failures.with_label_values(&[kind]).inc();
+        self.0
+            .audit_dropped
+            .with_label_values(&["unlinkable"])
+            .inc();
+    }
+}
+
 async fn write_loop(
-    mut chain: Chain,
+    mut writer: ChainWriter,
     mut rx: mpsc::Receiver<Message>,
     state: Arc<dyn SharedState>,
     metrics: Metrics,
 ) {
-    while let Some(message) = rx.recv().await {
-        let (draft, at_ms) = match message {
-            Message::Event(draft, at_ms) => (draft, at_ms),
-            Message::Flush(done) => {
-                let _ = done.send(());
-                continue;
+    let observer = Counted(metrics);
+    let mut messages = Vec::with_capacity(MAX_BATCH);
+    let mut drafts = Vec::with_capacity(MAX_BATCH);
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    while rx.recv_many(&mut messages, MAX_BATCH).await > 0 {
+        for message in messages.drain(..) {
+            match message {
+                Message::Event(draft, at_ms) => drafts.push((draft, at_ms)),
+                Message::Flush(done) => waiting.push(done),
             }
-        };
-        let kind = draft.kind.clone();
-        let event = match chain.append(draft, at_ms) {
-            Ok(event) => event,
-            Err(e) => {
-                // Only an unrepresentable timestamp gets here; nothing to retry.
-                metrics.audit_failures.with_label_values(&[&kind]).inc();
-                tracing::error!(kind, error = %e, "audit event could not be linked");
-                continue;
-            }
-        };
-        let mut backoff = Duration::from_millis(50);
-        while let Err(e) = state.append_audit(&event).await {
-            metrics.audit_failures.with_label_values(&[&kind]).inc();
-            tracing::warn!(kind, seq = event.seq, error = %e, "audit write failed; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        writer.write(state.as_ref(), &drafts, &observer).await;
+        drafts.clear();
+        // Every event queued before the flush is written now.
+        for done in waiting.drain(..) {
+            let _ = done.send(());
         }
     }
 }

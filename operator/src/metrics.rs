@@ -1,6 +1,8 @@
 //! Prometheus metrics of the operator (DESIGN §12), prefix `agentauth_`.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Every metric the operator exports.
 #[derive(Clone)]
@@ -18,8 +20,17 @@ pub struct Metrics {
     pub api_latency: HistogramVec,
     /// Signing latency by key kind (`issuing`, `root`).
     pub signer_latency: HistogramVec,
-    /// Audit events that could not be written (each is also logged).
+    /// Audit events whose write failed (and is retried) or that could not
+    /// be linked, by event kind (each is also logged).
     pub audit_failures: IntCounterVec,
+    /// Audit batch writes retried with the same, already linked events.
+    pub audit_write_retries: IntCounter,
+    /// Audit events the state reported as already written on a retry, skipped.
+    pub audit_duplicates_skipped: IntCounter,
+    /// Audit appends refused as a gap or fork of the stored chain, by kind.
+    pub audit_conflicts: IntCounterVec,
+    /// Audit events lost, by reason (`unlinkable`: an unrepresentable time).
+    pub audit_dropped: IntCounterVec,
     /// 1 while this replica holds the leader Lease.
     pub is_leader: IntGauge,
     /// Approval API answers by outcome (`ok` or a stable refusal code).
@@ -36,6 +47,11 @@ impl Metrics {
                 registry.register(Box::new(c.clone()))?;
                 Ok(c)
             };
+        let single = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
         let histogram =
             |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
                 // 50 µs to 5 s: token issuance is sub-millisecond with an issuing
@@ -83,6 +99,24 @@ impl Metrics {
                 "agentauth_audit_write_failures_total",
                 "Audit events that could not be written",
                 &["kind"],
+            )?,
+            audit_write_retries: single(
+                "agentauth_audit_write_retries_total",
+                "Audit batch writes retried with the same events",
+            )?,
+            audit_duplicates_skipped: single(
+                "agentauth_audit_duplicates_skipped_total",
+                "Audit events already written (a retry after a lost answer), skipped",
+            )?,
+            audit_conflicts: counter(
+                "agentauth_audit_conflicts_total",
+                "Audit appends refused as a gap or fork of the stored chain, by kind",
+                &["kind"],
+            )?,
+            audit_dropped: counter(
+                "agentauth_audit_dropped_total",
+                "Audit events lost, by reason",
+                &["reason"],
             )?,
             approval_api: counter(
                 "agentauth_approval_api_outcomes_total",

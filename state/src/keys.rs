@@ -11,6 +11,7 @@
 //!  agentauth:jti:{<scope>}:<jti>                  a used proof in another scope   the caller's ttl
 //!  agentauth:{audit}:stream                       the audit stream (XADD; the archiver acknowledges)
 //!  agentauth:{audit}:last:<producer>              a producer's newest event, JSON
+//!  agentauth:{audit}:seen:<producer>              hash seq -> event hash, its newest 1024   1 day after its last write
 //!  agentauth:invalidations                        pub/sub channel of Invalidation JSON
 //! ```
 //!
@@ -19,8 +20,8 @@
 //! key would hand out a fresh burst). Uids are Kubernetes UUIDs, so they hold
 //! no `{` or `}` and a tag never ends early; a `jti` comes after the tag, so
 //! whatever it holds cannot move a key to another grant's slot. The audit
-//! keys share the tag `{audit}` so that one `MULTI` writes the stream entry
-//! and the producer's last event.
+//! keys share the tag `{audit}` so that one script writes the stream entries,
+//! the producer's last event and its window of written hashes.
 //!
 //! The in-process state uses the same names for its maps, so both
 //! implementations count the same things under the same identities.
@@ -114,6 +115,12 @@ pub fn audit_last(producer: &str) -> String {
     format!("agentauth:{{audit}}:last:{producer}")
 }
 
+/// `agentauth:{audit}:seen:<producer>`: hash of `seq` → event hash of the
+/// producer's newest events, so a retried append is recognised.
+pub fn audit_seen(producer: &str) -> String {
+    format!("agentauth:{{audit}}:seen:{producer}")
+}
+
 /// The UTC day (days since the unix epoch) of `now_us`.
 pub const fn epoch_day(now_us: u64) -> u64 {
     now_us / DAY_US
@@ -174,5 +181,6 @@ mod tests {
             format!("agentauth:{tag}:day:2026-01-01:EUR")
         );
         assert!(AUDIT_STREAM.contains("{audit}") && audit_last("p").contains("{audit}"));
+        assert!(audit_seen("p").starts_with("agentauth:{audit}:"));
     }
 }

@@ -17,12 +17,14 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`audit`] | idempotent audit appends and the producers' one write loop |
 //! | [`consume`] | the verifier's one-round-trip check: replay, revocation, rate limits, amounts |
 //! | [`memory`] | [`InProcessState`]: one process, one lock |
 //! | [`redis`] | [`RedisState`]: many processes, one Lua script per request |
 //! | [`keys`] | the Redis key layout, hash-tagged per grant |
 //! | [`clock`] | the injectable clock of the counters |
 
+pub mod audit;
 pub mod clock;
 pub mod consume;
 mod expiring;
@@ -31,6 +33,7 @@ pub mod memory;
 pub mod redis;
 
 pub use self::redis::{RedisConfig, RedisState};
+pub use audit::{AppendError, AuditAppend, ChainWriter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consume::{Allowance, ConsumeOutcome, ConsumeRequest, RateLimitStatus, Transaction};
 pub use memory::InProcessState;
@@ -185,18 +188,18 @@ pub trait SharedState: Send + Sync + 'static {
     /// for `ttl_ms`; `false` when it was already there (a replay).
     async fn claim_jti(&self, scope: &str, jti: &str, ttl_ms: u64) -> Result<bool, StateError>;
 
-    /// Appends an audit event to the stream.
-    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError>;
-
-    /// Appends events of one producer in order, in one round trip where the
-    /// backend allows (Redis: one `MULTI`, so all or none are written). The
-    /// default appends them one by one.
-    async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StateError> {
-        for event in events {
-            self.append_audit(event).await?;
-        }
-        Ok(())
+    /// Appends one audit event; see [`SharedState::append_audit_batch`].
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditAppend, AppendError> {
+        self.append_audit_batch(std::slice::from_ref(event)).await
     }
+
+    /// Appends events of one producer, in chain order, idempotently: each
+    /// goes in only at its producer's stored end (`seq` = last + 1, `prev` =
+    /// last hash); one already stored with the same hash is skipped (a
+    /// retry after a lost answer); anything else is a [`audit::Conflict`]
+    /// and nothing is written. All or none of a batch are written (Redis:
+    /// one Lua script). The rules are [`audit::check_batch`].
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<AuditAppend, AppendError>;
 
     /// The newest audit event of `producer`, so that a restarted producer
     /// resumes its chain instead of forking it.

@@ -30,6 +30,7 @@ use agentauth_core::gcra;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use crate::audit::{AppendError, AuditAppend, SEEN_WINDOW, check_batch, producer_of};
 use crate::consume::{Allowance, ConsumeOutcome, ConsumeRequest, RateLimitStatus, tighter};
 use crate::expiring::Expiring;
 use crate::keys;
@@ -56,6 +57,9 @@ struct Inner {
     /// The position of `audit[0]` in the log since start.
     audit_base: u64,
     last_audit: HashMap<String, AuditEvent>,
+    /// Per producer, the hashes of its newest [`SEEN_WINDOW`] events, oldest
+    /// first, with the seq of the first (they are contiguous).
+    audit_seen: HashMap<String, (u64, VecDeque<String>)>,
 }
 
 impl std::fmt::Debug for InProcessState {
@@ -290,13 +294,45 @@ impl SharedState for InProcessState {
         Ok(true)
     }
 
-    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<AuditAppend, AppendError> {
+        let Some(producer) = producer_of(events)? else {
+            return Ok(AuditAppend::default());
+        };
         let mut inner = self.lock();
-        inner.audit.push_back(event.clone());
-        inner
-            .last_audit
-            .insert(event.producer.clone(), event.clone());
-        Ok(())
+        let skipped = {
+            let head = inner
+                .last_audit
+                .get(producer)
+                .map(|e| (e.seq, e.hash.as_str()));
+            let seen = inner.audit_seen.get(producer);
+            let stored_hash = |seq: u64| {
+                let (base, hashes) = seen?;
+                hashes
+                    .get(usize::try_from(seq.checked_sub(*base)?).ok()?)
+                    .cloned()
+            };
+            check_batch(head, stored_hash, events)?
+        };
+        let new = &events[skipped..];
+        for event in new {
+            inner.audit.push_back(event.clone());
+            let (base, hashes) = inner
+                .audit_seen
+                .entry(producer.to_owned())
+                .or_insert_with(|| (event.seq, VecDeque::new()));
+            hashes.push_back(event.hash.clone());
+            while hashes.len() as u64 > SEEN_WINDOW {
+                hashes.pop_front();
+                *base += 1;
+            }
+        }
+        if let Some(last) = new.last() {
+            inner.last_audit.insert(producer.to_owned(), last.clone());
+        }
+        Ok(AuditAppend {
+            written: new.len(),
+            skipped,
+        })
     }
 
     async fn last_audit_event(&self, producer: &str) -> Result<Option<AuditEvent>, StateError> {

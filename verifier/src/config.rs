@@ -151,9 +151,9 @@ pub struct VerifierConfig {
     )]
     pub currency_header: String,
 
-    /// Most audit events waiting to be written; beyond it events are
-    /// dropped and counted in `agentauth_audit_dropped_total`, never
-    /// slowing a request.
+    /// Most audit events waiting to be written; beyond it denials are
+    /// dropped and counted in `agentauth_audit_dropped_total`, and allows
+    /// wait up to 100 ms, then fail closed with `audit_unavailable`.
     #[arg(long, env = "AGENTAUTH_AUDIT_QUEUE", default_value_t = 16384)]
     pub audit_queue: usize,
 

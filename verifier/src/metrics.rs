@@ -33,10 +33,23 @@ pub struct Metrics {
     cache: [[IntCounter; 2]; 2],
     /// Shared-state calls that failed or timed out, by operation.
     pub state_errors: IntCounterVec,
-    /// Audit events dropped because the queue was full (each burst is logged).
-    pub audit_dropped: IntCounter,
-    /// Audit batch writes that failed and were retried.
+    /// Denial events dropped because the audit queue was full (each burst
+    /// is logged): `agentauth_audit_dropped_total{reason="queue_full"}`.
+    pub audit_dropped_queue_full: IntCounter,
+    /// Events lost because they could not be linked (an unrepresentable
+    /// time): `agentauth_audit_dropped_total{reason="unlinkable"}`.
+    pub audit_dropped_unlinkable: IntCounter,
+    /// Allows refused with `audit_unavailable` because the audit queue
+    /// stayed full.
+    pub audit_allows_refused: IntCounter,
+    /// Audit batch writes that failed (each is retried).
     pub audit_write_failures: IntCounter,
+    /// Audit batch writes retried with the same, already linked events.
+    pub audit_write_retries: IntCounter,
+    /// Events the state reported as already written on a retry, skipped.
+    pub audit_duplicates_skipped: IntCounter,
+    /// Appends refused as a gap or fork of the stored chain, by kind.
+    pub audit_conflicts: IntCounterVec,
     /// JWKS fetches by result (`ok`, `error`, `throttled`).
     pub jwks_refreshes: IntCounterVec,
     /// Keys of the last JWKS that the pinned root vouches for.
@@ -96,6 +109,11 @@ impl Metrics {
             .buckets(buckets),
         )?;
         registry.register(Box::new(latency.clone()))?;
+        let audit_dropped = counter_vec(
+            "agentauth_audit_dropped_total",
+            "Audit events lost, by reason: queue_full (denials only), unlinkable",
+            &["reason"],
+        )?;
         let cache = counter_vec(
             "agentauth_verifier_cache_total",
             "Cache lookups by cache (token, grant) and result (hit, miss)",
@@ -119,13 +137,30 @@ impl Metrics {
                 "Shared-state (Redis) calls that failed or timed out, by operation",
                 &["op"],
             )?,
-            audit_dropped: counter(
-                "agentauth_audit_dropped_total",
-                "Audit events dropped because the audit queue was full",
+            audit_dropped_queue_full: audit_dropped
+                .get_metric_with_label_values(&["queue_full"])?,
+            audit_dropped_unlinkable: audit_dropped
+                .get_metric_with_label_values(&["unlinkable"])?,
+            audit_allows_refused: counter(
+                "agentauth_audit_allows_refused_total",
+                "Allows refused with audit_unavailable because the audit queue stayed full",
             )?,
             audit_write_failures: counter(
                 "agentauth_audit_write_failures_total",
                 "Audit batch writes that failed (and were retried)",
+            )?,
+            audit_write_retries: counter(
+                "agentauth_audit_write_retries_total",
+                "Audit batch writes retried with the same events",
+            )?,
+            audit_duplicates_skipped: counter(
+                "agentauth_audit_duplicates_skipped_total",
+                "Audit events already written (a retry after a lost answer), skipped",
+            )?,
+            audit_conflicts: counter_vec(
+                "agentauth_audit_conflicts_total",
+                "Audit appends refused as a gap or fork of the stored chain, by kind",
+                &["kind"],
             )?,
             jwks_refreshes: counter_vec(
                 "agentauth_jwks_refreshes_total",

@@ -182,7 +182,6 @@ impl Verifier {
         let watermark_ms = self.grants.watermark_ms();
         let (decision, reason, message) = match result {
             Ok(rate_limit) => {
-                self.metrics.allowed();
                 let decision = Decision {
                     allow: true,
                     reason: None,
@@ -216,9 +215,31 @@ impl Verifier {
             }
         };
         tracing::debug!(allow = decision.allow, reason = ?reason, "verification decided");
-        self.audit
-            .record(checks::audit_draft(&decision, input, reason, message));
-        Outcome::Decision(decision)
+        let draft = checks::audit_draft(&decision, input, reason, message);
+        if !decision.allow {
+            self.audit.record(draft);
+            return Outcome::Decision(decision);
+        }
+        // An allow is recorded or refused, never lost (see `audit`).
+        match self.audit.record_allow(draft).await {
+            Ok(()) => {
+                self.metrics.allowed();
+                Outcome::Decision(decision)
+            }
+            Err(error) => {
+                self.metrics.denied(error.code);
+                let denied = Decision {
+                    allow: false,
+                    reason: Some(error.code),
+                    message: Some(error.message.clone()),
+                    rate_limit: None,
+                    ..decision
+                };
+                let draft = checks::audit_draft(&denied, input, denied.reason, Some(error.message));
+                self.audit.record(draft);
+                Outcome::Decision(denied)
+            }
+        }
     }
 
     async fn decide(

@@ -4,6 +4,7 @@
 //!  RedisState ── ConnectionManager (one multiplexed connection, reconnects) ──▶ Redis
 //!      │            consume:   EVALSHA consume.lua (NOSCRIPT → SCRIPT LOAD, once)
 //!      │            writes:    MULTI … PUBLISH agentauth:invalidations … EXEC
+//!      │            audit:     EVALSHA audit_append.lua (idempotent by seq, see `audit`)
 //!      └── subscriber task ── its own pub/sub connection, PING every heartbeat ──▶ broadcast
 //! ```
 //!
@@ -14,6 +15,7 @@
 //! instead of queueing behind a dead server. The connection is rebuilt in
 //! the background when it breaks; callers never rebuild the client.
 
+mod audit;
 mod config;
 mod script;
 mod subscriber;
@@ -30,6 +32,7 @@ use agentauth_core::audit::AuditEvent;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use crate::audit::{AppendError, AuditAppend};
 use crate::consume::{ConsumeOutcome, ConsumeRequest};
 use crate::keys;
 use crate::{
@@ -47,6 +50,7 @@ pub struct RedisState {
     /// The script clock, else the system clock: days and TTLs.
     clock: Arc<dyn Clock>,
     consume_script: ::redis::Script,
+    audit_script: ::redis::Script,
     invalidations: broadcast::Sender<Invalidation>,
     subscriber: Mutex<Option<Subscriber>>,
 }
@@ -88,6 +92,7 @@ impl RedisState {
             config,
             clock,
             consume_script: script::consume_script(),
+            audit_script: audit::append_script(),
             invalidations,
             subscriber: Mutex::new(None),
         })
@@ -306,47 +311,8 @@ impl SharedState for RedisState {
         Ok(!matches!(reply, Value::Nil))
     }
 
-    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
-        let json = to_json(event)?;
-        let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .cmd("XADD")
-            .arg(keys::AUDIT_STREAM)
-            .arg("*")
-            .arg(keys::AUDIT_FIELD)
-            .arg(&json)
-            .ignore()
-            .cmd("SET")
-            .arg(keys::audit_last(&event.producer))
-            .arg(&json)
-            .ignore();
-        let mut conn = self.conn.clone();
-        self.write("append_audit", pipe.query_async::<()>(&mut conn))
-            .await
-    }
-
-    async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StateError> {
-        let Some(last) = events.last() else {
-            return Ok(());
-        };
-        let mut pipe = ::redis::pipe();
-        pipe.atomic();
-        for event in events {
-            pipe.cmd("XADD")
-                .arg(keys::AUDIT_STREAM)
-                .arg("*")
-                .arg(keys::AUDIT_FIELD)
-                .arg(to_json(event)?)
-                .ignore();
-        }
-        // One producer per batch (the trait's contract): its newest is the last.
-        pipe.cmd("SET")
-            .arg(keys::audit_last(&last.producer))
-            .arg(to_json(last)?)
-            .ignore();
-        let mut conn = self.conn.clone();
-        self.write("append_audit_batch", pipe.query_async::<()>(&mut conn))
-            .await
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<AuditAppend, AppendError> {
+        audit::append(self, events).await
     }
 
     async fn last_audit_event(&self, producer: &str) -> Result<Option<AuditEvent>, StateError> {

@@ -1,14 +1,11 @@
 //! The JWKS from the operator's URL (an unknown `kid` costs one rate-limited
-//! refresh, so a rotated key works at once), and the audit queue under
-//! back-pressure (requests never wait; every loss is counted).
+//! refresh, so a rotated key works at once). The audit sink's tests are in
+//! `audit.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use agentauth_core::audit::AuditEvent;
-use agentauth_state::consume::{ConsumeOutcome, ConsumeRequest};
-use agentauth_state::{GrantState, InProcessState, Invalidation, SharedState, StateError};
+use agentauth_state::{InProcessState, SharedState};
 use axum::routing::get;
 use serde_json::json;
 
@@ -95,68 +92,4 @@ async fn an_unknown_kid_refreshes_the_jwks_once() {
             >= 4.0
     );
     v.stop().await;
-}
-
-/// An in-process state whose audit writes never complete.
-struct StuckAudit(InProcessState);
-
-#[async_trait::async_trait]
-impl SharedState for StuckAudit {
-    async fn put_grant(&self, s: &GrantState) -> Result<(), StateError> {
-        self.0.put_grant(s).await
-    }
-    async fn get_grant(&self, uid: &str) -> Result<Option<GrantState>, StateError> {
-        self.0.get_grant(uid).await
-    }
-    async fn revoke_grant(&self, uid: &str, at_ms: i64) -> Result<(), StateError> {
-        self.0.revoke_grant(uid, at_ms).await
-    }
-    async fn is_revoked(&self, uid: &str) -> Result<bool, StateError> {
-        self.0.is_revoked(uid).await
-    }
-    async fn remove_grant(&self, uid: &str) -> Result<(), StateError> {
-        self.0.remove_grant(uid).await
-    }
-    async fn subscribe(
-        &self,
-    ) -> Result<tokio::sync::broadcast::Receiver<Invalidation>, StateError> {
-        self.0.subscribe().await
-    }
-    async fn claim_jti(&self, scope: &str, jti: &str, ttl_ms: u64) -> Result<bool, StateError> {
-        self.0.claim_jti(scope, jti, ttl_ms).await
-    }
-    async fn append_audit(&self, _: &AuditEvent) -> Result<(), StateError> {
-        std::future::pending().await
-    }
-    async fn append_audit_batch(&self, _: &[AuditEvent]) -> Result<(), StateError> {
-        std::future::pending().await
-    }
-    async fn last_audit_event(&self, producer: &str) -> Result<Option<AuditEvent>, StateError> {
-        self.0.last_audit_event(producer).await
-    }
-    async fn consume(&self, request: &ConsumeRequest<'_>) -> Result<ConsumeOutcome, StateError> {
-        self.0.consume(request).await
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_audit_queue_drops_and_counts_but_never_waits() {
-    let fx = Fixture::new().await;
-    let state: Arc<dyn SharedState> = Arc::new(StuckAudit(InProcessState::new()));
-    let v = start_with(&fx, state.clone(), |c| c.audit_queue = 4, true).await;
-    let uid = uid();
-    state.put_grant(&fx.grant(&uid, None)).await.unwrap();
-    let token = fx.token(&uid, json!([read("orders/**")])).await;
-    let started = Instant::now();
-    for i in 0..30 {
-        assert_eq!(
-            v.reason(&fx.body(&token, read(&format!("orders/{i}"))))
-                .await,
-            "allowed"
-        );
-    }
-    assert!(started.elapsed() < Duration::from_secs(20));
-    // One batch is stuck in the writer, four wait in the queue: the rest are dropped.
-    let dropped = v.metric("agentauth_audit_dropped_total").await;
-    assert!((20.0..=29.0).contains(&dropped), "dropped {dropped}");
 }

@@ -1,0 +1,142 @@
+//! The Redis side of [`audit`](crate::audit): one `EVALSHA` of
+//! `audit_append.lua` (its header documents KEYS, ARGV and the reply) per
+//! piece of at most [`MAX_BATCH`] events.
+//!
+//! The script checks the whole piece against the producer's stored end and
+//! writes it (XADD per event, the `seq → hash` window, the last event) in
+//! one atomic step, so a retry after a client-side timeout finds its events
+//! already there and skips them instead of writing them twice. All three
+//! keys carry the hash tag `{audit}` (one slot in a Redis Cluster).
+
+use ::redis::{Script, Value};
+use agentauth_core::audit::{AuditEvent, GENESIS};
+
+use crate::audit::{
+    AppendError, AuditAppend, Conflict, ConflictKind, MAX_BATCH, SEEN_WINDOW, producer_of,
+};
+use crate::{RedisState, StateError, keys};
+
+/// How long a producer's `seq → hash` window outlives its last write: a
+/// retry comes within seconds; a producer gone for a day needs none.
+const SEEN_TTL_MS: u64 = 86_400_000;
+
+/// The append script.
+pub(super) fn append_script() -> Script {
+    Script::new(include_str!("audit_append.lua"))
+}
+
+/// Appends `events` (one producer, chain order) under the write timeout per
+/// piece.
+pub(super) async fn append(
+    state: &RedisState,
+    events: &[AuditEvent],
+) -> Result<AuditAppend, AppendError> {
+    let Some(producer) = producer_of(events)? else {
+        return Ok(AuditAppend::default());
+    };
+    let mut done = AuditAppend::default();
+    for piece in events.chunks(MAX_BATCH) {
+        let mut call = state.audit_script.prepare_invoke();
+        call.key(keys::AUDIT_STREAM)
+            .key(keys::audit_last(producer))
+            .key(keys::audit_seen(producer))
+            .arg(SEEN_WINDOW)
+            .arg(GENESIS)
+            .arg(keys::AUDIT_FIELD)
+            .arg(SEEN_TTL_MS)
+            .arg(piece.len());
+        for event in piece {
+            call.arg(event.seq)
+                .arg(&event.prev)
+                .arg(&event.hash)
+                .arg(super::to_json(event)?);
+        }
+        let mut conn = state.conn.clone();
+        let reply: Value = state
+            .write("append_audit", call.invoke_async(&mut conn))
+            .await?;
+        done = done + decode(producer, &reply)?;
+    }
+    Ok(done)
+}
+
+fn decode(producer: &str, reply: &Value) -> Result<AuditAppend, AppendError> {
+    let corrupt = || {
+        AppendError::State(StateError::Corrupt(format!(
+            "unexpected reply of the audit append script: {reply:?}"
+        )))
+    };
+    let Value::Array(items) = reply else {
+        return Err(corrupt());
+    };
+    let int = |i: usize| match items.get(i) {
+        Some(Value::Int(n)) => usize::try_from(*n).ok(),
+        _ => None,
+    };
+    let text = |i: usize| match items.get(i) {
+        Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok(),
+        Some(Value::SimpleString(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    match int(0).ok_or_else(corrupt)? {
+        0 => Ok(AuditAppend {
+            written: int(1).ok_or_else(corrupt)?,
+            skipped: int(2).ok_or_else(corrupt)?,
+        }),
+        1 => {
+            let kind = match text(1).ok_or_else(corrupt)? {
+                "gap" => ConflictKind::Gap,
+                "fork" => ConflictKind::Fork,
+                "beyond_window" => ConflictKind::BeyondWindow,
+                _ => return Err(corrupt()),
+            };
+            Err(AppendError::Conflict(Conflict {
+                producer: producer.to_owned(),
+                seq: text(2).and_then(|s| s.parse().ok()).ok_or_else(corrupt)?,
+                kind,
+                message: text(3).ok_or_else(corrupt)?.to_owned(),
+            }))
+        }
+        9 => Err(AppendError::State(StateError::Corrupt(
+            text(1).unwrap_or("unreadable last audit event").to_owned(),
+        ))),
+        _ => Err(corrupt()),
+    }
+}
+
+impl RedisState {
+    /// Up to `count` entries of the audit stream after the entry id `after`
+    /// (`None`: from the start), with their ids, in stream order: for a
+    /// reader that checks the chains (`agentauth audit verify`, tests).
+    pub async fn audit_stream(
+        &self,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<(String, AuditEvent)>, StateError> {
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let mut conn = self.conn.clone();
+        let cmd = ::redis::cmd("XRANGE")
+            .arg(keys::AUDIT_STREAM)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .clone();
+        let entries: Vec<(String, Vec<(String, String)>)> = self
+            .write("XRANGE audit stream", cmd.query_async(&mut conn))
+            .await?;
+        entries
+            .into_iter()
+            .map(|(id, fields)| {
+                let json = fields
+                    .into_iter()
+                    .find(|(field, _)| field == keys::AUDIT_FIELD)
+                    .map(|(_, json)| json)
+                    .ok_or_else(|| StateError::Corrupt(format!("audit entry {id} has no event")))?;
+                let event = AuditEvent::from_json(&json)
+                    .map_err(|e| StateError::Corrupt(format!("audit entry {id}: {}", e.message)))?;
+                Ok((id, event))
+            })
+            .collect()
+    }
+}
