@@ -11,6 +11,8 @@
 //! registered key, and the `jti`, which the caller must check for replay
 //! (that needs shared state, so it is not done here).
 
+pub mod nonce;
+
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
@@ -76,6 +78,38 @@ pub struct Window {
     pub max_skew_secs: i64,
 }
 
+/// The largest clock difference between the nodes that share one replay
+/// store (verifier nodes, operator replicas, the store itself) that the
+/// replay TTL still covers. NTP keeps nodes within milliseconds; 5 s is
+/// headroom for a node whose time daemon stalled, at the cost of 5 s more
+/// memory per `jti`.
+pub const REPLAY_CLOCK_MARGIN_MS: u64 = 5_000;
+
+impl Window {
+    /// How long a proof's `jti` must be remembered so that a replay is
+    /// refused at every instant the proof is still accepted.
+    ///
+    /// `iat` and the verifier's `now` are whole seconds, `now` being the
+    /// floor of the clock. A proof with `iat = T` is accepted while
+    /// `T − max_skew ≤ floor(now) ≤ T + max_age`, that is for clock times
+    /// in `[(T − max_skew) s, (T + max_age + 1) s)`: `max_age + max_skew + 1`
+    /// seconds of real time, one more than the two bounds suggest. Its
+    /// `jti` is stored at the first use, which can be as early as the start
+    /// of that span, so the TTL is the whole span plus
+    /// [`REPLAY_CLOCK_MARGIN_MS`] for nodes whose clocks differ.
+    pub fn replay_ttl_ms(&self) -> u64 {
+        let span_secs = self
+            .max_age_secs
+            .max(0)
+            .saturating_add(self.max_skew_secs.max(0))
+            .saturating_add(1);
+        u64::try_from(span_secs)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(1000)
+            .saturating_add(REPLAY_CLOCK_MARGIN_MS)
+    }
+}
+
 impl Default for Window {
     fn default() -> Self {
         Window {
@@ -94,6 +128,9 @@ pub struct VerifiedProof {
     pub jti: String,
     /// The proof's `iat`.
     pub iat: i64,
+    /// The proof's `nonce`, for a caller that checks server nonces itself
+    /// ([`nonce::NonceIssuer`]).
+    pub nonce: Option<String>,
 }
 
 /// Verifies a proof for `request` at `now` (seconds since the epoch).
@@ -202,6 +239,7 @@ fn verify_with(
         jkt: key.thumbprint,
         jti: claims.jti,
         iat: claims.iat,
+        nonce: claims.nonce,
     })
 }
 

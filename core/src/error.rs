@@ -94,6 +94,10 @@ error_codes! {
     DpopAthMismatch => "dpop_ath_mismatch", "the DPoP proof is not bound to this access token";
     /// The DPoP proof lacks the server-provided nonce or has a wrong one.
     DpopNonceInvalid => "dpop_nonce_invalid", "the DPoP proof nonce is missing or wrong";
+    /// The server requires a DPoP nonce (RFC 9449 §8, §9) and the proof has
+    /// none, or a stale or foreign one: retry once with the nonce the answer
+    /// carries (`DPoP-Nonce` header, or `dpopNonce` in a verifier decision).
+    UseDpopNonce => "use_dpop_nonce", "make a new DPoP proof with the server's nonce (DPoP-Nonce) and retry";
 
     /// A capability is malformed.
     CapabilityInvalid => "capability_invalid", "the capability is malformed";

@@ -215,3 +215,55 @@ fn verify_normalized_matches_verify_for_a_normalized_url() {
     let refused = dpop::verify_normalized(&p, &other, window, NOW).unwrap_err();
     assert_eq!(refused.code, ErrorCode::DpopUrlMismatch);
 }
+
+/// Threat: replay at the window's edge — a proof accepted one second after
+/// its `jti` was forgotten could be spent twice.
+///
+/// Walks a manual clock in 250 ms steps over a proof's whole acceptance
+/// span, for every first-use instant in that span: at every instant the
+/// proof is still accepted, the `jti` stored at first use with
+/// `replay_ttl_ms` has not expired. The old TTL (`max_age + max_skew`
+/// seconds) fails this at the last second of the span.
+#[test]
+fn the_replay_ttl_covers_every_instant_a_proof_is_accepted() {
+    let key = SigningKey::generate();
+    for window in [
+        Window::default(),
+        Window {
+            max_age_secs: 5,
+            max_skew_secs: 0,
+        },
+        Window {
+            max_age_secs: 1,
+            max_skew_secs: 3,
+        },
+    ] {
+        let iat = NOW;
+        let p = dpop::create(&key, &request(), iat, &dpop::new_jti()).unwrap();
+        let start_ms = (iat - window.max_skew_secs - 2) * 1000;
+        let end_ms = (iat + window.max_age_secs + 3) * 1000;
+        let accepted: Vec<i64> = (start_ms..end_ms)
+            .step_by(250)
+            .filter(|t| dpop::verify(&p, &request(), window, t.div_euclid(1000)).is_ok())
+            .collect();
+        let ttl = i64::try_from(window.replay_ttl_ms()).unwrap();
+        let span = (accepted[0], accepted[accepted.len() - 1]);
+        for &first in &accepted {
+            for &later in accepted.iter().filter(|&&t| t >= first) {
+                assert!(
+                    later < first + ttl,
+                    "{window:?}: a proof first used at {first} ms is still accepted at {later} ms, \
+                     after its jti expired at {} ms",
+                    first + ttl
+                );
+            }
+        }
+        // The span really is one second longer than max_age + max_skew.
+        let old_ttl = (window.max_age_secs + window.max_skew_secs) * 1000;
+        assert!(span.1 - span.0 >= old_ttl, "{window:?}: {span:?}");
+        assert!(
+            window.replay_ttl_ms() >= dpop::REPLAY_CLOCK_MARGIN_MS,
+            "the TTL includes the clock margin"
+        );
+    }
+}

@@ -129,9 +129,9 @@ impl Verifier {
             .saturating_add(window.max_skew_secs)
             .max(1);
         Verifier {
-            jti_ttl_ms: u64::try_from(ttl_secs)
-                .unwrap_or(u64::MAX)
-                .saturating_mul(1000),
+            // Covers every instant the proof is accepted, plus a margin for
+            // nodes whose clocks differ (see `Window::replay_ttl_ms`).
+            jti_ttl_ms: parts.settings.dpop_window.replay_ttl_ms(),
             settings: parts.settings,
             keys: parts.keys,
             tokens: parts.tokens,

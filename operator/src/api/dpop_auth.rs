@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  DPoP header ──▶ exactly one ──▶ dpop::verify(method, public_url + path, window, now)
-//!              ──▶ claim_jti("operator", jti, max_age + max_skew)   (replay: dpop_replayed;
+//!              ──▶ claim_jti("operator", jti, Window::replay_ttl_ms)  (replay: dpop_replayed;
 //!                                                                    state down: state_unavailable)
 //!              ──▶ jkt ──▶ agent_key_matches(Agent.status.keyThumbprint)   (dpop_key_mismatch)
 //! ```
@@ -11,9 +11,11 @@
 //! The URL a proof must name is the externally visible one: the configured
 //! public URL (which may carry a path prefix that a proxy strips) followed
 //! by the path of the request as received, so a proof made for one route
-//! cannot be spent on another. A proof is usable for `max_age + max_skew`
-//! seconds at most (an `iat` at the future edge of the window stays
-//! acceptable that long), so its `jti` is remembered that long.
+//! cannot be spent on another. A proof is usable for `max_age + max_skew + 1`
+//! seconds of real time at most (whole-second `iat` and `now`; an `iat` at
+//! the future edge of the window stays acceptable that long), so its `jti`
+//! is remembered that long plus a margin for replicas whose clocks differ
+//! ([`dpop::Window::replay_ttl_ms`]).
 
 use agentauth_core::ErrorCode;
 use agentauth_core::dpop::{self, VerifiedProof};
@@ -71,14 +73,9 @@ pub async fn authenticate(
             error
         }
     })?;
-    let window = state.dpop_window;
-    let ttl_secs = window
-        .max_age_secs
-        .saturating_add(window.max_skew_secs)
-        .max(1);
-    let ttl_ms = u64::try_from(ttl_secs)
-        .unwrap_or(u64::MAX / 1000)
-        .saturating_mul(1000);
+    // Every instant the proof is accepted, plus a clock margin (see
+    // `Window::replay_ttl_ms`).
+    let ttl_ms = state.dpop_window.replay_ttl_ms();
     match state
         .ctx
         .state

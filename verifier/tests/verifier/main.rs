@@ -11,5 +11,6 @@ mod keys_and_audit;
 mod malformed;
 mod outage;
 mod reason_codes;
+mod replay_window;
 mod shared_state;
 mod support;
