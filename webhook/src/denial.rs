@@ -31,7 +31,9 @@ const fn http_status(code: ErrorCode) -> (u16, &'static str) {
         | ErrorCode::StatusWriterForbidden
         | ErrorCode::SpecImmutable
         | ErrorCode::DecisionImmutable
-        | ErrorCode::PasskeyImmutable => (403, reason::FORBIDDEN),
+        | ErrorCode::PasskeyImmutable
+        | ErrorCode::CreatedByInvalid
+        | ErrorCode::OwnerImmutable => (403, reason::FORBIDDEN),
         code if is_spec_code(code) => (422, reason::INVALID),
         _ => (403, reason::FORBIDDEN),
     }

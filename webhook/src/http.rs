@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  accept ─▶ TLS handshake (10 s) ─▶ http1 connection ─▶ POST /validate   AdmissionReview
+//!                                                      ├▶ POST /mutate     AdmissionReview (Agent creator)
 //!                                                      ├▶ GET  /healthz    the process answers
 //!                                                      ├▶ GET  /readyz     serving, not stopping
 //!                                                      └▶ GET  /metrics    Prometheus text
@@ -52,6 +53,7 @@ pub(crate) struct AppState<L> {
 pub(crate) fn router<L: Lookup>(state: Arc<AppState<L>>) -> Router {
     Router::new()
         .route("/validate", post(validate::<L>))
+        .route("/mutate", post(mutate::<L>))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz::<L>))
         .route("/metrics", get(metrics::<L>))
@@ -61,6 +63,16 @@ pub(crate) fn router<L: Lookup>(state: Arc<AppState<L>>) -> Router {
 
 async fn validate<L: Lookup>(State(state): State<Arc<AppState<L>>>, body: Bytes) -> Response {
     match review::handle(&state.validator, &state.metrics, &body).await {
+        Ok(answer) => axum::Json(answer).into_response(),
+        Err(bad) => {
+            tracing::warn!(%bad, "refused a malformed admission review");
+            (StatusCode::BAD_REQUEST, bad.to_string()).into_response()
+        }
+    }
+}
+
+async fn mutate<L: Lookup>(State(state): State<Arc<AppState<L>>>, body: Bytes) -> Response {
+    match review::handle_mutation(&state.metrics, &body) {
         Ok(answer) => axum::Json(answer).into_response(),
         Err(bad) => {
             tracing::warn!(%bad, "refused a malformed admission review");

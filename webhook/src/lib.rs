@@ -6,7 +6,9 @@
 //! CRD schema and its CEL rules cannot: invalid time zones and currencies,
 //! references to objects that do not exist, status written by anyone but
 //! the operator, and — above all — any approval whose passkey signature does
-//! not verify, whoever sends it.
+//! not verify, whoever sends it. One small mutating endpoint beside it
+//! records the Kubernetes user who creates each Agent (annotation
+//! `agentauth.dev/created-by`), which separation of duties counts as an owner.
 //!
 //! ```text
 //!  kubectl / GitOps / approval API ──write──▶ kube-apiserver
@@ -22,10 +24,12 @@
 //! ```
 //!
 //! Modules: [`config`] (flags), [`server`] (start, [`server::run`]),
-//! [`validate`] (the decisions), [`denial`] (codes and messages),
+//! [`validate`] (the decisions), [`mutate`] (the one mutation: recording
+//! an Agent's creator), [`denial`] (codes and messages),
 //! [`lookup`] (reading referenced objects), [`review`] (the wire format),
 //! [`tls`] (certificates), [`metrics`], and [`registration`] (the
-//! `ValidatingWebhookConfiguration` for tests and development).
+//! `ValidatingWebhookConfiguration` and `MutatingWebhookConfiguration` for
+//! tests and development).
 
 #![forbid(unsafe_code)]
 
@@ -34,6 +38,7 @@ pub mod denial;
 mod http;
 pub mod lookup;
 pub mod metrics;
+pub mod mutate;
 pub mod registration;
 pub mod review;
 pub mod server;

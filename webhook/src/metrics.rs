@@ -15,6 +15,9 @@ pub struct Metrics {
     /// Time to decide one review, by resource (including the apiserver
     /// reads it needed).
     pub latency: HistogramVec,
+    /// Reviews of the mutating endpoint by verdict and reason (`patched`,
+    /// `unchanged`, or a stable code).
+    pub mutations: IntCounterVec,
 }
 
 impl Metrics {
@@ -41,10 +44,19 @@ impl Metrics {
             &["resource"],
         )?;
         registry.register(Box::new(latency.clone()))?;
+        let mutations = IntCounterVec::new(
+            Opts::new(
+                "agentauth_admission_mutations_total",
+                "Reviews of the mutating endpoint (the Agent's creator) by verdict and reason",
+            ),
+            &["verdict", "reason"],
+        )?;
+        registry.register(Box::new(mutations.clone()))?;
         Ok(Metrics {
             registry,
             admissions,
             latency,
+            mutations,
         })
     }
 
@@ -58,6 +70,17 @@ impl Metrics {
             .with_label_values(&[resource, verdict, reason])
             .inc();
         self.latency.with_label_values(&[resource]).observe(seconds);
+    }
+
+    /// Counts one answer of the mutating endpoint: denied with `code`, or
+    /// allowed with or without a patch.
+    pub fn record_mutation(&self, code: Option<&str>, patched: bool) {
+        let labels = match (code, patched) {
+            (Some(code), _) => ["denied", code],
+            (None, true) => ["allowed", "patched"],
+            (None, false) => ["allowed", "unchanged"],
+        };
+        self.mutations.with_label_values(&labels).inc();
     }
 
     /// The text exposition format for `/metrics`.

@@ -1,5 +1,6 @@
 //! Registers the dev webhook with the apiserver
-//! (`ValidatingWebhookConfiguration` `agentauth-dev`, `failurePolicy: Fail`)
+//! (`ValidatingWebhookConfiguration` and `MutatingWebhookConfiguration`
+//! `agentauth-dev`, `failurePolicy: Fail`)
 //! and waits until the apiserver really calls it; removes it again when the
 //! run stops, so an existing cluster is not left refusing every write to a
 //! webhook that is gone.
@@ -9,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use agentauth_crds::BehavioralEnvelope;
 use agentauth_webhook::registration::{self, Registration};
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Client;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 
 use super::DevError;
 use super::cluster::EXAMPLES_NAMESPACE;
@@ -56,7 +56,12 @@ pub async fn register(client: &Client, addr: SocketAddr, ca_pem: &str) -> Result
     loop {
         let last = match api.create(&params, &probe).await {
             Err(kube::Error::Api(status)) if status.message.contains("time_zone_unknown") => {
-                return Ok(());
+                // The mutating configuration (an Agent's creator) comes
+                // into force on its own schedule: wait for it too.
+                let left = IN_FORCE_TIMEOUT.saturating_sub(started.elapsed());
+                return registration::wait_for_mutation(client.clone(), EXAMPLES_NAMESPACE, left)
+                    .await
+                    .map_err(|e| DevError::WebhookNotInForce(e.to_string()));
             }
             Err(e) => e.to_string(),
             Ok(_) => "the probe was accepted".to_owned(),
@@ -68,12 +73,8 @@ pub async fn register(client: &Client, addr: SocketAddr, ca_pem: &str) -> Result
     }
 }
 
-/// Removes the registration (nothing happens if it is not there).
+/// Removes the registration, validating and mutating (nothing happens if it
+/// is not there).
 pub async fn unregister(client: &Client) -> Result<(), kube::Error> {
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    match api.delete(NAME, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
+    registration::remove(client.clone(), NAME).await
 }

@@ -107,11 +107,15 @@ async fn wait_for_webhook(cp: &ControlPlane) {
     loop {
         let obj: DynamicObject = serde_json::from_value(probe.clone()).unwrap();
         match api.create(&params, &obj).await {
-            Err(kube::Error::Api(s)) if s.message.contains("time_zone_unknown") => return,
+            Err(kube::Error::Api(s)) if s.message.contains("time_zone_unknown") => break,
             other if Instant::now() > deadline => panic!("the webhook was never called: {other:?}"),
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+    // The mutating configuration (an Agent's creator) comes into force on its own schedule.
+    registration::wait_for_mutation(cp.client().unwrap(), &ns, Duration::from_secs(30))
+        .await
+        .unwrap();
 }
 
 /// A namespace the webhook reviews.

@@ -12,7 +12,8 @@
 //! The registration is cluster-wide within the binary's control plane, so
 //! its `namespaceSelector` limits it to namespaces labelled
 //! [`ADMISSION_LABEL`] (made by [`namespace`]); Approvers are cluster-scoped
-//! and always reviewed.
+//! and always reviewed. The mutating endpoint (an Agent's creator) is
+//! registered beside it with the same selector.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -135,7 +136,7 @@ impl Webhook {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match dry_create(cp, &probe).await {
-                Err(kube::Error::Api(s)) if s.message.contains("time_zone_unknown") => return,
+                Err(kube::Error::Api(s)) if s.message.contains("time_zone_unknown") => break,
                 other if Instant::now() > deadline => {
                     panic!(
                         "the webhook was not called within 30 s: {other:?}\n{}",
@@ -145,6 +146,10 @@ impl Webhook {
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
+        // The mutating configuration comes into force on its own schedule.
+        registration::wait_for_mutation(cp.client().unwrap(), &ns, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cp.log_tail(30)));
     }
 
     /// Stops the server and waits until nothing answers on its port.
