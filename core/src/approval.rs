@@ -1,13 +1,20 @@
 //! The approval challenge (DESIGN §4.2): what a human's passkey signs.
 //!
 //! ```text
-//! challenge = SHA-256( JCS({decision, generation, grantUid, nonce, specDigest}) )
-//! specDigest = base64url( SHA-256( JCS(grant.spec) ) )
+//! challenge = SHA-256( JCS({agentKeyThumbprint, decision, envelopeDigest,
+//!                            generation, grantUid, nonce, specDigest}) )
+//! specDigest     = base64url( SHA-256( JCS(grant.spec) ) )
+//! envelopeDigest = base64url( SHA-256( JCS(envelope.spec) ) ), or "" without envelopeRef
+//! agentKeyThumbprint = RFC 7638 thumbprint of the agent's spec.publicKey
 //! ```
 //!
 //! Binding the grant's uid, generation and spec digest means a signature
 //! cannot be moved to another grant, survive a spec change, or be reused
-//! after re-creation under the same name; binding the decision means an
+//! after re-creation under the same name. The grant spec names its envelope
+//! and agent only by reference, so the approval also binds the envelope's
+//! limits and the agent's key as they were shown to the approver (DESIGN
+//! §13: what a person approves is what is enforced); a later change to
+//! either no longer matches the record. Binding the decision means an
 //! approval cannot be turned into a denial or back; the nonce, issued by the
 //! approval API per ceremony, makes every challenge unique. The WebAuthn
 //! `challenge` field carries these 32 bytes base64url-encoded.
@@ -56,6 +63,20 @@ pub struct ChallengeInput {
     pub decision: Decision,
     /// The ceremony's nonce.
     pub nonce: String,
+    /// [`envelope_digest`] of the envelope's spec, or `""` when the grant
+    /// names no envelope.
+    pub envelope_digest: String,
+    /// The RFC 7638 thumbprint of the agent's public key.
+    pub agent_key_thumbprint: String,
+}
+
+/// Length of a base64url SHA-256 digest or thumbprint, in characters.
+pub const DIGEST_LEN: usize = 43;
+
+/// The digest of an envelope spec, as stored in
+/// `status.approval.envelopeDigest` (and the access token's `env` claim).
+pub fn envelope_digest<T: Serialize + ?Sized>(spec: &T) -> Result<String> {
+    jcs::digest_b64(spec)
 }
 
 /// The digest of a grant spec, as stored in `status.approval.specDigest`.
@@ -79,6 +100,14 @@ pub fn challenge(input: &ChallengeInput) -> Result<[u8; 32]> {
             "the approval must name a grant uid, a generation and a spec digest",
         ));
     }
+    let envelope_ok = input.envelope_digest.is_empty() || input.envelope_digest.len() == DIGEST_LEN;
+    if !envelope_ok || input.agent_key_thumbprint.len() != DIGEST_LEN {
+        return Err(Error::new(
+            ErrorCode::ApprovalInvalid,
+            "the approval must bind the envelope digest (43 characters, or empty without an \
+             envelope) and the agent key thumbprint (43 characters)",
+        ));
+    }
     jcs::sha256(input)
 }
 
@@ -94,6 +123,8 @@ mod tests {
             spec_digest: spec_digest(&serde_json::json!({"a": 1})).unwrap(),
             decision: Decision::Approved,
             nonce: "nonce-0123456789abcdef".into(),
+            envelope_digest: envelope_digest(&serde_json::json!({"maxPerDay": "100"})).unwrap(),
+            agent_key_thumbprint: spec_digest(&serde_json::json!({"k": 1})).unwrap(),
         }
     }
 
@@ -116,6 +147,15 @@ mod tests {
         let mut i = input();
         i.nonce.push('x');
         variants.push(i);
+        let mut i = input();
+        i.envelope_digest = envelope_digest(&serde_json::json!({"maxPerDay": "1000"})).unwrap();
+        variants.push(i);
+        let mut i = input();
+        i.envelope_digest = String::new();
+        variants.push(i);
+        let mut i = input();
+        i.agent_key_thumbprint = spec_digest(&serde_json::json!({"k": 2})).unwrap();
+        variants.push(i);
         for v in variants {
             assert_ne!(challenge(&v).unwrap(), base, "{v:?}");
         }
@@ -128,6 +168,16 @@ mod tests {
         assert_eq!(a, spec_digest(&b).unwrap());
         let mut i = input();
         i.nonce = "short".into();
+        assert_eq!(challenge(&i).unwrap_err().code, ErrorCode::ApprovalInvalid);
+    }
+
+    #[test]
+    fn a_missing_or_malformed_binding_is_refused() {
+        let mut i = input();
+        i.agent_key_thumbprint = String::new();
+        assert_eq!(challenge(&i).unwrap_err().code, ErrorCode::ApprovalInvalid);
+        let mut i = input();
+        i.envelope_digest = "short".into();
         assert_eq!(challenge(&i).unwrap_err().code, ErrorCode::ApprovalInvalid);
     }
 }

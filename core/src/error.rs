@@ -134,6 +134,9 @@ error_codes! {
     GrantExpired => "grant_expired", "the grant has expired";
     /// The grant is unknown.
     GrantUnknown => "grant_unknown", "the grant is unknown";
+    /// The grant's envelope spec or its agent's key changed after the
+    /// approval was signed: the approval no longer covers what is enforced.
+    GrantSuspended => "grant_suspended", "the envelope / agent key changed after approval; the grant is suspended until an approver approves it again";
 
     /// The WebAuthn assertion is malformed.
     ApprovalInvalid => "approval_invalid", "the approval assertion is malformed";

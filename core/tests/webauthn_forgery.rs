@@ -19,6 +19,8 @@ fn input(spec: serde_json::Value, decision: Decision) -> ChallengeInput {
         spec_digest: spec_digest(&spec).unwrap(),
         decision,
         nonce: "approval-nonce-0123456789".into(),
+        envelope_digest: String::new(),
+        agent_key_thumbprint: spec_digest(&serde_json::json!({"agent": "key"})).unwrap(),
     }
 }
 

@@ -4,11 +4,24 @@
 //! ```text
 //!  grant.spec ──JCS, SHA-256──▶ specDigest ══ status.approval.specDigest
 //!  metadata.generation ════════════════════ status.approval.generation
-//!  (uid, generation, specDigest, decision, nonce) ──▶ challenge
+//!  (uid, generation, specDigest, decision, nonce,
+//!   recorded envelopeDigest, agentKeyThumbprint) ──▶ challenge
 //!  approver.status.passkeys[credentialId] ──▶ webauthn::verify(assertion, challenge, rp, UV required)
 //!  approver.spec.scope ∋ grant namespace, grantSelector matches grant labels
 //!  Agent.spec.owner ≠ approver (separation of duties)
+//!  envelope.spec ──JCS, SHA-256──▶ ══ status.approval.envelopeDigest   ┐ else grant_suspended
+//!  Agent.spec.publicKey ──RFC 7638──▶ ══ status.approval.agentKeyThumbprint ┘
 //! ```
+//!
+//! **What the approval covers.** The grant spec names its envelope and agent
+//! only by reference, so an approval also binds a [`Binding`]: the digest of
+//! the envelope's spec and the agent key's thumbprint, as the approver saw
+//! them. The signature is checked over the recorded values first (is this a
+//! genuine approval?), then the recorded values are compared with the
+//! current envelope and key (does it still cover what would be enforced?).
+//! A genuine approval that no longer matches is refused with
+//! `grant_suspended`: the grant waits, usable again when the envelope or key
+//! is put back or an approver approves the new values.
 //!
 //! **Who owns an agent.** `Agent.spec.owner` holds the accountable human's
 //! email address, the identity an Approver carries in `spec.email`; the two
@@ -38,10 +51,14 @@ use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 
 use crate::invalid::{At, Invalid};
-use crate::{Agent, Approval, Approver, CapabilityGrant, Passkey};
+use crate::{Agent, Approval, Approver, BehavioralEnvelope, CapabilityGrant, Passkey};
 
+mod binding;
 #[cfg(test)]
 mod tests;
+
+pub use binding::{Binding, Changed};
+use binding::suspended;
 
 /// How an assertion's sign counter is compared with the passkey's stored one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +89,7 @@ pub struct VerifiedApproval {
 /// [`verify`] for the checks.
 pub fn verify_approval(
     grant: &CapabilityGrant,
+    envelope: Option<&BehavioralEnvelope>,
     agent: &Agent,
     approver: &Approver,
     rp_id: &str,
@@ -79,6 +97,7 @@ pub fn verify_approval(
 ) -> Result<VerifiedApproval, Invalid> {
     verify(
         grant,
+        envelope,
         agent,
         approver,
         rp_id,
@@ -91,23 +110,37 @@ pub fn verify_approval(
 /// and the webhook): the sign counter must have increased.
 pub fn verify_new_approval(
     grant: &CapabilityGrant,
+    envelope: Option<&BehavioralEnvelope>,
     agent: &Agent,
     approver: &Approver,
     rp_id: &str,
     origins: &[String],
 ) -> Result<VerifiedApproval, Invalid> {
-    verify(grant, agent, approver, rp_id, origins, CounterCheck::Fresh)
+    verify(
+        grant,
+        envelope,
+        agent,
+        approver,
+        rp_id,
+        origins,
+        CounterCheck::Fresh,
+    )
 }
 
 /// Verifies the approval recorded in `grant.status.approval`, made by
-/// `approver` for a grant of `agent`: the signed spec digest and generation
-/// are the grant's current ones, the approver may decide this grant (scope,
-/// separation of duties), and the WebAuthn assertion verifies against the
-/// approver's registered passkey over the recomputed challenge, with user
-/// verification. Every refusal carries the stable code of the failed check,
-/// e.g. `approval_signature_invalid`.
+/// `approver` for a grant of `agent` under `envelope` (the one
+/// `spec.envelopeRef` names, when it does): the signed spec digest and
+/// generation are the grant's current ones, the approver may decide this
+/// grant (scope, separation of duties), the WebAuthn assertion verifies
+/// against the approver's registered passkey over the recomputed challenge,
+/// with user verification, and the recorded envelope digest and agent key
+/// thumbprint are those of the envelope and key now (else
+/// `grant_suspended`: a genuine approval of something else). Every refusal
+/// carries the stable code of the failed check, e.g.
+/// `approval_signature_invalid`.
 pub fn verify(
     grant: &CapabilityGrant,
+    envelope: Option<&BehavioralEnvelope>,
     agent: &Agent,
     approver: &Approver,
     rp_id: &str,
@@ -147,6 +180,8 @@ pub fn verify(
         spec_digest,
         decision: approval.decision,
         nonce: approval.nonce.clone(),
+        envelope_digest: approval.envelope_digest.clone(),
+        agent_key_thumbprint: approval.agent_key_thumbprint.clone(),
     })
     .at(AT)?;
     let passkey = find_passkey(approver, &approval.credential_id)?;
@@ -185,6 +220,10 @@ pub fn verify(
         },
     )
     .at(AT)?;
+    let now = Binding::of(grant, envelope, agent)?;
+    if let Some(changed) = Binding::recorded(approval).changed(&now) {
+        return Err(suspended(changed));
+    }
     Ok(VerifiedApproval {
         decision: approval.decision,
         approver: approval.approver.clone(),
@@ -325,11 +364,13 @@ pub struct SoftDecision<'a> {
     pub signed_at: Time,
 }
 
-/// Signs a decision on `grant`'s current spec with a software passkey and
-/// returns the `status.approval` to record: for tests and the `agentauth dev`
+/// Signs a decision on `grant`'s current spec, bound to `binding` (see
+/// [`Binding::of`]), with a software passkey and returns the
+/// `status.approval` to record: for tests and the `agentauth dev`
 /// walkthrough, never for production approvals.
 pub fn sign_with_soft_authenticator(
     grant: &CapabilityGrant,
+    binding: &Binding,
     authenticator: &mut SoftAuthenticator,
     decision: &SoftDecision<'_>,
 ) -> Result<Approval, Invalid> {
@@ -341,6 +382,8 @@ pub fn sign_with_soft_authenticator(
         spec_digest: spec_digest.clone(),
         decision: decision.decision,
         nonce: decision.nonce.to_owned(),
+        envelope_digest: binding.envelope_digest.clone(),
+        agent_key_thumbprint: binding.agent_key_thumbprint.clone(),
     })
     .at("status.approval")?;
     let (data, client, signature) =
@@ -353,6 +396,8 @@ pub fn sign_with_soft_authenticator(
         signed_at: decision.signed_at.clone(),
         generation,
         spec_digest,
+        envelope_digest: binding.envelope_digest.clone(),
+        agent_key_thumbprint: binding.agent_key_thumbprint.clone(),
         authenticator_data: b64::encode(data),
         client_data_json: b64::encode(client),
         signature: b64::encode(signature),

@@ -46,6 +46,13 @@ pub mod reasons {
     pub const ENVELOPE_NOT_FOUND: &str = "EnvelopeNotFound";
     /// The recorded approval does not verify against the approver's passkey.
     pub const APPROVAL_INVALID: &str = "ApprovalInvalid";
+    /// An approved grant's envelope spec changed after the approval was
+    /// signed: suspended until an approver approves it again (or the
+    /// envelope is put back).
+    pub const ENVELOPE_CHANGED: &str = "EnvelopeChanged";
+    /// An approved grant's agent key changed after the approval was signed:
+    /// suspended until an approver approves it again (or the key is put back).
+    pub const AGENT_KEY_CHANGED: &str = "AgentKeyChanged";
     /// An approver has no registered passkey yet.
     pub const NO_PASSKEY: &str = "NoPasskey";
     /// An approver has at least one registered passkey.

@@ -1,12 +1,16 @@
 //! The status of a `CapabilityGrant`: its phase, the recorded human decision
 //! and the raw WebAuthn assertion that proves it.
 //!
-//! The approval API writes `approval` once; the webhook verifies the
-//! assertion against the approver's passkey before the write is admitted, and
-//! the operator verifies it again before it issues a token. Like
-//! cert-manager's approvals, a decision once recorded never changes — CEL
-//! rules below make the apiserver refuse any status update that would alter or
-//! drop it, or move a grant out of a final phase.
+//! The approval API writes `approval`; the webhook verifies the assertion
+//! against the approver's passkey before the write is admitted, and the
+//! operator verifies it again before it publishes the grant as usable or
+//! issues a token. Like cert-manager's approvals, a decision once recorded
+//! never changes — CEL rules below make the apiserver refuse any status update
+//! that would alter or drop it, or move a grant out of a final phase. One
+//! exception: an approval also binds the envelope's spec and the agent's key
+//! (DESIGN §13); when either changes the grant is suspended, and an approver
+//! may then record a new approval bound to the new values (re-approval). A
+//! denial is final.
 
 use agentauth_core::approval::{Decision, NONCE_MAX_LEN, NONCE_MIN_LEN};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -64,8 +68,17 @@ impl GrantPhase {
         "message": "phase Denied needs a recorded approval whose decision is Denied",
     },
     {
-        "rule": "!has(oldSelf.approval) || (has(self.approval) && self.approval == oldSelf.approval)",
-        "message": "a recorded approval never changes and is never removed; a new decision needs a new grant",
+        "rule": concat!(
+            "!has(oldSelf.approval) || (has(self.approval) && (self.approval == oldSelf.approval || (",
+            "oldSelf.approval.decision == 'Approved' && self.approval.decision == 'Approved' && ",
+            "has(self.approval.envelopeDigest) && has(self.approval.agentKeyThumbprint) && (",
+            "!has(oldSelf.approval.envelopeDigest) || !has(oldSelf.approval.agentKeyThumbprint) || ",
+            "self.approval.envelopeDigest != oldSelf.approval.envelopeDigest || ",
+            "self.approval.agentKeyThumbprint != oldSelf.approval.agentKeyThumbprint))))",
+        ),
+        "message": "a recorded approval never changes and is never removed, except that an approval \
+                    may be replaced by a new approval bound to a changed envelope or agent key \
+                    (re-approval of a suspended grant); a Denied decision is final",
     },
     {
         "rule": "!has(oldSelf.phase) || !(oldSelf.phase in ['Denied', 'Revoked', 'Expired']) || (has(self.phase) && self.phase == oldSelf.phase)",
@@ -82,7 +95,8 @@ pub struct CapabilityGrantStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<GrantPhase>,
     /// The human decision and the passkey assertion that proves it. Written
-    /// once by the approval API; never changes afterwards.
+    /// by the approval API; never changes afterwards, except that a suspended
+    /// grant (its envelope or agent key changed) may be approved again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
     /// When the approved grant stops working: spec.expiresAt, or the approval
@@ -103,8 +117,9 @@ pub struct CapabilityGrantStatus {
 ///
 /// The passkey signed `authenticatorData || SHA-256(clientDataJSON)`, and
 /// clientDataJSON's challenge is the approval challenge over the grant's uid,
-/// `generation`, `specDigest`, `decision` and `nonce` (DESIGN §4.2), so the
-/// record can be re-verified by anyone who has the approver's public key.
+/// `generation`, `specDigest`, `decision`, `nonce`, `envelopeDigest` and
+/// `agentKeyThumbprint` (DESIGN §4.2, §13), so the record can be re-verified
+/// by anyone who has the approver's public key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
@@ -127,6 +142,32 @@ pub struct Approval {
     /// base64url(SHA-256(JCS(spec))) of the spec that was signed.
     #[schemars(length(min = 43, max = 43))]
     pub spec_digest: String,
+    /// base64url(SHA-256(JCS(envelope.spec))) of the BehavioralEnvelope's
+    /// spec the approver was shown, or "" when the grant names no envelope.
+    /// When the envelope's spec changes, the grant is suspended until an
+    /// approver approves it again.
+    #[serde(default)]
+    #[schemars(
+        length(max = 43),
+        extend("x-kubernetes-validations" = [{
+            "rule": "self == '' || self.matches('^[A-Za-z0-9_-]{43}$')",
+            "message": "envelopeDigest is a base64url SHA-256 digest (43 characters), or empty when the grant names no envelope",
+        }])
+    )]
+    pub envelope_digest: String,
+    /// The RFC 7638 thumbprint of the Agent's spec.publicKey the approver
+    /// was shown. When the agent's key changes, the grant is suspended until
+    /// an approver approves it again. Required by the webhook and the
+    /// operator for every approval (a record without it does not verify).
+    #[serde(default)]
+    #[schemars(
+        length(max = 43),
+        extend("x-kubernetes-validations" = [{
+            "rule": "self == '' || self.matches('^[A-Za-z0-9_-]{43}$')",
+            "message": "agentKeyThumbprint is the RFC 7638 thumbprint of the agent's key (43 base64url characters); empty only in approvals recorded before approvals bound the key, which no longer verify",
+        }])
+    )]
+    pub agent_key_thumbprint: String,
     /// The WebAuthn authenticatorData, base64url, as the authenticator returned it.
     #[schemars(length(min = 1, max = 2048))]
     pub authenticator_data: String,

@@ -3,7 +3,20 @@
 //! The agent API answers from these (DESIGN §4.3: no apiserver round trip on
 //! the token path); the controllers of the leader read related objects
 //! (an grant's Agent, Envelope, Approver) from them too.
+//!
+//! [`Caches::approval_verified`] re-verifies a grant's recorded approval for
+//! the token endpoint, whoever wrote the grant's status (DESIGN §4.2: the
+//! operator verifies it again before it issues anything). One ES256
+//! verification costs about as much as the rest of an issuance, so the result
+//! is remembered per grant, keyed by the resourceVersions of the grant, its
+//! Agent, its envelope and the Approver: any change to any of them (a new
+//! approval, a new key, new limits, a removed passkey) verifies again.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use agentauth_core::{Error, ErrorCode};
+use agentauth_crds::approval::verify_approval;
 use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant};
 use futures::StreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -13,6 +26,8 @@ use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
+
+use crate::context::RelyingParty;
 
 /// Read-only views of every resource, fed by watches.
 #[derive(Clone)]
@@ -25,7 +40,28 @@ pub struct Caches {
     pub envelopes: Store<BehavioralEnvelope>,
     /// Approvers, by name.
     pub approvers: Store<Approver>,
+    /// Verification results of recorded approvals, by grant uid.
+    pub verified: VerifiedApprovals,
 }
+
+/// Remembered results of [`verify_approval`], one per grant.
+#[derive(Clone, Default)]
+pub struct VerifiedApprovals {
+    by_grant: Arc<Mutex<HashMap<String, (Versions, Result<(), Error>)>>>,
+}
+
+/// What a verification result was computed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Versions {
+    grant: Option<String>,
+    agent: Option<String>,
+    envelope: Option<String>,
+    approver: Option<String>,
+}
+
+/// More grants than this in the memo: it is cleared (grants that were
+/// deleted leave entries behind; a clear costs one verification per grant).
+const MAX_REMEMBERED: usize = 100_000;
 
 impl Caches {
     /// Starts a watch per resource and returns once each cache is complete.
@@ -35,6 +71,7 @@ impl Caches {
             grants: watch(Api::all(client.clone())),
             envelopes: watch(Api::all(client.clone())),
             approvers: watch(Api::all(client.clone())),
+            verified: VerifiedApprovals::default(),
         };
         caches.agents.wait_until_ready().await?;
         caches.grants.wait_until_ready().await?;
@@ -61,6 +98,83 @@ impl Caches {
     /// The approver `name`.
     pub fn approver(&self, name: &str) -> Option<Arc<Approver>> {
         self.approvers.get(&ObjectRef::new(name))
+    }
+
+    /// Whether `grant`'s recorded approval verifies now against the cached
+    /// Agent, envelope and Approver ([`verify_approval`]: the passkey
+    /// signature, scope, separation of duties, and the envelope digest and
+    /// agent key thumbprint it binds). Refusals: `grant_suspended` (a
+    /// genuine approval of another envelope or key), `envelope_invalid` (the
+    /// named envelope is missing), `approval_invalid` (anything else).
+    pub fn approval_verified(
+        &self,
+        grant: &CapabilityGrant,
+        relying_party: &RelyingParty,
+    ) -> Result<(), Error> {
+        let namespace = grant.metadata.namespace.as_deref().unwrap_or_default();
+        let agent = self.agent(namespace, &grant.spec.agent_ref.name);
+        let envelope = grant
+            .spec
+            .envelope_ref
+            .as_ref()
+            .and_then(|r| self.envelope(namespace, &r.name));
+        let approval = grant.status.as_ref().and_then(|s| s.approval.as_ref());
+        let approver = approval.and_then(|a| self.approver(&a.approver));
+        let uid = grant.metadata.uid.clone().unwrap_or_default();
+        let versions = Versions {
+            grant: grant.metadata.resource_version.clone(),
+            agent: agent.as_ref().and_then(|a| a.metadata.resource_version.clone()),
+            envelope: envelope.as_ref().and_then(|e| e.metadata.resource_version.clone()),
+            approver: approver.as_ref().and_then(|a| a.metadata.resource_version.clone()),
+        };
+        if let Some((seen, result)) = self.verified.lock().get(&uid)
+            && *seen == versions
+        {
+            return result.clone();
+        }
+        let result = match (agent.as_deref(), approver.as_deref()) {
+            (None, _) => Err(Error::new(
+                ErrorCode::ApprovalInvalid,
+                "the grant's agent does not exist, so its approval cannot be checked",
+            )),
+            (_, None) => Err(Error::new(
+                ErrorCode::ApprovalInvalid,
+                "the approver the recorded decision names does not exist",
+            )),
+            (Some(agent), Some(approver)) => verify_approval(
+                grant,
+                envelope.as_deref(),
+                agent,
+                approver,
+                &relying_party.id,
+                &relying_party.origins,
+            )
+            .map(|_| ())
+            .map_err(|e| match e.code {
+                ErrorCode::GrantSuspended => Error::new(ErrorCode::GrantSuspended, e.message),
+                ErrorCode::EnvelopeNotFound => Error::new(ErrorCode::EnvelopeInvalid, e.message),
+                code => Error::new(
+                    ErrorCode::ApprovalInvalid,
+                    format!("the recorded approval does not verify ({code}): {e}"),
+                ),
+            }),
+        };
+        let mut memo = self.verified.lock();
+        if memo.len() >= MAX_REMEMBERED {
+            memo.clear();
+        }
+        memo.insert(uid, (versions, result.clone()));
+        result
+    }
+}
+
+impl VerifiedApprovals {
+    /// The memo; a poisoned lock (a panic elsewhere while holding it) still
+    /// holds whole entries, each written in one insert.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Versions, Result<(), Error>)>> {
+        self.by_grant
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

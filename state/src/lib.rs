@@ -74,6 +74,10 @@ pub enum GrantPhase {
     Revoked,
     /// Past its expiry.
     Expired,
+    /// Approved, but the envelope's spec or the agent's key changed after
+    /// the approval was signed: refused (`grant_suspended`) until the old
+    /// values are back or an approver approves the new ones.
+    Suspended,
 }
 
 /// The behavioral envelope a grant obeys, as written by the operator.

@@ -54,6 +54,7 @@ const fn is_spec_code(code: ErrorCode) -> bool {
             | ErrorCode::ApprovalCounterNotIncreasing
             | ErrorCode::ApprovalSignatureInvalid
             | ErrorCode::GrantNotApproved
+            | ErrorCode::GrantSuspended
             | ErrorCode::GrantRevoked
             | ErrorCode::GrantExpired
     )

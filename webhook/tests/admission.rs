@@ -26,8 +26,8 @@ use std::sync::Arc;
 use agentauth_core::approval::Decision;
 use agentauth_core::jwk::EcPublicJwk;
 use agentauth_core::webauthn::SoftAuthenticator;
-use agentauth_crds::approval::{SoftDecision, sign_with_soft_authenticator};
-use agentauth_crds::{Approval, CapabilityGrant};
+use agentauth_crds::approval::{Binding, SoftDecision, sign_with_soft_authenticator};
+use agentauth_crds::{Agent, Approval, BehavioralEnvelope, CapabilityGrant};
 use agentauth_testenv::{ControlPlane, generated_crds_dir, shared};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
@@ -111,6 +111,23 @@ impl Env {
             .await
     }
 
+    /// What an approval of `grant` binds now: its envelope's spec digest and
+    /// its agent key's thumbprint, as stored.
+    pub async fn binding(&self, grant: &CapabilityGrant) -> Binding {
+        let agent: Agent = Api::namespaced(self.admin.clone(), &self.ns)
+            .get(&grant.spec.agent_ref.name)
+            .await
+            .unwrap();
+        let envelope: Option<BehavioralEnvelope> = match &grant.spec.envelope_ref {
+            Some(r) => Api::namespaced(self.admin.clone(), &self.ns)
+                .get_opt(&r.name)
+                .await
+                .unwrap(),
+            None => None,
+        };
+        Binding::of(grant, envelope.as_ref(), &agent).unwrap()
+    }
+
     /// The stored grant `name`.
     pub async fn grant(&self, name: &str) -> CapabilityGrant {
         Api::namespaced(self.admin.clone(), &self.ns)
@@ -166,9 +183,11 @@ pub fn mk_grant(ns: &str, name: &str, agent: &str, envelope: Option<&str>) -> Va
     grant
 }
 
-/// `approver`'s decision on `grant` as it is now, signed with `auth`.
+/// `approver`'s decision on `grant` as it is now, bound to `binding`
+/// (see [`Env::binding`]), signed with `auth`.
 pub fn sign(
     grant: &CapabilityGrant,
+    binding: &Binding,
     auth: &mut SoftAuthenticator,
     approver: &str,
     decision: Decision,
@@ -176,6 +195,7 @@ pub fn sign(
     let signed_at = Time(k8s_openapi::jiff::Timestamp::now());
     sign_with_soft_authenticator(
         grant,
+        binding,
         auth,
         &SoftDecision {
             approver,

@@ -85,14 +85,16 @@ fn mk_grant(uid: &str) -> CapabilityGrant {
     grant
 }
 
-fn decide(
+pub(super) fn decide(
     grant: &CapabilityGrant,
+    binding: &Binding,
     auth: &mut SoftAuthenticator,
     approver: &str,
     decision: Decision,
 ) -> CapabilityGrant {
     let approval = sign_with_soft_authenticator(
         grant,
+        binding,
         auth,
         &SoftDecision {
             approver,
@@ -134,11 +136,17 @@ impl Case {
     }
 
     fn approved(&mut self) -> CapabilityGrant {
-        decide(&self.grant, &mut self.auth, "dana", Decision::Approved)
+        let binding = self.bind();
+        decide(&self.grant, &binding, &mut self.auth, "dana", Decision::Approved)
     }
 
     fn check(&self, grant: &CapabilityGrant) -> Result<VerifiedApproval, Invalid> {
-        verify_approval(grant, &self.agent, &self.approver, RP, &origins())
+        verify_approval(grant, None, &self.agent, &self.approver, RP, &origins())
+    }
+
+    /// The binding of the grant to the agent's key (no envelope).
+    fn bind(&self) -> Binding {
+        Binding::of(&self.grant, None, &self.agent).unwrap()
     }
 }
 
@@ -156,7 +164,7 @@ fn a_genuine_approval_and_denial_verify() {
     assert_eq!(verified.decision, Decision::Approved);
     assert_eq!(verified.approver, "dana");
     assert_eq!(verified.sign_count, 1);
-    let denied = decide(&case.grant, &mut case.auth, "dana", Decision::Denied);
+    let denied = decide(&case.grant, &case.bind(), &mut case.auth, "dana", Decision::Denied);
     assert_eq!(case.check(&denied).unwrap().decision, Decision::Denied);
 }
 
@@ -170,7 +178,7 @@ fn no_recorded_approval_is_not_approved() {
 fn signed_by_another_key_is_refused() {
     let mut case = Case::new();
     let mut thief = SoftAuthenticator::new();
-    let forged = decide(&case.grant, &mut thief, "dana", Decision::Approved);
+    let forged = decide(&case.grant, &case.bind(), &mut thief, "dana", Decision::Approved);
     refused(case.check(&forged), ErrorCode::ApprovalSignatureInvalid);
     let mut unknown = case.approved();
     if let Some(a) = unknown.status.as_mut().and_then(|s| s.approval.as_mut()) {
@@ -223,11 +231,11 @@ fn counters_fresh_must_increase_recorded_must_not_be_zero() {
     assert_eq!(case.check(&grant).unwrap().sign_count, 5);
     // Fresh: 5 after 7 is a cloned key.
     refused(
-        verify_new_approval(&grant, &case.agent, &case.approver, RP, &origins()),
+        verify_new_approval(&grant, None, &case.agent, &case.approver, RP, &origins()),
         ErrorCode::ApprovalCounterNotIncreasing,
     );
     case.approver = mk_approver("dana", &case.auth, 4);
-    assert!(verify_new_approval(&grant, &case.agent, &case.approver, RP, &origins()).is_ok());
+    assert!(verify_new_approval(&grant, None, &case.agent, &case.approver, RP, &origins()).is_ok());
     // A passkey known to count never presents zero.
     case.auth.counter = 0;
     let zero = case.approved();
@@ -254,6 +262,7 @@ fn for_another_relying_party_or_origin_is_refused() {
     refused(
         verify_approval(
             &grant,
+            None,
             &case.agent,
             &case.approver,
             "evil.example",
@@ -263,7 +272,7 @@ fn for_another_relying_party_or_origin_is_refused() {
     );
     let other = vec!["https://evil.example".to_owned()];
     refused(
-        verify_approval(&grant, &case.agent, &case.approver, RP, &other),
+        verify_approval(&grant, None, &case.agent, &case.approver, RP, &other),
         ErrorCode::ApprovalOriginMismatch,
     );
 }
@@ -308,16 +317,18 @@ fn an_approval_checked_against_another_approver_or_agent_is_refused() {
     let mut other_auth = SoftAuthenticator::new();
     let eve = mk_approver("eve", &other_auth, 0);
     refused(
-        verify_approval(&grant, &case.agent, &eve, RP, &origins()),
+        verify_approval(&grant, None, &case.agent, &eve, RP, &origins()),
         ErrorCode::ApprovalInvalid,
     );
     // Eve signs, but the record names Dana: still checked against Eve's name.
-    let by_eve = decide(&case.grant, &mut other_auth, "dana", Decision::Approved);
+    let by_eve = decide(&case.grant, &case.bind(), &mut other_auth, "dana", Decision::Approved);
     refused(case.check(&by_eve), ErrorCode::ApprovalSignatureInvalid);
     let mut stranger = case.agent.clone();
     stranger.metadata.name = Some("other-agent".into());
     refused(
-        verify_approval(&grant, &stranger, &case.approver, RP, &origins()),
+        verify_approval(&grant, None, &stranger, &case.approver, RP, &origins()),
         ErrorCode::ApprovalInvalid,
     );
 }
+
+mod binding;

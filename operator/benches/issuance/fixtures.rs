@@ -75,6 +75,7 @@ pub fn caches(agent_key: &SigningKey) -> (Caches, impl Sized) {
         grants,
         envelopes,
         approvers,
+        verified: Default::default(),
     };
     (caches, (a, g, e, p))
 }

@@ -84,7 +84,11 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | C::DpopStale
         | C::DpopAthMismatch
         | C::DpopNonceInvalid => StatusCode::UNAUTHORIZED,
-        C::GrantNotApproved | C::GrantRevoked | C::GrantExpired | C::EnvelopeInvalid => {
+        C::GrantNotApproved
+        | C::GrantSuspended
+        | C::GrantRevoked
+        | C::GrantExpired
+        | C::EnvelopeInvalid => {
             StatusCode::FORBIDDEN
         }
         C::GrantUnknown => StatusCode::NOT_FOUND,

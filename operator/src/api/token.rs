@@ -20,6 +20,8 @@
 //! Order of checks, so that a caller who does not hold the agent's key
 //! learns nothing about the grant: body, proof (and replay), grant exists,
 //! proof key = the agent's registered key, then phase, `spec.revoked`, the
+//! recorded approval verified again (passkey signature; still bound to the
+//! current envelope spec and agent key, else `grant_suspended`), the
 //! shared state's revocation set (unreachable: `state_unavailable`, fail
 //! closed), expiry, envelope. Each outcome is counted in
 //! `agentauth_token_requests_total{outcome}`; an issued token is recorded as
@@ -108,6 +110,11 @@ async fn try_issue(state: &ApiState, request: Request) -> Result<Response, ApiEr
 
     let now = state.ctx.clock.now_secs();
     let usable = issuer::usable(&grant, now)?;
+    // Whoever wrote the status, the recorded approval must verify and still
+    // cover the envelope and the agent's key (DESIGN §4.2, §13); memoized.
+    caches
+        .approval_verified(&grant, &state.ctx.relying_party)
+        .map_err(|e| ApiError::from(e).with_status(StatusCode::FORBIDDEN))?;
     match state.ctx.state.is_revoked(&usable.uid).await {
         Ok(false) => {}
         Ok(true) => {

@@ -2,16 +2,25 @@
 //! and the decision lands in the grant's `status.approval`.
 //!
 //! ```text
-//!  POST …/{approve,deny}/begin ──▶ pending? scope? not the agent's owner? RBAC approve?
-//!       ──▶ nonce; challenge = SHA-256(JCS{grantUid, generation, specDigest, decision, nonce})
+//!  POST …/{approve,deny}/begin ──▶ pending (or suspended, to approve)? scope? not the
+//!       agent's owner? RBAC approve?
+//!       ──▶ nonce; challenge = SHA-256(JCS{grantUid, generation, specDigest, decision, nonce,
+//!                                           envelopeDigest, agentKeyThumbprint})
 //!       ──▶ PublicKeyCredentialRequestOptions {challenge, rpId, allowCredentials, UV required}
 //!  POST …/{approve,deny}/finish <assertion>
 //!       ──▶ the ceremony of this session, for this grant and decision, not timed out
-//!       ──▶ grant re-read: same uid, generation, specDigest; still undecided (else 409)
+//!       ──▶ grant, Agent, envelope re-read: same uid, generation, specDigest, envelope
+//!           digest and agent key thumbprint (else approval_challenge_mismatch); still
+//!           undecided or suspended (else 409)
 //!       ──▶ scope, owner, RBAC again ──▶ verify_new_approval (the webhook's own check)
 //!       ──▶ merge patch status.approval (resourceVersion precondition)
 //!       ──▶ the passkey's signCount advances; audit event
 //! ```
+//!
+//! **Re-approval.** A suspended grant (approved, then its envelope's spec or
+//! its agent's key changed) can be approved again: the new record replaces
+//! the old one and binds the new values; the webhook verifies it like a
+//! first approval, with a fresh sign counter. A denial is never replaced.
 //!
 //! webauthn-rs cannot sign over a given challenge, so these options are built
 //! here and the assertion is checked with the shared verifier of
@@ -22,8 +31,10 @@ use std::sync::Arc;
 use agentauth_core::approval::{self, ChallengeInput, Decision};
 use agentauth_core::audit::{Draft, kinds};
 use agentauth_core::{ErrorCode, b64};
-use agentauth_crds::approval::{owns, verify_new_approval};
-use agentauth_crds::{Agent, Approval, Approver, CapabilityGrant, CapabilityGrantStatus};
+use agentauth_crds::approval::{Binding, owns, verify_new_approval};
+use agentauth_crds::{
+    Agent, Approval, Approver, BehavioralEnvelope, CapabilityGrant, CapabilityGrantStatus,
+};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -35,7 +46,7 @@ use webauthn_rs::prelude::PublicKeyCredential;
 
 use super::enroll::{FIELD_MANAGER, approver, update_passkeys};
 use super::guard::LoggedIn;
-use super::pending::{in_scope, is_pending, out_of_scope};
+use super::pending::{in_scope, is_pending, is_suspended, out_of_scope};
 use super::session::{CEREMONY_TIMEOUT, ceremony_live, no_store, random_token};
 use super::{Approvals, Body, Refusal, rbac};
 
@@ -47,9 +58,18 @@ pub struct PendingDecision {
     uid: String,
     generation: i64,
     spec_digest: String,
+    binding: Binding,
     decision: Decision,
     nonce: String,
     started_ms: i64,
+}
+
+/// Everything a decision is about, read from the apiserver.
+struct Parties {
+    grant: CapabilityGrant,
+    agent: Agent,
+    envelope: Option<BehavioralEnvelope>,
+    approver: Approver,
 }
 
 /// `POST grants/{namespace}/{name}/approve/begin`.
@@ -90,13 +110,13 @@ pub async fn finish_deny(
     finish(state, session, path, Decision::Denied, body).await
 }
 
-/// The grant, its Agent and the Approver, read from the apiserver.
+/// The grant, its Agent, its envelope and the Approver, read from the apiserver.
 async fn parties(
     client: Client,
     approver_name: &str,
     namespace: &str,
     name: &str,
-) -> Result<(CapabilityGrant, Agent, Approver), Refusal> {
+) -> Result<Parties, Refusal> {
     let grant = Api::<CapabilityGrant>::namespaced(client.clone(), namespace)
         .get_opt(name)
         .await
@@ -118,24 +138,58 @@ async fn parties(
                 format!("the grant's Agent {namespace}/{agent_name} does not exist"),
             )
         })?;
+    let envelope = match &grant.spec.envelope_ref {
+        None => None,
+        Some(r) => Some(
+            Api::<BehavioralEnvelope>::namespaced(client.clone(), namespace)
+                .get_opt(&r.name)
+                .await
+                .map_err(|e| Refusal::kube("read the grant's envelope", &e))?
+                .ok_or_else(|| {
+                    Refusal::new(
+                        ErrorCode::EnvelopeNotFound,
+                        format!(
+                            "the grant's envelope {namespace}/{} does not exist; a grant cannot \
+                             be decided without the limits it would run under",
+                            r.name
+                        ),
+                    )
+                })?,
+        ),
+    };
     let approver = approver(client, approver_name).await?;
-    Ok((grant, agent, approver))
+    Ok(Parties {
+        grant,
+        agent,
+        envelope,
+        approver,
+    })
 }
 
 /// The checks of begin and finish: undecided, in scope, not the agent's
 /// owner, and RBAC `approve` for the approver's identity.
 async fn may_decide(
     approvals: &Approvals,
-    grant: &CapabilityGrant,
-    agent: &Agent,
-    approver: &Approver,
+    parties: &Parties,
+    decision: Decision,
 ) -> Result<(), Refusal> {
+    let Parties {
+        grant,
+        agent,
+        envelope,
+        approver,
+    } = parties;
     let namespace = grant.namespace().unwrap_or_default();
     let name = grant.name_any();
-    if !is_pending(grant) {
+    let reapproval = decision == Decision::Approved
+        && is_suspended(grant, envelope.as_ref(), Some(agent));
+    if !is_pending(grant) && !reapproval {
         return Err(Refusal::new(
             ErrorCode::DecisionImmutable,
-            format!("grant {namespace}/{name} is already decided, revoked or being deleted"),
+            format!(
+                "grant {namespace}/{name} is already decided, revoked or being deleted (a \
+                 suspended grant can only be approved again, never denied: revoke it instead)"
+            ),
         ));
     }
     if !in_scope(approver, grant) {
@@ -162,15 +216,21 @@ async fn begin(
     decision: Decision,
 ) -> Result<Response, Refusal> {
     let ctx = &approvals.ctx;
-    let (grant, agent, approver) =
-        parties(ctx.client.clone(), &session.approver, &namespace, &name).await?;
-    may_decide(&approvals, &grant, &agent, &approver).await?;
+    let parties = parties(ctx.client.clone(), &session.approver, &namespace, &name).await?;
+    may_decide(&approvals, &parties, decision).await?;
+    let Parties {
+        grant,
+        agent,
+        envelope,
+        approver,
+    } = parties;
     let pending = PendingDecision {
         namespace: namespace.clone(),
         name: name.clone(),
         uid: grant.uid().unwrap_or_default(),
         generation: grant.metadata.generation.unwrap_or_default(),
         spec_digest: approval::spec_digest(&grant.spec)?,
+        binding: Binding::of(&grant, envelope.as_ref(), &agent)?,
         decision,
         nonce: random_token(),
         started_ms: ctx.clock.now_ms(),
@@ -181,6 +241,8 @@ async fn begin(
         spec_digest: pending.spec_digest.clone(),
         decision,
         nonce: pending.nonce.clone(),
+        envelope_digest: pending.binding.envelope_digest.clone(),
+        agent_key_thumbprint: pending.binding.agent_key_thumbprint.clone(),
     })?;
     let allow: Vec<_> = approver
         .status
@@ -200,7 +262,9 @@ async fn begin(
         },
         "decision": decision.as_str(),
         "grant": {"namespace": namespace, "name": name, "uid": pending.uid,
-                  "generation": pending.generation, "specDigest": pending.spec_digest},
+                  "generation": pending.generation, "specDigest": pending.spec_digest,
+                  "envelopeDigest": pending.binding.envelope_digest,
+                  "agentKeyThumbprint": pending.binding.agent_key_thumbprint},
     });
     approvals
         .sessions
@@ -238,10 +302,22 @@ async fn finish(
                 ),
             )
         })?;
-    let (grant, agent, approver) =
-        parties(ctx.client.clone(), &session.approver, &namespace, &name).await?;
-    may_decide(&approvals, &grant, &agent, &approver).await?;
+    let parties = parties(ctx.client.clone(), &session.approver, &namespace, &name).await?;
+    may_decide(&approvals, &parties, decision).await?;
+    let Parties {
+        grant,
+        agent,
+        envelope,
+        approver,
+    } = parties;
     still_signed(&grant, &pending)?;
+    if Binding::of(&grant, envelope.as_ref(), &agent)? != pending.binding {
+        return Err(Refusal::new(
+            ErrorCode::ApprovalChallengeMismatch,
+            "the grant's envelope or its agent's key changed since the ceremony began; read the \
+             grant again and decide anew",
+        ));
+    }
     let record = Approval {
         approver: approver.name_any(),
         credential_id: b64::encode(credential.raw_id.as_ref()),
@@ -250,6 +326,8 @@ async fn finish(
         signed_at: Time(jiff::Timestamp::from_millisecond(now).unwrap_or_default()),
         generation: pending.generation,
         spec_digest: pending.spec_digest.clone(),
+        envelope_digest: pending.binding.envelope_digest.clone(),
+        agent_key_thumbprint: pending.binding.agent_key_thumbprint.clone(),
         authenticator_data: b64::encode(credential.response.authenticator_data.as_ref()),
         client_data_json: b64::encode(credential.response.client_data_json.as_ref()),
         signature: b64::encode(credential.response.signature.as_ref()),
@@ -260,7 +338,14 @@ async fn finish(
         .get_or_insert_with(CapabilityGrantStatus::default)
         .approval = Some(record.clone());
     let rp = &ctx.relying_party;
-    let verified = verify_new_approval(&signed, &agent, &approver, &rp.id, &rp.origins)?;
+    let verified = verify_new_approval(
+        &signed,
+        envelope.as_ref(),
+        &agent,
+        &approver,
+        &rp.id,
+        &rp.origins,
+    )?;
     record_decision(&approvals, grant.clone(), &pending, &record).await?;
     let (credential_id, count) = (verified.credential_id.clone(), verified.sign_count);
     let advanced = update_passkeys(ctx.client.clone(), &verified.approver, |list| {
@@ -324,7 +409,16 @@ async fn record_decision(
         )
     };
     for attempt in 1..=RECORD_ATTEMPTS {
-        if grant.status.as_ref().is_some_and(|s| s.approval.is_some()) {
+        // Only a suspended grant's approval is replaced, and only by one
+        // bound to other values (the CRD's CEL rule agrees).
+        let replaceable = |old: &Approval| {
+            old.decision == Decision::Approved
+                && record.decision == Decision::Approved
+                && Binding::recorded(old) != Binding::recorded(record)
+        };
+        if let Some(old) = grant.status.as_ref().and_then(|s| s.approval.as_ref())
+            && !replaceable(old)
+        {
             return Err(decided());
         }
         still_signed(&grant, pending)?;
@@ -364,6 +458,8 @@ async fn audit(approvals: &Approvals, grant: &CapabilityGrant, record: &Approval
     details.insert("uid".into(), json!(grant.uid()));
     details.insert("generation".into(), json!(record.generation));
     details.insert("specDigest".into(), json!(record.spec_digest));
+    details.insert("envelopeDigest".into(), json!(record.envelope_digest));
+    details.insert("agentKeyThumbprint".into(), json!(record.agent_key_thumbprint));
     let kind = match record.decision {
         Decision::Approved => kinds::APPROVAL_RECORDED,
         Decision::Denied => kinds::DENIAL_RECORDED,

@@ -1,15 +1,20 @@
 //! What an approver reads before deciding: the pending grants within their
 //! scope, and one grant with everything a person must see — the agent and
 //! its owner, the provider, each capability in plain words ([`super::words`]),
-//! the envelope's limits, the expiry and the reason. Served from the
-//! informer caches.
+//! the envelope's limits, the agent's key fingerprint, the expiry and the
+//! reason. Served from the informer caches.
+//!
+//! Suspended grants are listed too: approved, but the envelope's spec or the
+//! agent's key changed since (DESIGN §13), so the approval no longer covers
+//! what would be enforced; an approver may approve the new values.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use agentauth_core::ErrorCode;
-use agentauth_crds::approval::owns;
-use agentauth_crds::{Approver, CapabilityGrant, GrantPhase};
+use agentauth_core::approval::Decision;
+use agentauth_crds::approval::{Binding, owns};
+use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -48,6 +53,46 @@ pub fn is_pending(grant: &CapabilityGrant) -> bool {
         })
 }
 
+/// Whether an approved grant is suspended: its recorded approval covers
+/// another envelope spec or agent key than `envelope` and `agent` now, so an
+/// approver may approve it again (a denial stays final).
+pub fn is_suspended(
+    grant: &CapabilityGrant,
+    envelope: Option<&BehavioralEnvelope>,
+    agent: Option<&Agent>,
+) -> bool {
+    let Some(status) = grant.status.as_ref() else {
+        return false;
+    };
+    let Some(approval) = status.approval.as_ref() else {
+        return false;
+    };
+    let live = !grant.spec.revoked && grant.metadata.deletion_timestamp.is_none();
+    let approved = approval.decision == Decision::Approved
+        && status.phase.is_none_or(|p| p == GrantPhase::Approved || p == GrantPhase::Pending);
+    let moved = agent
+        .and_then(|a| Binding::of(grant, envelope, a).ok())
+        .is_some_and(|now| Binding::recorded(approval).changed(&now).is_some());
+    live && approved && moved
+}
+
+/// What the approval of `grant` would bind now: its envelope's digest and
+/// its agent's key thumbprint, when the agent (and a named envelope) exist.
+pub fn binding_now(
+    grant: &CapabilityGrant,
+    envelope: Option<&BehavioralEnvelope>,
+    agent: Option<&Agent>,
+) -> Option<Binding> {
+    agent.and_then(|a| Binding::of(grant, envelope, a).ok())
+}
+
+/// The cached envelope `grant` names, if it names one and it exists.
+fn cached_envelope(approvals: &Approvals, grant: &CapabilityGrant) -> Option<Arc<BehavioralEnvelope>> {
+    let namespace = grant.namespace().unwrap_or_default();
+    let reference = grant.spec.envelope_ref.as_ref()?;
+    approvals.ctx.caches.envelope(&namespace, &reference.name)
+}
+
 /// The logged-in Approver, from the cache.
 pub fn current(approvals: &Approvals, session: &LoggedIn) -> Result<Arc<Approver>, Refusal> {
     approvals
@@ -68,6 +113,7 @@ fn summary(approvals: &Approvals, approver: &Approver, grant: &CapabilityGrant) 
         .ctx
         .caches
         .agent(&namespace, &grant.spec.agent_ref.name);
+    let envelope = cached_envelope(approvals, grant);
     json!({
         "namespace": namespace,
         "name": grant.name_any(),
@@ -78,6 +124,7 @@ fn summary(approvals: &Approvals, approver: &Approver, grant: &CapabilityGrant) 
         "capabilities": grant.spec.capabilities.iter().map(words::capability).collect::<Vec<_>>(),
         "createdAt": grant.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
         "ownsAgent": agent.as_ref().is_some_and(|a| owns(a, approver)),
+        "suspended": is_suspended(grant, envelope.as_deref(), agent.as_deref()),
     })
 }
 
@@ -93,7 +140,7 @@ pub async fn list(
         .grants
         .state()
         .into_iter()
-        .filter(|g| is_pending(g) && in_scope(&approver, g))
+        .filter(|g| in_scope(&approver, g) && (is_pending(g) || suspended(&approvals, g)))
         .collect();
     grants.sort_by_key(|g| (g.metadata.creation_timestamp.clone(), g.name_any()));
     let items: Vec<Value> = grants
@@ -101,6 +148,16 @@ pub async fn list(
         .map(|g| summary(&approvals, &approver, g))
         .collect();
     Ok(no_store(Json(json!({"grants": items}))))
+}
+
+fn suspended(approvals: &Approvals, grant: &CapabilityGrant) -> bool {
+    let namespace = grant.namespace().unwrap_or_default();
+    let agent = approvals
+        .ctx
+        .caches
+        .agent(&namespace, &grant.spec.agent_ref.name);
+    let envelope = cached_envelope(approvals, grant);
+    is_suspended(grant, envelope.as_deref(), agent.as_deref())
 }
 
 /// `GET grants/{namespace}/{name}`: one grant as a person must read it.
@@ -133,6 +190,9 @@ pub async fn detail(
         .map(|c| json!({"words": words::capability(c), "capability": c}))
         .collect();
     let status = grant.status.as_ref();
+    let found = envelope.as_ref().and_then(|(_, e)| e.clone());
+    let now = binding_now(&grant, found.as_deref(), agent.as_deref());
+    let suspended = is_suspended(&grant, found.as_deref(), agent.as_deref());
     let body = json!({
         "namespace": namespace,
         "name": name,
@@ -140,11 +200,18 @@ pub async fn detail(
         "generation": grant.metadata.generation,
         "phase": status.and_then(|s| s.phase).map_or("Pending", GrantPhase::as_str),
         "pending": is_pending(&grant),
+        "suspended": suspended,
+        // What an approval signed now binds (DESIGN §13): the envelope's
+        // spec digest ("" without an envelope) and the agent key's RFC 7638
+        // thumbprint; null while the agent or envelope is missing.
+        "envelopeDigest": now.as_ref().map(|b| b.envelope_digest.clone()),
+        "agentKeyThumbprint": now.as_ref().map(|b| b.agent_key_thumbprint.clone()),
         "agent": {
             "name": spec.agent_ref.name,
             "displayName": agent.as_ref().map(|a| a.spec.display_name.clone()),
             "owner": agent.as_ref().map(|a| a.spec.owner.clone()),
             "description": agent.as_ref().and_then(|a| a.spec.description.clone()),
+            "keyWords": now.as_ref().map(|b| words::agent_key(&b.agent_key_thumbprint)),
         },
         "serviceProvider": spec.service_provider,
         "capabilities": capabilities,

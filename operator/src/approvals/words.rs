@@ -61,6 +61,13 @@ fn resources(pattern: &str) -> String {
     format!("{pattern} only")
 }
 
+/// The agent's key as the approver reads it: its RFC 7638 thumbprint. An
+/// approval covers this key only; a grant whose agent gets another key is
+/// suspended until it is approved again.
+pub fn agent_key(thumbprint: &str) -> String {
+    format!("agent key fingerprint: {thumbprint}")
+}
+
 /// An envelope's limits, one sentence each.
 pub fn envelope(spec: &BehavioralEnvelopeSpec) -> Vec<String> {
     let mut lines = Vec::new();
@@ -146,6 +153,14 @@ mod tests {
         for (c, words) in rows {
             assert_eq!(capability(&cap(c)), words);
         }
+    }
+
+    #[test]
+    fn the_agent_key_reads_as_its_fingerprint() {
+        assert_eq!(
+            agent_key("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"),
+            "agent key fingerprint: NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]

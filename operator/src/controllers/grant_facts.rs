@@ -1,14 +1,18 @@
 //! What the grant phase machine ([`super::grant_phase`]) reads off a grant
-//! and the objects it refers to: its expiry, who wrote its phase, whether
-//! its agent and envelope make it usable, and its recorded decision verified.
+//! and the objects it refers to: its expiry, whether its agent and envelope
+//! make it usable, and its recorded decision verified.
+//!
+//! The recorded decision is verified on every reconcile, whoever wrote the
+//! phase: `metadata.managedFields` names a field manager any client may
+//! claim, so it proves nothing about who wrote `status.phase`.
 
-use agentauth_crds::approval::{VerifiedApproval, verify_approval};
+use agentauth_core::ErrorCode;
+use agentauth_crds::approval::{Binding, Changed, VerifiedApproval, verify_approval};
 use agentauth_crds::conditions::{reasons, types};
 use agentauth_crds::{Agent, CapabilityGrant};
 use kube::ResourceExt;
 
 use super::grant_phase::Inputs;
-use super::status::FIELD_MANAGER;
 
 /// When a grant expires, ms since the epoch: `spec.expiresAt`, or its
 /// creation time plus `spec.duration`. Both are fixed once the grant exists
@@ -26,22 +30,6 @@ pub fn grant_expiry_ms(grant: &CapabilityGrant) -> Option<i64> {
         .0
         .as_millisecond();
     created.checked_add(duration)
-}
-
-/// Whether this operator alone set the current `status.phase` (per
-/// `metadata.managedFields`): then it was verified before it was written.
-pub fn phase_set_by_operator(grant: &CapabilityGrant) -> bool {
-    let entries = grant.metadata.managed_fields.as_deref().unwrap_or_default();
-    let mut owners = entries.iter().filter(|e| {
-        e.fields_v1
-            .as_ref()
-            .is_some_and(|f| f.0.get("f:status").and_then(|s| s.get("f:phase")).is_some())
-    });
-    let mut any = false;
-    owners.all(|e| {
-        any = true;
-        e.manager.as_deref() == Some(FIELD_MANAGER) && e.operation.as_deref() == Some("Apply")
-    }) && any
 }
 
 /// The usable thumbprint of an agent: its `status.keyThumbprint`, when the
@@ -107,24 +95,86 @@ pub(super) fn blocker(i: &Inputs<'_>) -> Option<(&'static str, String)> {
     None
 }
 
-/// The recorded decision, verified; `Err` says why it does not count.
-pub(super) fn verified(i: &Inputs<'_>) -> Result<VerifiedApproval, String> {
+/// Why a recorded decision does not take effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Unverified {
+    /// It does not verify (or names an Approver this operator does not know
+    /// of, `missing_approver`); the message says why.
+    Invalid {
+        /// What failed, for the Approved condition.
+        message: String,
+        /// The Approver is not in the cache: perhaps not seen yet, so the
+        /// refusal must not be final.
+        missing_approver: bool,
+    },
+    /// A genuine approval of another envelope spec or agent key than the
+    /// current ones: the grant waits for a new approval.
+    Suspended {
+        /// [`reasons::ENVELOPE_CHANGED`] or [`reasons::AGENT_KEY_CHANGED`].
+        reason: &'static str,
+        /// What changed and how to resume, for the Ready condition.
+        message: String,
+    },
+}
+
+/// The recorded decision, verified against the approver's passkey and the
+/// current envelope and agent key; `Err` says why it does not count.
+pub(super) fn verified(i: &Inputs<'_>) -> Result<VerifiedApproval, Unverified> {
+    let invalid = |message: String| Unverified::Invalid {
+        message,
+        missing_approver: false,
+    };
     let approval = i
         .grant
         .status
         .as_ref()
         .and_then(|s| s.approval.as_ref())
-        .ok_or("no decision is recorded")?;
-    let agent = i
-        .agent
-        .ok_or("the grant's agent does not exist, so separation of duties cannot be checked")?;
-    let approver = i
-        .approver
-        .ok_or_else(|| format!("approver {} does not exist", approval.approver))?;
-    verify_approval(i.grant, agent, approver, &i.relying_party.id, &i.relying_party.origins).map_err(|e| {
-        format!(
-            "the recorded decision does not verify ({}): {e}; it cannot be replaced, so delete this grant and request a new one",
-            e.code
-        )
+        .ok_or_else(|| invalid("no decision is recorded".into()))?;
+    let agent = i.agent.ok_or_else(|| {
+        invalid("the grant's agent does not exist, so separation of duties cannot be checked".into())
+    })?;
+    let approver = i.approver.ok_or_else(|| Unverified::Invalid {
+        message: format!("approver {} does not exist", approval.approver),
+        missing_approver: true,
+    })?;
+    let rp = i.relying_party;
+    verify_approval(i.grant, i.envelope, agent, approver, &rp.id, &rp.origins).map_err(|e| {
+        if e.code != ErrorCode::GrantSuspended {
+            return invalid(format!(
+                "the recorded decision does not verify ({}): {e}; it cannot be replaced, so delete this grant and request a new one",
+                e.code
+            ));
+        }
+        let changed = Binding::of(i.grant, i.envelope, agent)
+            .ok()
+            .and_then(|now| Binding::recorded(approval).changed(&now));
+        suspended(i.grant, changed.unwrap_or(Changed::Both))
     })
+}
+
+/// The suspension of a genuine approval whose envelope or agent key changed.
+fn suspended(grant: &CapabilityGrant, changed: Changed) -> Unverified {
+    let namespace = grant.namespace().unwrap_or_default();
+    let envelope = grant
+        .spec
+        .envelope_ref
+        .as_ref()
+        .map_or_else(String::new, |r| format!("envelope {namespace}/{}", r.name));
+    let agent = format!("agent {namespace}/{}", grant.spec.agent_ref.name);
+    let (reason, what) = match changed {
+        Changed::Envelope => (reasons::ENVELOPE_CHANGED, format!("the spec of {envelope} changed")),
+        Changed::AgentKey => (reasons::AGENT_KEY_CHANGED, format!("the key of {agent} changed")),
+        Changed::Both => (
+            reasons::ENVELOPE_CHANGED,
+            format!("the spec of {envelope} and the key of {agent} changed"),
+        ),
+    };
+    Unverified::Suspended {
+        reason,
+        message: format!(
+            "suspended: {what} after the approval was signed; verifiers refuse this grant \
+             (grant_suspended) until an approver approves it again in the approval UI, or the \
+             approved value is restored"
+        ),
+    }
 }

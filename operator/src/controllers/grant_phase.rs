@@ -13,14 +13,22 @@
 //! [`verify_approval`](agentauth_crds::approval::verify_approval) accepts it
 //! against the Approver's passkey; one that does not verify leaves the grant
 //! Pending with `Approved=False, reason ApprovalInvalid`. An `Approved` phase
-//! that this operator did not write itself (another field manager set
-//! `status.phase`) is verified again, and revoked when it does not hold.
+//! is verified again on every reconcile, whoever wrote it (a field manager's
+//! name proves nothing), and revoked when it does not hold.
+//!
+//! **Suspension** (DESIGN §13). The approval binds the envelope's spec and
+//! the agent's key. When either changes, an Approved grant stays Approved but
+//! `Ready=False` with reason `EnvelopeChanged` or `AgentKeyChanged`, and is
+//! published as [`Publish::Reapprove`]: verifiers refuse it with
+//! `grant_suspended`, the token endpoint issues nothing. It resumes when the
+//! approved value is restored, or when an approver records a new approval
+//! bound to the new values.
 
 use agentauth_core::approval::Decision;
 use agentauth_crds::conditions::{reasons, types};
 use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
 
-use super::grant_facts::{blocker, grant_expiry_ms, phase_set_by_operator, verified};
+use super::grant_facts::{Unverified, blocker, grant_expiry_ms, verified};
 use super::status::Want;
 use crate::context::RelyingParty;
 
@@ -61,6 +69,10 @@ pub enum Publish {
     /// Approved, but its agent or envelope is missing or invalid: published
     /// as not usable until they are back (fail closed).
     Suspended,
+    /// Approved, but the envelope's spec or the agent's key is no longer the
+    /// one approved: published as suspended (`grant_suspended`) until an
+    /// approver approves it again or the approved value is back.
+    Reapprove,
     /// Final: the phase, and the revocation set with its invalidation.
     Final(GrantPhase),
 }
@@ -137,17 +149,70 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
         }
         Some(_) if grant.spec.revoked => revoke(base, "spec.revoked", None),
         Some(_) if expires_at_ms.is_some_and(|e| i.now_ms >= e) => expire(base),
-        Some(GrantPhase::Approved) if phase_set_by_operator(grant) => approve(i, base),
-        Some(GrantPhase::Approved) => match verified(i) {
-            Ok(v) if v.decision == Decision::Approved => approve(i, base),
-            Ok(_) => revoke(
-                base,
-                "approval_invalid",
-                Some("the recorded decision is a denial".into()),
-            ),
-            Err(message) => revoke(base, "approval_invalid", Some(message)),
-        },
+        Some(GrantPhase::Approved) => approved(i, base),
         Some(_) => decide(i, base),
+    }
+}
+
+/// An Approved grant: its decision verified again, whoever wrote the phase;
+/// then usable, waiting for its agent or envelope, suspended, or revoked.
+fn approved(i: &Inputs<'_>, base: Plan) -> Plan {
+    if let Some((reason, message)) = blocker(i) {
+        let message = format!("{message}; until then verifiers refuse this grant");
+        return Plan {
+            phase: GrantPhase::Approved,
+            ready: Cond::Set(Want::no(types::READY, reason, message.clone())),
+            approved: Cond::Keep(Want::no(types::APPROVED, reason, message)),
+            publish: Publish::Suspended,
+            ..base
+        };
+    }
+    match verified(i) {
+        Ok(v) if v.decision == Decision::Approved => approve(i, base),
+        Ok(_) => revoke(
+            base,
+            "approval_invalid",
+            Some("the recorded decision is a denial".into()),
+        ),
+        Err(Unverified::Suspended { reason, message }) => suspend(i, base, reason, message),
+        // The Approver may not be in the cache yet: not usable, not final.
+        Err(Unverified::Invalid {
+            message,
+            missing_approver: true,
+        }) => Plan {
+            phase: GrantPhase::Approved,
+            ready: Cond::Set(Want::no(
+                types::READY,
+                reasons::APPROVAL_INVALID,
+                format!("{message}; until it does, verifiers refuse this grant"),
+            )),
+            approved: Cond::Set(Want::no(types::APPROVED, reasons::APPROVAL_INVALID, message)),
+            publish: Publish::Suspended,
+            ..base
+        },
+        Err(Unverified::Invalid { message, .. }) => {
+            revoke(base, "approval_invalid", Some(message))
+        }
+    }
+}
+
+/// An Approved grant whose approval covers another envelope spec or agent key.
+fn suspend(i: &Inputs<'_>, base: Plan, reason: &'static str, message: String) -> Plan {
+    let approval = i.grant.status.as_ref().and_then(|s| s.approval.as_ref());
+    let approver = approval.map_or("?", |a| a.approver.as_str());
+    Plan {
+        phase: GrantPhase::Approved,
+        ready: Cond::Set(Want::no(types::READY, reason, message)),
+        approved: Cond::Set(Want::no(
+            types::APPROVED,
+            reason,
+            format!(
+                "approved by {approver} for the previous value; an approver must approve the \
+                 change for the grant to resume"
+            ),
+        )),
+        publish: Publish::Reapprove,
+        ..base
     }
 }
 
@@ -170,17 +235,25 @@ fn decide(i: &Inputs<'_>, base: Plan) -> Plan {
         return pending(awaiting());
     };
     if let Some((reason, message)) = &blocked
-        && (*reason == reasons::INVALID || *reason == reasons::AGENT_NOT_FOUND)
+        && [
+            reasons::INVALID,
+            reasons::AGENT_NOT_FOUND,
+            reasons::ENVELOPE_NOT_FOUND,
+        ]
+        .contains(reason)
     {
         let message = format!("the recorded decision cannot take effect: {message}");
         return pending(Want::no(types::APPROVED, reason, message));
     }
     match verified(i) {
-        Err(message) => pending(Want::no(
+        Err(Unverified::Invalid { message, .. }) => pending(Want::no(
             types::APPROVED,
             reasons::APPROVAL_INVALID,
             message,
         )),
+        Err(Unverified::Suspended { reason, message }) => {
+            pending(Want::no(types::APPROVED, reason, message))
+        }
         Ok(v) if v.decision == Decision::Denied => Plan {
             phase: GrantPhase::Denied,
             ready: Cond::Set(Want::no(
@@ -201,7 +274,7 @@ fn decide(i: &Inputs<'_>, base: Plan) -> Plan {
     }
 }
 
-/// An Approved grant: usable, or suspended while its agent or envelope is not.
+/// A verified approval: usable, or suspended while its agent or envelope is not.
 fn approve(i: &Inputs<'_>, base: Plan) -> Plan {
     let approval = i.grant.status.as_ref().and_then(|s| s.approval.as_ref());
     let approver = approval.map_or("?", |a| a.approver.as_str());

@@ -4,6 +4,7 @@
 //! ```text
 //!  Plan.publish ─ Usable ────▶ put_grant(Approved, agent jkt, envelope params + digest)
 //!               ─ Suspended ─▶ put_grant(Pending: not usable until agent / envelope are back)
+//!               ─ Reapprove ─▶ put_grant(Suspended: envelope / agent key changed since approval)
 //!               ─ Final(p) ──▶ put_grant(p) ─▶ revoke_grant (set + pub/sub)
 //!  deletion ─────────────────▶ revoke_grant ─▶ remove_grant
 //! ```
@@ -61,7 +62,7 @@ pub(super) async fn sync(
         field: "metadata.uid",
     })?;
     let existing = state.get_grant(&uid).await?;
-    let fresh = |phase: GrantPhase| GrantState {
+    let fresh = |phase: agentauth_state::GrantPhase| GrantState {
         uid: uid.clone(),
         grant: format!(
             "{}/{}",
@@ -80,7 +81,7 @@ pub(super) async fn sync(
             .map_or(grant.metadata.generation.unwrap_or_default(), |a| {
                 a.generation
             }),
-        phase: state_phase(phase),
+        phase,
         expires_at: plan.expires_at_ms.map(|ms| ms.div_euclid(1000)),
         service_provider: grant.spec.service_provider.clone(),
         agent_jkt: agent
@@ -97,15 +98,17 @@ pub(super) async fn sync(
                 Ok(envelope) => envelope,
                 Err(e) => {
                     tracing::warn!(uid, error = %e, "the envelope cannot be digested; the grant stays unusable");
-                    return put_if_changed(state, existing, fresh(GrantPhase::Pending)).await;
+                    return put_if_changed(state, existing, fresh(state_phase(GrantPhase::Pending)))
+                        .await;
                 }
             };
             GrantState {
                 envelope,
-                ..fresh(GrantPhase::Approved)
+                ..fresh(state_phase(GrantPhase::Approved))
             }
         }
-        Publish::Suspended => fresh(GrantPhase::Pending),
+        Publish::Suspended => fresh(state_phase(GrantPhase::Pending)),
+        Publish::Reapprove => fresh(agentauth_state::GrantPhase::Suspended),
         Publish::Final(phase) => {
             // Keep what was last published (key, envelope) for the record.
             let desired = match existing.clone() {
@@ -114,7 +117,7 @@ pub(super) async fn sync(
                     updated_at_ms: now_ms,
                     ..last
                 },
-                None => fresh(phase),
+                None => fresh(state_phase(phase)),
             };
             put_if_changed(state, existing, desired).await?;
             if !state.is_revoked(&uid).await? {

@@ -6,22 +6,24 @@
 use agentauth_core::approval::Decision;
 use agentauth_core::jwk::EcPublicJwk;
 use agentauth_core::webauthn::SoftAuthenticator;
-use agentauth_crds::approval::{SoftDecision, sign_with_soft_authenticator};
+use agentauth_crds::approval::{Binding, SoftDecision, sign_with_soft_authenticator};
 use agentauth_crds::{Agent, AgentSpec, Approval, BehavioralEnvelope, CapabilityGrant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
 
 use crate::support::{ORIGIN, RP_ID};
 
-/// Signs `decision` on `grant` with a software passkey.
+/// Signs `decision` on `grant`, bound to `binding`, with a software passkey.
 pub fn sign(
     grant: &CapabilityGrant,
+    binding: &Binding,
     approver: &str,
     passkey: &mut SoftAuthenticator,
     decision: Decision,
 ) -> Approval {
     sign_with_soft_authenticator(
         grant,
+        binding,
         passkey,
         &SoftDecision {
             approver,

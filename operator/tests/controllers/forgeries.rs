@@ -52,15 +52,19 @@ async fn forged_misplaced_and_missing_approvals_never_approve() {
     }
 
     let mut thief = SoftAuthenticator::new();
+    let wrong_key = env.grant("wrong-key").await;
     let forged = sign(
-        &env.grant("wrong-key").await,
+        &wrong_key,
+        &env.binding(&wrong_key).await,
         &world.approver,
         &mut thief,
         Decision::Approved,
     );
     env.record("wrong-key", &forged).await.unwrap();
+    let source = env.grant("source").await;
     let for_source = sign(
-        &env.grant("source").await,
+        &source,
+        &env.binding(&source).await,
         &world.approver,
         &mut world.passkey,
         Decision::Approved,
@@ -162,6 +166,7 @@ async fn an_approved_phase_written_by_someone_else_is_verified_and_revoked() {
     let mut invalidations = env.state.subscribe().await.unwrap();
     let forged = sign(
         &pending,
+        &env.binding(&pending).await,
         &world.approver,
         &mut SoftAuthenticator::new(),
         Decision::Approved,

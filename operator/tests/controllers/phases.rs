@@ -280,7 +280,7 @@ async fn approved_expires_at_its_expiry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn envelope_changes_are_republished_and_a_missing_envelope_suspends() {
+async fn an_envelope_change_suspends_and_a_missing_envelope_blocks() {
     let env = Env::new("ctl-envelope").await;
     let op = env.operator().await;
     let mut world = env.world("sam@example.com", "dana").await;
@@ -292,11 +292,15 @@ async fn envelope_changes_are_republished_and_a_missing_envelope_suspends() {
         .patch("limits", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    let changed = envelopes.get("limits").await.unwrap();
-    let digest = envelope_state(&changed.spec).unwrap().digest;
-    wait_for("the new envelope in the shared state", CONVERGE, || async {
+    // The approval covered the old limits: suspended, not republished.
+    wait_for("the grant suspended", CONVERGE, || async {
         let state = env.state.get_grant(&uid).await.unwrap()?;
-        (state.envelope?.digest == digest).then_some(())
+        (state.phase == StatePhase::Suspended).then_some(())
+    })
+    .await;
+    wait_for("Ready=False EnvelopeChanged", CONVERGE, || async {
+        let grant = env.grant("plan").await;
+        (condition(&grant, types::READY) == ("False", reasons::ENVELOPE_CHANGED)).then_some(())
     })
     .await;
 
@@ -304,7 +308,7 @@ async fn envelope_changes_are_republished_and_a_missing_envelope_suspends() {
         .delete("limits", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("the grant suspended", CONVERGE, || async {
+    wait_for("the grant blocked", CONVERGE, || async {
         let state = env.state.get_grant(&uid).await.unwrap()?;
         (state.phase == StatePhase::Pending).then_some(())
     })
@@ -320,6 +324,7 @@ async fn envelope_changes_are_republished_and_a_missing_envelope_suspends() {
         Some(GrantPhase::Approved),
         "the decision stands"
     );
+    // The approved limits again: the approval covers them, usable again.
     env.create(&mk_envelope("limits")).await;
     wait_for("the grant usable again", CONVERGE, || async {
         let state = env.state.get_grant(&uid).await.unwrap()?;

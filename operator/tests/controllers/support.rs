@@ -23,7 +23,8 @@ use agentauth_core::approval::Decision;
 use agentauth_core::audit::AuditEvent;
 use agentauth_core::jwk::EcPublicJwk;
 use agentauth_core::webauthn::SoftAuthenticator;
-use agentauth_crds::{Approval, Approver, CapabilityGrant, GrantPhase};
+use agentauth_crds::approval::Binding;
+use agentauth_crds::{Agent, Approval, Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
 use agentauth_operator::audit::AuditSink;
 use agentauth_operator::cache::Caches;
 use agentauth_operator::clock::{Clock, SystemClock};
@@ -238,8 +239,24 @@ impl Env {
         decision: Decision,
     ) {
         let grant = self.grant(name).await;
-        let approval = sign(&grant, approver, passkey, decision);
+        let binding = self.binding(&grant).await;
+        let approval = sign(&grant, &binding, approver, passkey, decision);
         self.record(name, &approval).await.unwrap();
+    }
+
+    /// What an approval of `grant` binds now: its envelope's spec digest and
+    /// its agent key's thumbprint, read from the apiserver.
+    pub async fn binding(&self, grant: &CapabilityGrant) -> Binding {
+        let agent = self
+            .api::<Agent>()
+            .get(&grant.spec.agent_ref.name)
+            .await
+            .unwrap();
+        let envelope = match &grant.spec.envelope_ref {
+            Some(r) => self.api::<BehavioralEnvelope>().get_opt(&r.name).await.unwrap(),
+            None => None,
+        };
+        Binding::of(grant, envelope.as_ref(), &agent).unwrap()
     }
 
     /// Writes `status.approval` of grant `name` (the approval API's write).

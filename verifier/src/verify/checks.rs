@@ -88,6 +88,7 @@ pub(super) fn grant(state: &GrantState, claims: &AccessTokenClaims, now: i64) ->
         GrantPhase::Approved => {}
         GrantPhase::Revoked => return Err(ErrorCode::GrantRevoked.into()),
         GrantPhase::Expired => return Err(ErrorCode::GrantExpired.into()),
+        GrantPhase::Suspended => return Err(ErrorCode::GrantSuspended.into()),
         GrantPhase::Pending | GrantPhase::Denied => {
             return Err(ErrorCode::GrantNotApproved.into());
         }

@@ -9,15 +9,19 @@
 //!            changed beyond revoked? ──▶ validate() ──▶ Agent exists ──▶ envelope exists
 //!
 //!  status write ──▶ approval/phase/expiresAt changed? ──▶ writer is the operator
-//!               ──▶ approval changed? ──▶ none recorded before (a decision never changes)
+//!               ──▶ approval changed? ──▶ none recorded before (a decision never changes),
+//!                                        or a re-approval: Approved replaced by Approved
+//!                                        bound to another envelope digest / agent key
 //!                                    ──▶ grant not revoked or final
-//!                                    ──▶ Approver and Agent exist
+//!                                    ──▶ Approver, Agent (and envelope) exist
 //!                                    ──▶ verify_new_approval (signature, challenge, UV,
-//!                                        counter, scope, separation of duties)
+//!                                        counter, scope, separation of duties, bound to
+//!                                        the current envelope spec and agent key)
 //! ```
 
 use agentauth_core::ErrorCode;
-use agentauth_crds::approval::verify_new_approval;
+use agentauth_core::approval::Decision;
+use agentauth_crds::approval::{Binding, verify_new_approval};
 use agentauth_crds::{CapabilityGrant, CapabilityGrantSpec, CapabilityGrantStatus, GrantPhase};
 use kube::ResourceExt;
 
@@ -167,17 +171,20 @@ async fn status<L: Lookup>(
     if old.approval == new.approval {
         return Ok(());
     }
-    if old.approval.is_some() {
-        return Err(Denial::new(
-            Code::DecisionImmutable,
-            "status.approval",
-            "a recorded decision never changes and is never removed; a new decision needs a \
-             new grant",
-        ));
-    }
     let Some(approval) = &new.approval else {
-        return Ok(());
+        return Err(immutable());
     };
+    // Re-approval of a suspended grant (DESIGN §13): an approval replaced by
+    // an approval bound to another envelope spec or agent key. It is then
+    // verified below exactly like a first one.
+    if let Some(old) = &old.approval {
+        let reapproval = old.decision == Decision::Approved
+            && approval.decision == Decision::Approved
+            && Binding::recorded(old) != Binding::recorded(approval);
+        if !reapproval {
+            return Err(immutable());
+        }
+    }
     refuse_undecidable(&write.new, old)?;
     let namespace = write.new.namespace().unwrap_or_default();
     let approver = validator
@@ -208,15 +215,33 @@ async fn status<L: Lookup>(
                 ),
             )
         })?;
+    let envelope = match &write.new.spec.envelope_ref {
+        None => None,
+        Some(r) => validator
+            .lookup()
+            .envelope(&namespace, &r.name)
+            .await
+            .map_err(|e| unavailable("spec.envelopeRef.name", e))?,
+    };
     let policy = validator.policy();
     verify_new_approval(
         &write.new,
+        envelope.as_ref(),
         &agent,
         &approver,
         &policy.rp_id,
         &policy.origins,
     )?;
     Ok(())
+}
+
+fn immutable() -> Denial {
+    Denial::new(
+        Code::DecisionImmutable,
+        "status.approval",
+        "a recorded decision never changes and is never removed; a new decision needs a new \
+         grant (an approved grant whose envelope or agent key changed may only be approved again)",
+    )
 }
 
 /// A revoked or expired grant cannot be decided any more.

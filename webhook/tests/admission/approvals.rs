@@ -152,7 +152,8 @@ async fn attempt(env: &Env, i: usize, f: Forgery, name: &str, expect: &Expect) -
     } else {
         approver.as_str()
     };
-    let approval = sign(&signed_for, signer, named, Decision::Approved);
+    let binding = env.binding(&signed_for).await;
+    let approval = sign(&signed_for, &binding, signer, named, Decision::Approved);
     if f.spec_changed_after_signing {
         // Broader than what the approver saw: write access to every calendar.
         let swapped =

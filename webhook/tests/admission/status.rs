@@ -34,8 +34,9 @@ async fn decisions_phases_passkeys_and_thumbprints() {
         .await
         .unwrap();
     let pending = env.grant("plan").await;
-    let approval = json!({"status": {"approval": sign(&pending, &mut passkey, &approver_name, Decision::Approved)}});
-    let denial = json!({"status": {"approval": sign(&pending, &mut passkey, &approver_name, Decision::Denied)}});
+    let binding = env.binding(&pending).await;
+    let approval = json!({"status": {"approval": sign(&pending, &binding, &mut passkey, &approver_name, Decision::Approved)}});
+    let denial = json!({"status": {"approval": sign(&pending, &binding, &mut passkey, &approver_name, Decision::Denied)}});
     let (op, mallory) = (&env.operator, &env.mallory);
     let mut f = Vec::new();
 

@@ -5,7 +5,7 @@
 use agentauth_core::approval::Decision;
 use agentauth_core::jwk::EcPublicJwk;
 use agentauth_core::webauthn::SoftAuthenticator;
-use agentauth_crds::approval::{SoftDecision, sign_with_soft_authenticator};
+use agentauth_crds::approval::{Binding, SoftDecision, sign_with_soft_authenticator};
 use agentauth_crds::{
     AgentSpec, AgentStatus, ApproverScope, ApproverSpec, ApproverStatus, CapabilityGrantSpec,
     CapabilityGrantStatus, Passkey,
@@ -33,6 +33,7 @@ fn rp() -> RelyingParty {
 struct World {
     auth: SoftAuthenticator,
     agent: Agent,
+    envelope: Option<BehavioralEnvelope>,
     approver: Approver,
     grant: CapabilityGrant,
     rp: RelyingParty,
@@ -102,6 +103,7 @@ impl World {
         World {
             auth,
             agent,
+            envelope: None,
             approver,
             grant,
             rp: rp(),
@@ -119,8 +121,10 @@ impl World {
     }
 
     fn decided(mut self, decision: Decision) -> Self {
+        let binding = Binding::of(&self.grant, self.envelope.as_ref(), &self.agent).unwrap();
         let approval = sign_with_soft_authenticator(
             &self.grant,
+            &binding,
             &mut self.auth,
             &SoftDecision {
                 approver: "dana",
@@ -144,7 +148,7 @@ impl World {
         plan(&Inputs {
             grant: &self.grant,
             agent: Some(&self.agent),
-            envelope: None,
+            envelope: self.envelope.as_ref(),
             approver: Some(&self.approver),
             relying_party: &self.rp,
             now_ms,
@@ -349,26 +353,48 @@ fn revoked_and_expired_are_final_and_published() {
     }
 }
 
+/// Threat: spoofed field manager — a forged `phase: Approved` written under the operator's own field-manager name must still be verified and revoked.
 #[test]
-fn an_approved_phase_someone_else_wrote_is_verified_again() {
+fn an_approved_phase_is_verified_again_whoever_wrote_it() {
     let mut w = World::new().with_phase(GrantPhase::Approved);
     w.auth = SoftAuthenticator::new();
     let mut w = w.decided(Decision::Approved);
+    for owners in [
+        vec![owner_of_phase(FIELD_MANAGER, "Apply")],
+        vec![
+            owner_of_phase(FIELD_MANAGER, "Apply"),
+            owner_of_phase("kubectl", "Update"),
+        ],
+    ] {
+        w.grant.metadata.managed_fields = Some(owners);
+        let p = w.plan();
+        assert_eq!(
+            (p.phase, p.revoked_by, p.publish),
+            (
+                GrantPhase::Revoked,
+                Some("approval_invalid"),
+                Publish::Final(GrantPhase::Revoked)
+            )
+        );
+        assert_eq!(set_reason(&p.approved), ("ApprovalInvalid", false));
+    }
+    // An Approver not (yet) in the cache: not usable, but not final either.
+    let unknown = World::new()
+        .with_phase(GrantPhase::Approved)
+        .decided(Decision::Approved);
+    let p = plan(&Inputs {
+        grant: &unknown.grant,
+        agent: Some(&unknown.agent),
+        envelope: None,
+        approver: None,
+        relying_party: &unknown.rp,
+        now_ms: CREATED_MS + 1000,
+    });
     assert_eq!(
-        w.plan().phase,
-        GrantPhase::Approved,
-        "ours: verified when we wrote it"
+        (p.phase, p.publish),
+        (GrantPhase::Approved, Publish::Suspended)
     );
-    w.grant.metadata.managed_fields = Some(vec![
-        owner_of_phase(FIELD_MANAGER, "Apply"),
-        owner_of_phase("kubectl", "Update"),
-    ]);
-    let p = w.plan();
-    assert_eq!(
-        (p.phase, p.revoked_by),
-        (GrantPhase::Revoked, Some("approval_invalid"))
-    );
-    assert_eq!(set_reason(&p.approved), ("ApprovalInvalid", false));
+    assert_eq!(set_reason(&p.ready), ("ApprovalInvalid", false));
     let mut genuine = World::new()
         .with_phase(GrantPhase::Approved)
         .decided(Decision::Approved);
@@ -397,4 +423,72 @@ fn expiry_is_spec_expires_at_or_creation_plus_duration() {
     w.grant.spec.duration = None;
     w.grant.spec.expires_at = Some(status::time_at_ms(CREATED_MS + 42_000));
     assert_eq!(grant_expiry_ms(&w.grant), Some(CREATED_MS + 42_000));
+}
+
+fn mk_envelope(max_per_day: &str) -> BehavioralEnvelope {
+    let mut envelope: BehavioralEnvelope = serde_json::from_value(json!({
+        "apiVersion": "agentauth.dev/v1alpha1",
+        "kind": "BehavioralEnvelope",
+        "metadata": {"name": "limits"},
+        "spec": {"transactions": {"currency": "EUR", "maxPerDay": max_per_day}},
+    }))
+    .unwrap();
+    envelope.metadata.namespace = Some("team-a".into());
+    envelope
+}
+
+/// A grant under envelope `limits` (maxPerDay 100.00), approved and Approved.
+fn enveloped() -> World {
+    let mut w = World::new().with_phase(GrantPhase::Approved);
+    w.grant.spec.envelope_ref = Some(agentauth_crds::LocalRef::new("limits"));
+    w.envelope = Some(mk_envelope("100.00"));
+    w.decided(Decision::Approved)
+}
+
+/// Threat: envelope loosened after approval — raising maxPerDay must suspend the grant, not carry the approval over.
+#[test]
+fn an_envelope_changed_after_approval_suspends_until_restored() {
+    let mut w = enveloped();
+    assert_eq!(w.plan().publish, Publish::Usable);
+    w.envelope = Some(mk_envelope("100000.00"));
+    let p = w.plan();
+    assert_eq!(
+        (p.phase, p.publish, p.revoked_by),
+        (GrantPhase::Approved, Publish::Reapprove, None)
+    );
+    assert_eq!(set_reason(&p.ready), ("EnvelopeChanged", false));
+    assert!(
+        p.ready.want().message.contains("envelope team-a/limits"),
+        "{:?}",
+        p.ready
+    );
+    assert_eq!(set_reason(&p.approved), ("EnvelopeChanged", false));
+    w.envelope = Some(mk_envelope("100.00"));
+    assert_eq!(w.plan().publish, Publish::Usable, "restored: resumes");
+}
+
+/// Threat: agent key swapped after approval — a new key must not inherit the approval.
+#[test]
+fn an_agent_key_replaced_after_approval_suspends_and_reapproval_resumes() {
+    let mut w = enveloped();
+    w.agent.spec.public_key =
+        EcPublicJwk::from_key(&SoftAuthenticator::new().public_key().unwrap());
+    let p = w.plan();
+    assert_eq!((p.phase, p.publish), (GrantPhase::Approved, Publish::Reapprove));
+    assert_eq!(set_reason(&p.ready), ("AgentKeyChanged", false));
+    // A new approval, bound to the new key, resumes the grant.
+    let w = w.decided(Decision::Approved);
+    let p = w.plan();
+    assert_eq!((p.phase, p.publish), (GrantPhase::Approved, Publish::Usable));
+    assert_eq!(transition(Some(GrantPhase::Approved), p.phase), None);
+}
+
+#[test]
+fn a_pending_grant_whose_envelope_moved_waits() {
+    let mut w = enveloped();
+    w.grant.status.as_mut().unwrap().phase = Some(GrantPhase::Pending);
+    w.envelope = Some(mk_envelope("5.00"));
+    let p = w.plan();
+    assert_eq!((p.phase, p.publish), (GrantPhase::Pending, Publish::Nothing));
+    assert_eq!(set_reason(&p.approved), ("EnvelopeChanged", false));
 }

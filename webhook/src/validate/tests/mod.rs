@@ -12,7 +12,7 @@ mod others;
 use agentauth_core::approval::Decision;
 use agentauth_core::jwk::EcPublicJwk;
 use agentauth_core::webauthn::SoftAuthenticator;
-use agentauth_crds::approval::{SoftDecision, sign_with_soft_authenticator};
+use agentauth_crds::approval::{Binding, SoftDecision, sign_with_soft_authenticator};
 use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
@@ -125,12 +125,20 @@ pub(super) fn to_value<T: serde::Serialize>(t: &T) -> Value {
     serde_json::to_value(t).unwrap()
 }
 
+/// The fixture agent's key: one per test process, so an approval's binding
+/// to it holds across calls of [`agent`].
+fn agent_key() -> EcPublicJwk {
+    static KEY: std::sync::OnceLock<EcPublicJwk> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| EcPublicJwk::from_key(&SoftAuthenticator::new().public_key().unwrap()))
+        .clone()
+}
+
 pub(super) fn agent(owner: &str) -> Agent {
     let mut a: Agent = serde_json::from_value(json!({
         "apiVersion": "agentauth.dev/v1alpha1", "kind": "Agent",
         "metadata": {"name": "assistant", "namespace": NS},
         "spec": {"displayName": "Assistant", "owner": owner,
-                 "publicKey": EcPublicJwk::from_key(&SoftAuthenticator::new().public_key().unwrap())},
+                 "publicKey": agent_key()},
     }))
     .unwrap();
     a.metadata.uid = Some("agent-uid".into());
@@ -168,8 +176,11 @@ pub(super) fn approved(
     auth: &mut SoftAuthenticator,
     decision: Decision,
 ) -> CapabilityGrant {
+    // The fixture agent's key (see [`agent`]); no envelope.
+    let binding = Binding::of(grant, None, &agent("sam@example.com")).unwrap();
     let approval = sign_with_soft_authenticator(
         grant,
+        &binding,
         auth,
         &SoftDecision {
             approver: "dana",
