@@ -57,8 +57,8 @@ mod binding;
 #[cfg(test)]
 mod tests;
 
-pub use binding::{Binding, Changed};
 use binding::suspended;
+pub use binding::{Binding, Changed};
 
 /// How an assertion's sign counter is compared with the passkey's stored one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

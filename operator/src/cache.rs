@@ -123,9 +123,15 @@ impl Caches {
         let uid = grant.metadata.uid.clone().unwrap_or_default();
         let versions = Versions {
             grant: grant.metadata.resource_version.clone(),
-            agent: agent.as_ref().and_then(|a| a.metadata.resource_version.clone()),
-            envelope: envelope.as_ref().and_then(|e| e.metadata.resource_version.clone()),
-            approver: approver.as_ref().and_then(|a| a.metadata.resource_version.clone()),
+            agent: agent
+                .as_ref()
+                .and_then(|a| a.metadata.resource_version.clone()),
+            envelope: envelope
+                .as_ref()
+                .and_then(|e| e.metadata.resource_version.clone()),
+            approver: approver
+                .as_ref()
+                .and_then(|a| a.metadata.resource_version.clone()),
         };
         if let Some((seen, result)) = self.verified.lock().get(&uid)
             && *seen == versions

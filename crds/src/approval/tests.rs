@@ -137,7 +137,13 @@ impl Case {
 
     fn approved(&mut self) -> CapabilityGrant {
         let binding = self.bind();
-        decide(&self.grant, &binding, &mut self.auth, "dana", Decision::Approved)
+        decide(
+            &self.grant,
+            &binding,
+            &mut self.auth,
+            "dana",
+            Decision::Approved,
+        )
     }
 
     fn check(&self, grant: &CapabilityGrant) -> Result<VerifiedApproval, Invalid> {
@@ -164,7 +170,13 @@ fn a_genuine_approval_and_denial_verify() {
     assert_eq!(verified.decision, Decision::Approved);
     assert_eq!(verified.approver, "dana");
     assert_eq!(verified.sign_count, 1);
-    let denied = decide(&case.grant, &case.bind(), &mut case.auth, "dana", Decision::Denied);
+    let denied = decide(
+        &case.grant,
+        &case.bind(),
+        &mut case.auth,
+        "dana",
+        Decision::Denied,
+    );
     assert_eq!(case.check(&denied).unwrap().decision, Decision::Denied);
 }
 
@@ -178,7 +190,13 @@ fn no_recorded_approval_is_not_approved() {
 fn signed_by_another_key_is_refused() {
     let mut case = Case::new();
     let mut thief = SoftAuthenticator::new();
-    let forged = decide(&case.grant, &case.bind(), &mut thief, "dana", Decision::Approved);
+    let forged = decide(
+        &case.grant,
+        &case.bind(),
+        &mut thief,
+        "dana",
+        Decision::Approved,
+    );
     refused(case.check(&forged), ErrorCode::ApprovalSignatureInvalid);
     let mut unknown = case.approved();
     if let Some(a) = unknown.status.as_mut().and_then(|s| s.approval.as_mut()) {
@@ -321,7 +339,13 @@ fn an_approval_checked_against_another_approver_or_agent_is_refused() {
         ErrorCode::ApprovalInvalid,
     );
     // Eve signs, but the record names Dana: still checked against Eve's name.
-    let by_eve = decide(&case.grant, &case.bind(), &mut other_auth, "dana", Decision::Approved);
+    let by_eve = decide(
+        &case.grant,
+        &case.bind(),
+        &mut other_auth,
+        "dana",
+        Decision::Approved,
+    );
     refused(case.check(&by_eve), ErrorCode::ApprovalSignatureInvalid);
     let mut stranger = case.agent.clone();
     stranger.metadata.name = Some("other-agent".into());

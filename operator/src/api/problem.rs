@@ -88,9 +88,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | C::GrantSuspended
         | C::GrantRevoked
         | C::GrantExpired
-        | C::EnvelopeInvalid => {
-            StatusCode::FORBIDDEN
-        }
+        | C::EnvelopeInvalid => StatusCode::FORBIDDEN,
         C::GrantUnknown => StatusCode::NOT_FOUND,
         C::InputTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -181,8 +181,8 @@ async fn may_decide(
     } = parties;
     let namespace = grant.namespace().unwrap_or_default();
     let name = grant.name_any();
-    let reapproval = decision == Decision::Approved
-        && is_suspended(grant, envelope.as_ref(), Some(agent));
+    let reapproval =
+        decision == Decision::Approved && is_suspended(grant, envelope.as_ref(), Some(agent));
     if !is_pending(grant) && !reapproval {
         return Err(Refusal::new(
             ErrorCode::DecisionImmutable,
@@ -459,7 +459,10 @@ async fn audit(approvals: &Approvals, grant: &CapabilityGrant, record: &Approval
     details.insert("generation".into(), json!(record.generation));
     details.insert("specDigest".into(), json!(record.spec_digest));
     details.insert("envelopeDigest".into(), json!(record.envelope_digest));
-    details.insert("agentKeyThumbprint".into(), json!(record.agent_key_thumbprint));
+    details.insert(
+        "agentKeyThumbprint".into(),
+        json!(record.agent_key_thumbprint),
+    );
     let kind = match record.decision {
         Decision::Approved => kinds::APPROVAL_RECORDED,
         Decision::Denied => kinds::DENIAL_RECORDED,

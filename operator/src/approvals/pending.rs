@@ -69,7 +69,9 @@ pub fn is_suspended(
     };
     let live = !grant.spec.revoked && grant.metadata.deletion_timestamp.is_none();
     let approved = approval.decision == Decision::Approved
-        && status.phase.is_none_or(|p| p == GrantPhase::Approved || p == GrantPhase::Pending);
+        && status
+            .phase
+            .is_none_or(|p| p == GrantPhase::Approved || p == GrantPhase::Pending);
     let moved = agent
         .and_then(|a| Binding::of(grant, envelope, a).ok())
         .is_some_and(|now| Binding::recorded(approval).changed(&now).is_some());
@@ -87,7 +89,10 @@ pub fn binding_now(
 }
 
 /// The cached envelope `grant` names, if it names one and it exists.
-fn cached_envelope(approvals: &Approvals, grant: &CapabilityGrant) -> Option<Arc<BehavioralEnvelope>> {
+fn cached_envelope(
+    approvals: &Approvals,
+    grant: &CapabilityGrant,
+) -> Option<Arc<BehavioralEnvelope>> {
     let namespace = grant.namespace().unwrap_or_default();
     let reference = grant.spec.envelope_ref.as_ref()?;
     approvals.ctx.caches.envelope(&namespace, &reference.name)

@@ -131,7 +131,9 @@ pub(super) fn verified(i: &Inputs<'_>) -> Result<VerifiedApproval, Unverified> {
         .and_then(|s| s.approval.as_ref())
         .ok_or_else(|| invalid("no decision is recorded".into()))?;
     let agent = i.agent.ok_or_else(|| {
-        invalid("the grant's agent does not exist, so separation of duties cannot be checked".into())
+        invalid(
+            "the grant's agent does not exist, so separation of duties cannot be checked".into(),
+        )
     })?;
     let approver = i.approver.ok_or_else(|| Unverified::Invalid {
         message: format!("approver {} does not exist", approval.approver),
@@ -162,8 +164,14 @@ fn suspended(grant: &CapabilityGrant, changed: Changed) -> Unverified {
         .map_or_else(String::new, |r| format!("envelope {namespace}/{}", r.name));
     let agent = format!("agent {namespace}/{}", grant.spec.agent_ref.name);
     let (reason, what) = match changed {
-        Changed::Envelope => (reasons::ENVELOPE_CHANGED, format!("the spec of {envelope} changed")),
-        Changed::AgentKey => (reasons::AGENT_KEY_CHANGED, format!("the key of {agent} changed")),
+        Changed::Envelope => (
+            reasons::ENVELOPE_CHANGED,
+            format!("the spec of {envelope} changed"),
+        ),
+        Changed::AgentKey => (
+            reasons::AGENT_KEY_CHANGED,
+            format!("the key of {agent} changed"),
+        ),
         Changed::Both => (
             reasons::ENVELOPE_CHANGED,
             format!("the spec of {envelope} and the key of {agent} changed"),

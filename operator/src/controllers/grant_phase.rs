@@ -186,13 +186,15 @@ fn approved(i: &Inputs<'_>, base: Plan) -> Plan {
                 reasons::APPROVAL_INVALID,
                 format!("{message}; until it does, verifiers refuse this grant"),
             )),
-            approved: Cond::Set(Want::no(types::APPROVED, reasons::APPROVAL_INVALID, message)),
+            approved: Cond::Set(Want::no(
+                types::APPROVED,
+                reasons::APPROVAL_INVALID,
+                message,
+            )),
             publish: Publish::Suspended,
             ..base
         },
-        Err(Unverified::Invalid { message, .. }) => {
-            revoke(base, "approval_invalid", Some(message))
-        }
+        Err(Unverified::Invalid { message, .. }) => revoke(base, "approval_invalid", Some(message)),
     }
 }
 

@@ -98,8 +98,12 @@ pub(super) async fn sync(
                 Ok(envelope) => envelope,
                 Err(e) => {
                     tracing::warn!(uid, error = %e, "the envelope cannot be digested; the grant stays unusable");
-                    return put_if_changed(state, existing, fresh(state_phase(GrantPhase::Pending)))
-                        .await;
+                    return put_if_changed(
+                        state,
+                        existing,
+                        fresh(state_phase(GrantPhase::Pending)),
+                    )
+                    .await;
                 }
             };
             GrantState {

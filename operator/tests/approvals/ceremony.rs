@@ -57,15 +57,8 @@ async fn enroll_login_list_read_and_approve() {
         .await
         .unwrap();
     let approver = env.stored_approver(&name).await;
-    let verified = verify_approval(
-        &grant,
-        None,
-        &agent,
-        &approver,
-        RP_ID,
-        &[ORIGIN.to_owned()],
-    )
-    .unwrap();
+    let verified =
+        verify_approval(&grant, None, &agent, &approver, RP_ID, &[ORIGIN.to_owned()]).unwrap();
     assert_eq!(verified.credential_id, dana.credential_id());
     // The counter moved with the login and the approval: the next assertion must exceed it.
     let stored = approver.status.as_ref().unwrap().passkeys[0].sign_count;

@@ -253,7 +253,11 @@ impl Env {
             .await
             .unwrap();
         let envelope = match &grant.spec.envelope_ref {
-            Some(r) => self.api::<BehavioralEnvelope>().get_opt(&r.name).await.unwrap(),
+            Some(r) => self
+                .api::<BehavioralEnvelope>()
+                .get_opt(&r.name)
+                .await
+                .unwrap(),
             None => None,
         };
         Binding::of(grant, envelope.as_ref(), &agent).unwrap()

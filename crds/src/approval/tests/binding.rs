@@ -35,7 +35,11 @@ fn enveloped() -> (Case, BehavioralEnvelope, CapabilityGrant) {
     (case, envelope, grant)
 }
 
-fn check(case: &Case, grant: &CapabilityGrant, envelope: Option<&BehavioralEnvelope>) -> Result<VerifiedApproval, Invalid> {
+fn check(
+    case: &Case,
+    grant: &CapabilityGrant,
+    envelope: Option<&BehavioralEnvelope>,
+) -> Result<VerifiedApproval, Invalid> {
     verify_approval(grant, envelope, &case.agent, &case.approver, RP, &origins())
 }
 
@@ -45,14 +49,23 @@ fn an_envelope_changed_after_approval_suspends_until_restored() {
     let (case, envelope, grant) = enveloped();
     assert!(check(&case, &grant, Some(&envelope)).is_ok());
     let raised = mk_envelope("10000.00");
-    let e = refused(check(&case, &grant, Some(&raised)), ErrorCode::GrantSuspended);
+    let e = refused(
+        check(&case, &grant, Some(&raised)),
+        ErrorCode::GrantSuspended,
+    );
     assert_eq!(e.field, "status.approval.envelopeDigest");
     assert!(e.message.contains("envelope's spec changed"), "{e}");
-    assert!(check(&case, &grant, Some(&envelope)).is_ok(), "restored: usable again");
+    assert!(
+        check(&case, &grant, Some(&envelope)).is_ok(),
+        "restored: usable again"
+    );
     refused(check(&case, &grant, None), ErrorCode::EnvelopeNotFound);
     let mut other = envelope.clone();
     other.metadata.name = Some("other".into());
-    refused(check(&case, &grant, Some(&other)), ErrorCode::EnvelopeNotFound);
+    refused(
+        check(&case, &grant, Some(&other)),
+        ErrorCode::EnvelopeNotFound,
+    );
 }
 
 /// Threat: agent key swapped after approval — a new key put on the Agent after approval must not inherit the approval.
@@ -62,7 +75,10 @@ fn an_agent_key_replaced_after_approval_suspends() {
     let old_key = case.agent.spec.public_key.clone();
     case.agent.spec.public_key =
         EcPublicJwk::from_key(&SoftAuthenticator::new().public_key().unwrap());
-    let e = refused(check(&case, &grant, Some(&envelope)), ErrorCode::GrantSuspended);
+    let e = refused(
+        check(&case, &grant, Some(&envelope)),
+        ErrorCode::GrantSuspended,
+    );
     assert_eq!(e.field, "status.approval.agentKeyThumbprint");
     let e = refused(
         check(&case, &grant, Some(&mk_envelope("1.00"))),
@@ -86,7 +102,13 @@ fn a_recorded_binding_rewritten_without_signing_is_refused() {
     let e = check(&case, &rewritten, Some(&raised)).expect_err("a rebound approval was accepted");
     assert_eq!(e.code, ErrorCode::ApprovalChallengeMismatch, "{e}");
     // A genuine approval of the new values (re-approval) verifies.
-    let again = decide(&case.grant, &now, &mut case.auth, "dana", Decision::Approved);
+    let again = decide(
+        &case.grant,
+        &now,
+        &mut case.auth,
+        "dana",
+        Decision::Approved,
+    );
     assert!(check(&case, &again, Some(&raised)).is_ok());
 }
 

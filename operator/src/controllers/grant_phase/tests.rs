@@ -474,12 +474,18 @@ fn an_agent_key_replaced_after_approval_suspends_and_reapproval_resumes() {
     w.agent.spec.public_key =
         EcPublicJwk::from_key(&SoftAuthenticator::new().public_key().unwrap());
     let p = w.plan();
-    assert_eq!((p.phase, p.publish), (GrantPhase::Approved, Publish::Reapprove));
+    assert_eq!(
+        (p.phase, p.publish),
+        (GrantPhase::Approved, Publish::Reapprove)
+    );
     assert_eq!(set_reason(&p.ready), ("AgentKeyChanged", false));
     // A new approval, bound to the new key, resumes the grant.
     let w = w.decided(Decision::Approved);
     let p = w.plan();
-    assert_eq!((p.phase, p.publish), (GrantPhase::Approved, Publish::Usable));
+    assert_eq!(
+        (p.phase, p.publish),
+        (GrantPhase::Approved, Publish::Usable)
+    );
     assert_eq!(transition(Some(GrantPhase::Approved), p.phase), None);
 }
 
@@ -489,6 +495,9 @@ fn a_pending_grant_whose_envelope_moved_waits() {
     w.grant.status.as_mut().unwrap().phase = Some(GrantPhase::Pending);
     w.envelope = Some(mk_envelope("5.00"));
     let p = w.plan();
-    assert_eq!((p.phase, p.publish), (GrantPhase::Pending, Publish::Nothing));
+    assert_eq!(
+        (p.phase, p.publish),
+        (GrantPhase::Pending, Publish::Nothing)
+    );
     assert_eq!(set_reason(&p.approved), ("EnvelopeChanged", false));
 }
