@@ -8,8 +8,8 @@
 //! ```
 //!
 //! Grants get their status by a patch of the status subresource (the
-//! controllers are tested on their own), with an approval block the CRD's
-//! CEL rules accept.
+//! controllers are tested on their own), with a genuine approval signed by a
+//! software passkey of a per-grant Approver: the token endpoint verifies it.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,13 +17,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentauth_core::approval::Decision;
 use agentauth_core::b64;
 use agentauth_core::dpop::{self, Window};
 use agentauth_core::es256::SigningKey;
 use agentauth_core::jwk::EcPublicJwk;
 use agentauth_core::keycert::{Jwks, RootKey, TrustedKeys};
 use agentauth_core::token::{self, Expectations, SignedToken};
-use agentauth_crds::{Agent, AgentSpec, BehavioralEnvelope, CapabilityGrant};
+use agentauth_core::webauthn::SoftAuthenticator;
+use agentauth_crds::approval::{Binding, SoftDecision, sign_with_soft_authenticator};
+use agentauth_crds::{Agent, AgentSpec, Approver, BehavioralEnvelope, CapabilityGrant};
 use agentauth_operator::api::{ApiState, router};
 use agentauth_operator::audit::AuditSink;
 use agentauth_operator::cache::Caches;
@@ -32,11 +35,16 @@ use agentauth_operator::context::{Context, RelyingParty};
 use agentauth_operator::metrics::Metrics;
 use agentauth_signer::{HierarchyConfig, KeyHierarchy, LocalSigner, Signer};
 use agentauth_state::{InProcessState, SharedState};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 /// The audit producer of the API under test.
 pub const PRODUCER: &str = "operator/api-test";
+/// The relying party approvals are signed for.
+pub const RP_ID: &str = "localhost";
+/// The approval UI's origin.
+pub const ORIGIN: &str = "http://localhost:5173";
 /// The default token lifetime the API under test is configured with.
 pub const DEFAULT_TTL: i64 = 300;
 
@@ -89,8 +97,8 @@ impl Harness {
             metrics,
             clock: clock.clone(),
             relying_party: RelyingParty {
-                id: "localhost".into(),
-                origins: vec![],
+                id: RP_ID.into(),
+                origins: vec![ORIGIN.into()],
             },
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -221,13 +229,12 @@ impl Harness {
         }});
         // A recorded approval never changes (CEL): write it only once.
         if grant.status.as_ref().is_none_or(|s| s.approval.is_none()) {
-            status["status"]["approval"] = json!({
-                "approver": "alice", "credentialId": "Y3JlZA", "decision": decision,
-                "nonce": "bm9uY2Utbm9uY2Utbm9uY2U", "signedAt": rfc3339(self.now()),
-                "generation": grant.metadata.generation,
-                "specDigest": "A".repeat(43), "authenticatorData": "AAAA",
-                "clientDataJSON": "e30", "signature": "MEUCIQ",
-            });
+            let decision = if decision == "Denied" {
+                Decision::Denied
+            } else {
+                Decision::Approved
+            };
+            status["status"]["approval"] = json!(self.sign(&grant, decision).await);
         }
         self.grants()
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
@@ -239,6 +246,82 @@ impl Harness {
             })
         })
         .await;
+    }
+
+    /// A genuine decision on `grant` as it is now, by a fresh Approver
+    /// `<namespace>-<grant>` with a software passkey, bound to the grant's
+    /// current agent key and envelope.
+    pub async fn sign(
+        &self,
+        grant: &CapabilityGrant,
+        decision: Decision,
+    ) -> agentauth_crds::Approval {
+        let name = format!(
+            "{}-{}",
+            self.ns,
+            grant.metadata.name.as_deref().unwrap_or_default()
+        );
+        let mut passkey = SoftAuthenticator::new();
+        let approvers: Api<Approver> = Api::all(self.client.clone());
+        let approver: Approver = serde_json::from_value(json!({
+            "apiVersion": "agentauth.dev/v1alpha1", "kind": "Approver",
+            "metadata": {"name": name},
+            "spec": {"displayName": "Alice", "email": format!("{name}@example.com"),
+                     "scope": {"namespaces": [self.ns]}},
+        }))
+        .unwrap();
+        approvers
+            .create(&PostParams::default(), &approver)
+            .await
+            .unwrap();
+        let key = EcPublicJwk::from_key(&passkey.public_key().unwrap());
+        let status = json!({"status": {"passkeys": [{"credentialId": "cred-1", "publicKey": key,
+            "signCount": 0, "createdAt": "2026-01-01T00:00:00Z"}]}});
+        approvers
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+        self.wait(|c| {
+            c.approver(&name)
+                .is_some_and(|a| a.status.as_ref().is_some_and(|s| !s.passkeys.is_empty()))
+        })
+        .await;
+        let binding = self.binding(grant).await;
+        sign_with_soft_authenticator(
+            grant,
+            &binding,
+            &mut passkey,
+            &SoftDecision {
+                approver: &name,
+                credential_id: "cred-1",
+                decision,
+                nonce: "nonce-0123456789abcdef",
+                rp_id: RP_ID,
+                origin: ORIGIN,
+                signed_at: Time(k8s_openapi::jiff::Timestamp::now()),
+            },
+        )
+        .unwrap()
+    }
+
+    /// What an approval of `grant` binds now (its agent's key, its envelope).
+    pub async fn binding(&self, grant: &CapabilityGrant) -> Binding {
+        let agent: Agent = Api::namespaced(self.client.clone(), &self.ns)
+            .get(&grant.spec.agent_ref.name)
+            .await
+            .unwrap();
+        let envelope: Option<BehavioralEnvelope> = match &grant.spec.envelope_ref {
+            Some(r) => Api::namespaced(self.client.clone(), &self.ns)
+                .get_opt(&r.name)
+                .await
+                .unwrap(),
+            None => None,
+        };
+        // A missing envelope: bound to one that does not exist.
+        Binding::of(grant, envelope.as_ref(), &agent).unwrap_or_else(|_| Binding {
+            envelope_digest: "A".repeat(43),
+            agent_key_thumbprint: agent.spec.key_thumbprint().unwrap(),
+        })
     }
 
     /// Approves until `expires_at` (epoch seconds).
