@@ -7,7 +7,8 @@
 #   ./dev.sh --local             always the local control plane
 #   ./dev.sh --help              every flag of `agentauth dev`
 #
-# It builds the `agentauth` binary, makes sure redis-server and the local
+# It builds the `agentauth` binary and the approval UI (when npm is
+# installed), makes sure redis-server and the local
 # control plane binaries are there, then hands over to `agentauth dev`.
 # docs/dev.md walks through what to do once it prints "ready".
 set -euo pipefail
@@ -21,6 +22,15 @@ command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&
 step "building agentauth (cargo build -p agentauth-cli)"
 ensure_openssl >&2
 cargo build -p agentauth-cli >&2
+
+step "approval UI (approval-ui: npm ci && npm run build)"
+if command -v npm >/dev/null; then
+  ensure_node_modules >&2
+  (cd approval-ui && npm run build --silent) >&2
+else
+  echo "npm not found: the approval UI is not built, so agentauth dev serves no UI" \
+    "(install Node 20+ and npm, or use \`agentauth dev approve\`)" >&2
+fi
 
 step "redis-server (shared state for the operator and the verifiers)"
 if ! ensure_redis >&2; then

@@ -6,6 +6,8 @@
 #   ensure_openssl          # OpenSSL headers + pkg-config (webauthn-rs links OpenSSL)
 #   ensure_redis            # redis-server on PATH (Debian package, via apt)
 #   ensure_control_plane    # exports KUBEBUILDER_ASSETS (etcd + kube-apiserver)
+#   ensure_chromium         # Debian's chromium (apt) for the approval UI's browser tests
+#   ensure_node_modules     # approval-ui/node_modules from the lockfile (npm ci, cached)
 
 # Caches live outside the clone so a fresh clone rebuilds nothing that has
 # not changed.
@@ -39,4 +41,30 @@ ensure_control_plane() {
   KUBEBUILDER_ASSETS="$(e2e/control-plane/setup.sh)"
   export KUBEBUILDER_ASSETS
   echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
+}
+
+# Debian's chromium for the approval UI's end-to-end tests (puppeteer-core
+# drives it; no browser is downloaded). Exports AGENTAUTH_CHROMIUM.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  fi
+  AGENTAUTH_CHROMIUM="$(command -v chromium)"
+  export AGENTAUTH_CHROMIUM
+  "$AGENTAUTH_CHROMIUM" --version 2>/dev/null | head -n 1
+}
+
+# approval-ui/node_modules exactly as package-lock.json says (npm ci), with
+# npm's download cache outside the clone; skipped when node_modules already
+# matches the lockfile (a stamp holds the lockfile's hash).
+ensure_node_modules() {
+  command -v npm >/dev/null || { echo "npm is required for the approval UI (Node 20+)"; return 1; }
+  local ui=approval-ui stamp=approval-ui/node_modules/.agentauth-lock-sha256 want
+  want="$(sha256sum "$ui/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    (cd "$ui" && npm ci --no-audit --no-fund --cache "$AGENTAUTH_CACHE/npm" --prefer-offline)
+    echo "$want" >"$stamp"
+  fi
+  echo "node $(node --version), npm $(npm --version): $ui/node_modules matches package-lock.json"
 }

@@ -41,6 +41,13 @@ pub struct EnrollTokenArgs {
     pub public_url: String,
 }
 
+/// The approval UI's enrollment page for `approver` with `token`. The token
+/// rides in the fragment: browsers never send it to a server log.
+pub fn enroll_url(base: &str, approver: &str, token: &str) -> String {
+    let base = base.trim_end_matches('/');
+    format!("{base}/approvals/enroll?approver={approver}#token={token}")
+}
+
 /// Runs an `approver` subcommand.
 pub fn main(command: ApproverCommand) -> ExitCode {
     let ApproverCommand::EnrollToken(args) = command;
@@ -61,11 +68,7 @@ pub fn main(command: ApproverCommand) -> ExitCode {
                 args.approver, args.ttl
             );
             println!("{token}");
-            // The token rides in the fragment: browsers never send it to a server log.
-            println!(
-                "enroll at: {base}/approvals/enroll?approver={}#token={token}",
-                args.approver
-            );
+            println!("enroll at: {}", enroll_url(base, &args.approver, &token));
             ExitCode::SUCCESS
         }
         Ok(Err(error)) => {

@@ -42,6 +42,19 @@ pub struct Summary {
     pub walkthrough: bool,
     /// The folder holding the `agentauth` binary, for `PATH`.
     pub bin_dir: String,
+    /// The approval UI, when the operator serves it.
+    pub ui: Option<UiLinks>,
+}
+
+/// Where a person approves: the UI and a first enrollment link.
+#[derive(Clone, Debug)]
+pub struct UiLinks {
+    /// The UI's URL (on the WebAuthn origin).
+    pub url: String,
+    /// The example approver.
+    pub approver: String,
+    /// Their one-time enrollment link, as `agentauth approver enroll-token` prints it.
+    pub enroll: Option<String>,
 }
 
 /// Which cluster the run uses.
@@ -127,6 +140,37 @@ pub fn render(s: &Summary) -> String {
             "provider",
             &format!("{url}  (example service {audience}; checks each call with verifier-a)"),
         );
+    }
+    match &s.ui {
+        Some(ui) => {
+            row(
+                &mut out,
+                "approvals",
+                &format!("{}  (the approval UI: sign in with a passkey)", ui.url),
+            );
+            if let Some(link) = &ui.enroll {
+                row(
+                    &mut out,
+                    "enroll",
+                    &format!("{link}  ({}'s passkey; single use, 1 h)", ui.approver),
+                );
+            }
+            let origin = ui.url.trim_end_matches("/approvals/");
+            row(
+                &mut out,
+                "",
+                &format!(
+                    "a new link: agentauth approver enroll-token {} --public-url {origin}",
+                    ui.approver
+                ),
+            );
+        }
+        None => row(
+            &mut out,
+            "approvals",
+            "UI not served: approval-ui/dist is not built (./dev.sh builds it when npm is \
+             installed; or pass --ui-dir)",
+        ),
     }
     row(&mut out, "examples", &s.examples.join(", "));
     row(
@@ -229,6 +273,7 @@ mod tests {
             state_dir: ".agentauth-dev".into(),
             walkthrough: false,
             bin_dir: "/cache/target/debug".into(),
+            ui: None,
         }
     }
 
@@ -256,6 +301,29 @@ mod tests {
                 .is_some_and(|l| l == "agentauth dev: ready (started in 6.2s)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_banner_prints_the_ui_and_an_enrollment_link_or_says_it_is_not_built() {
+        let mut s = summary();
+        assert!(render(&s).contains("UI not served"), "{}", render(&s));
+        s.ui = Some(UiLinks {
+            url: "http://localhost:8080/approvals/".into(),
+            approver: "dana-fischer".into(),
+            enroll: Some(crate::approver::enroll_url(
+                "http://localhost:8080",
+                "dana-fischer",
+                "tok",
+            )),
+        });
+        let text = render(&s);
+        for expected in [
+            "  approvals  http://localhost:8080/approvals/  (the approval UI",
+            "  enroll     http://localhost:8080/approvals/enroll?approver=dana-fischer#token=tok  (",
+            "agentauth approver enroll-token dana-fischer --public-url http://localhost:8080",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
     }
 
     #[test]

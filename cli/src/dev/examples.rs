@@ -101,6 +101,9 @@ async fn apply_one(
     })
 }
 
+/// The example Approver (`examples/approvers.yaml`).
+pub const EXAMPLE_APPROVER: &str = "dana-fischer";
+
 /// The ClusterRole with the `approve` verb on grants.
 pub const APPROVER_ROLE: &str = "agentauth-dev-approver";
 

@@ -71,6 +71,11 @@ pub struct DevArgs {
     #[arg(long, default_value_t = false)]
     pub local: bool,
 
+    /// Folder of the built approval UI the operator serves under
+    /// /approvals/ (default: approval-ui/dist of this checkout, when built).
+    #[arg(long, env = "AGENTAUTH_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
+
     /// Show every apiserver log line, not only warnings and errors.
     #[arg(long, default_value_t = false)]
     pub verbose: bool,

@@ -258,7 +258,8 @@ async fn start(
     if !args.no_redis && redis_binary.is_none() {
         session.say("no redis-server on PATH: state stays in process, one verifier only");
     }
-    let layout = Layout::new(ports, state_dir, run_dir, redis_binary.is_some());
+    let mut layout = Layout::new(ports, state_dir, run_dir, redis_binary.is_some());
+    layout.ui_dir = services::ui_dir(args.ui_dir.as_deref());
     if let Some(binary) = &redis_binary {
         let dir = &layout.redis_dir;
         std::fs::create_dir(dir).map_err(|e| DevError::io("create", dir, e))?;
@@ -305,6 +306,10 @@ async fn start(
     let mut applied = examples::apply(&client, &examples::examples_dir()).await?;
     applied.push(examples::allow_example_approver(&client).await?);
     session.say(&format!("applied {} example objects", applied.len()));
+    let ui = match &layout.ui_dir {
+        Some(_) => Some(ui_links(&client, &layout).await),
+        None => None,
+    };
 
     let mut verifier_urls = Vec::new();
     let mut handles = Vec::new();
@@ -363,6 +368,7 @@ async fn start(
             .parent()
             .map(|d| d.display().to_string())
             .unwrap_or_default(),
+        ui,
     };
     let text = banner::render(&summary);
     let (body, ready_line) = text.rsplit_once('\n').unwrap_or(("", &text));
@@ -371,6 +377,27 @@ async fn start(
     let _ = writeln!(out, "{body}\n{}", session.style.bold(ready_line));
     let _ = out.flush();
     Ok(())
+}
+
+/// The UI's URL and a first enrollment link for the example approver (a
+/// failure to make the token only leaves the link out: the banner then
+/// shows the command that makes one).
+async fn ui_links(client: &kube::Client, layout: &Layout) -> banner::UiLinks {
+    let approver = examples::EXAMPLE_APPROVER;
+    let token = agentauth_operator::approvals::tokens::create(
+        client.clone(),
+        cluster::SYSTEM_NAMESPACE,
+        approver,
+        Duration::from_secs(3600),
+    )
+    .await;
+    banner::UiLinks {
+        url: layout.ui_url(),
+        approver: approver.to_owned(),
+        enroll: token
+            .ok()
+            .map(|t| crate::approver::enroll_url(&layout.origin(), approver, &t)),
+    }
 }
 
 fn registration_url(addr: SocketAddr) -> String {

@@ -7,6 +7,7 @@
 //!  redis      redis-server --port P --bind 127.0.0.1 (no persistence) --dir run/redis
 //!  operator   agentauth operator  --public-url http://127.0.0.1:P --root-key-file <state>/root-key.pem
 //!                                 --approval-origin http://localhost:P --rp-id localhost [--redis-url]
+//!                                 [--ui-dir approval-ui/dist]   (the UI at http://localhost:P/approvals/)
 //!  webhook    agentauth webhook   --self-signed --ca-bundle-out run/webhook-ca.pem
 //!                                 --operator-username <the operator's identity>
 //!  verifier-* agentauth verifier  --issuer/--jwks-url of the operator --root-jwk-file run/root.jwk
@@ -42,6 +43,8 @@ pub struct Layout {
     pub redis_dir: PathBuf,
     /// The Redis URL, `None` for in-process state.
     pub redis_url: Option<String>,
+    /// The built approval UI the operator serves, if there is one.
+    pub ui_dir: Option<PathBuf>,
 }
 
 impl Layout {
@@ -54,6 +57,7 @@ impl Layout {
             ca_file: run_dir.join("webhook-ca.pem"),
             redis_dir: run_dir.join("redis"),
             redis_url: redis.then(|| format!("redis://127.0.0.1:{}/", ports.redis)),
+            ui_dir: None,
         }
     }
 
@@ -65,6 +69,12 @@ impl Layout {
     /// The WebAuthn origin of approvals: `localhost`, the relying party id.
     pub fn origin(&self) -> String {
         format!("http://localhost:{}", self.ports.operator)
+    }
+
+    /// The approval UI's address: on the WebAuthn origin, where the
+    /// passkey ceremonies work.
+    pub fn ui_url(&self) -> String {
+        format!("{}/approvals/", self.origin())
     }
 
     /// The webhook's address.
@@ -123,6 +133,9 @@ impl Layout {
         if let Some(url) = &self.redis_url {
             args.push(format!("--redis-url={url}"));
         }
+        if let Some(dir) = &self.ui_dir {
+            args.push(format!("--ui-dir={}", dir.display()));
+        }
         owned(args)
     }
 
@@ -168,6 +181,21 @@ impl Layout {
             format!("--audience={PROVIDER_AUDIENCE}"),
         ])
     }
+}
+
+/// The built approval UI to serve: `configured` (`--ui-dir`), else
+/// `approval-ui/dist` of this checkout (the working directory's, then the
+/// one this binary was built from) when it holds an `index.html`.
+pub fn ui_dir(configured: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = configured {
+        return Some(dir.to_path_buf());
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    [PathBuf::from("."), built_from]
+        .into_iter()
+        .map(|root| root.join("approval-ui").join("dist"))
+        .find(|dist| dist.join("index.html").is_file())
+        .and_then(|dist| dist.canonicalize().ok())
 }
 
 /// `redis-server` on `PATH` (or `AGENTAUTH_REDIS_SERVER`), if there is one.
@@ -248,6 +276,11 @@ mod tests {
             "{provider}"
         );
         assert_eq!(l.verifiers().len(), 2);
+        assert!(!operator.contains("--ui-dir"), "{operator}");
+        let mut with_ui = layout(true);
+        with_ui.ui_dir = Some(PathBuf::from("/repo/approval-ui/dist"));
+        assert!(joined(with_ui.operator_args()).contains("--ui-dir=/repo/approval-ui/dist"));
+        assert_eq!(with_ui.ui_url(), "http://localhost:8080/approvals/");
     }
 
     #[test]
