@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use agentauth_core::gcra::Period;
+use agentauth_operator::clock::{Clock as _, SystemClock};
 
 /// `agentauth approver` subcommands.
 #[derive(clap::Subcommand)]
@@ -56,9 +57,15 @@ pub fn main(command: ApproverCommand) -> ExitCode {
             .await
             .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
         let ttl = Duration::from_millis(args.ttl.as_millis());
-        agentauth_operator::approvals::tokens::create(client, &args.namespace, &args.approver, ttl)
-            .await
-            .map_err(|e| e.to_string())
+        agentauth_operator::approvals::tokens::create(
+            client,
+            &args.namespace,
+            &args.approver,
+            ttl,
+            SystemClock.now_ms(),
+        )
+        .await
+        .map_err(|e| e.to_string())
     });
     match outcome {
         Ok(Ok(token)) => {

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use agentauth_operator::clock::{Clock as _, SystemClock};
 use agentauth_signer::{LocalSigner, Signer as _};
 use agentauth_testenv::ControlPlane;
 
@@ -389,6 +390,7 @@ async fn ui_links(client: &kube::Client, layout: &Layout) -> banner::UiLinks {
         cluster::SYSTEM_NAMESPACE,
         approver,
         Duration::from_secs(3600),
+        SystemClock.now_ms(),
     )
     .await;
     banner::UiLinks {

@@ -5,7 +5,8 @@
 //! ```text
 //!  POST enroll/begin  {approver, token} ──▶ tokens::check ──▶ registration options
 //!                                            (ceremony kept in the session)
-//!  POST enroll/finish <credential>      ──▶ webauthn-rs verifies ──▶ ES256 only (cose)
+//!  POST enroll/finish <credential>      ──▶ token not expired since begin
+//!                                       ──▶ webauthn-rs verifies ──▶ ES256 only (cose)
 //!                                       ──▶ tokens::consume (single use)
 //!                                       ──▶ Approver.status.passkeys += {credentialId, publicKey, signCount, createdAt}
 //! ```
@@ -168,6 +169,7 @@ pub async fn finish(
                 "no enrollment is in progress in this session (or it timed out); begin again",
             )
         })?;
+    pending.token.still_valid(now)?;
     let passkey = approvals
         .webauthn
         .finish_passkey_registration(&credential, &pending.state)

@@ -7,10 +7,14 @@
 //!         ──▶ Secret agentauth-enroll-<approver> in the operator's namespace:
 //!               data.sha256 = SHA-256(token), annotation expires-at (RFC 3339)
 //!  enroll/begin  ──▶ check: Secret exists, hash matches (constant time), not expired
-//!  enroll/finish ──▶ consume: DELETE with Preconditions{uid, resourceVersion}
+//!  enroll/finish ──▶ not expired (again: a ceremony may outlast the token)
+//!                ──▶ consume: DELETE with Preconditions{uid, resourceVersion}
 //!                   (exactly one of two racing replicas succeeds) ──▶ passkey written
 //! ```
 //!
+//! Expiry is computed and checked on one clock: the caller passes the time
+//! it creates a token at (the operator's injectable clock in tests, the
+//! system clock in the CLI), and the approval API checks with its own.
 //! An expired token is refused and its Secret deleted. A new token for the
 //! same Approver replaces the previous one. The Secret has no owner: an
 //! Approver is cluster-scoped and the Secret namespaced.
@@ -65,13 +69,15 @@ fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Creates a token for `approver` valid for `ttl`, replacing any earlier
+/// Creates a token for `approver` valid for `ttl` from `now_ms` (the time
+/// on the clock the approval API checks expiry with), replacing any earlier
 /// one, and returns it (it is not stored; only its hash is).
 pub async fn create(
     client: Client,
     namespace: &str,
     approver: &str,
     ttl: Duration,
+    now_ms: i64,
 ) -> Result<String, TokenError> {
     if ttl.is_zero() || ttl > Duration::from_secs(7 * 24 * 3600) {
         return Err(TokenError::Ttl);
@@ -85,7 +91,8 @@ pub async fn create(
         return Err(TokenError::NameTooLong(approver.to_owned()));
     }
     let token = random_token();
-    let expires = jiff::Timestamp::now()
+    let expires = jiff::Timestamp::from_millisecond(now_ms)
+        .map_err(|_| TokenError::Ttl)?
         .checked_add(jiff::SignedDuration::try_from(ttl).map_err(|_| TokenError::Ttl)?)
         .map_err(|_| TokenError::Ttl)?;
     let secret = Secret {
@@ -124,6 +131,22 @@ pub struct Checked {
     pub approver: String,
     uid: String,
     resource_version: String,
+    expires_ms: i64,
+}
+
+impl Checked {
+    /// Refuses a token that has expired since it was checked: an
+    /// enrollment ceremony may be finished after the token's end.
+    pub fn still_valid(&self, now_ms: i64) -> Result<(), Refusal> {
+        if now_ms >= self.expires_ms {
+            return Err(expired());
+        }
+        Ok(())
+    }
+}
+
+fn expired() -> Refusal {
+    invalid("the enrollment token has expired; ask for a new one")
 }
 
 fn invalid(detail: &str) -> Refusal {
@@ -170,13 +193,12 @@ pub async fn check(
         approver: approver.to_owned(),
         uid: secret.uid().unwrap_or_default(),
         resource_version: secret.resource_version().unwrap_or_default(),
+        expires_ms,
     };
-    if now_ms >= expires_ms {
+    if let Err(refusal) = checked.still_valid(now_ms) {
         // Best effort: the token is refused whether or not the delete works.
         let _ = delete(&secrets, &name, &checked).await;
-        return Err(invalid(
-            "the enrollment token has expired; ask for a new one",
-        ));
+        return Err(refusal);
     }
     Ok(checked)
 }

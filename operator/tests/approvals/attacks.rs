@@ -1,7 +1,7 @@
 //! Attacks on the approval API, each performed and refused with its code:
 //! session theft (no CSRF token, a wrong one, a cross-site Origin or
 //! `Sec-Fetch-Site`, no cookie, an expired session), enrollment tokens
-//! reused, expired or wrong, an approver out of scope, owning the agent, or
+//! reused, expired (at begin or by finish) or wrong, an approver out of scope, owning the agent, or
 //! lacking the RBAC verb, and an assertion made for another grant.
 
 use std::time::Duration;
@@ -197,6 +197,36 @@ async fn enrollment_tokens_are_single_use_expire_and_must_match() {
             .unwrap()
             .is_none(),
         "an expired token's Secret is deleted"
+    );
+}
+
+/// Threat: a leaked enrollment token used after its end by a ceremony
+/// begun while it was still valid (issue 12 item 10). Begin is checked,
+/// and so is finish: the token expires in between, the passkey is refused
+/// with `enrollment_token_invalid` and nothing is registered.
+#[tokio::test]
+async fn an_enrollment_token_that_expires_mid_ceremony_is_refused_at_finish() {
+    let env = Env::new("token-finish").await;
+    let (name, _) = env.approver("hanna", &[&env.ns]).await;
+    let token = env.token(&name, Duration::from_secs(30)).await;
+    let mut passkey = env.passkey();
+    passkey.start_session().await.unwrap();
+    let options = passkey
+        .post("/enroll/begin", &json!({"approver": name, "token": token}))
+        .await
+        .unwrap();
+    // Past the token's 30 s, well within the 5-minute ceremony timeout.
+    env.clock.advance_ms(31_000);
+    let credential = passkey.registration(&options).unwrap();
+    refused(
+        passkey.post("/enroll/finish", &credential).await,
+        403,
+        "enrollment_token_invalid",
+    );
+    let approver = env.stored_approver(&name).await;
+    assert!(
+        approver.status.map_or(true, |s| s.passkeys.is_empty()),
+        "no passkey is registered with an expired token"
     );
 }
 

@@ -204,9 +204,15 @@ impl Env {
 
     /// An enrollment token for `approver` (as `agentauth approver enroll-token`).
     pub async fn token(&self, approver: &str, ttl: Duration) -> String {
-        tokens::create(self.admin.clone(), &self.ns, approver, ttl)
-            .await
-            .unwrap()
+        tokens::create(
+            self.admin.clone(),
+            &self.ns,
+            approver,
+            ttl,
+            self.clock.now_ms(),
+        )
+        .await
+        .unwrap()
     }
 
     /// An Approver with an enrolled, logged-in passkey.

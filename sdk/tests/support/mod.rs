@@ -282,9 +282,15 @@ async fn enroll(
     cp.allow(ns, "approve-grants", &email, permission)
         .await
         .unwrap();
-    let token = tokens::create(client.clone(), ns, name, Duration::from_secs(600))
-        .await
-        .unwrap();
+    let token = tokens::create(
+        client.clone(),
+        ns,
+        name,
+        Duration::from_secs(600),
+        SystemClock.now_ms(),
+    )
+    .await
+    .unwrap();
     let mut passkey = SoftApprover::new(operator, ORIGIN).unwrap();
     passkey.enroll(name, &token).await.unwrap();
     passkey.login(name).await.unwrap();

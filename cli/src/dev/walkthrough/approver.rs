@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agentauth_crds::CapabilityGrant;
+use agentauth_operator::clock::{Clock as _, SystemClock};
 use agentauth_soft_passkey::SoftApprover;
 use kube::api::Api;
 
@@ -37,6 +38,7 @@ pub(super) async fn approve(
             &endpoints.system_namespace,
             approver,
             Duration::from_secs(600),
+            SystemClock.now_ms(),
         )
         .await
         .map_err(|e| DevError::Walkthrough(format!("cannot create an enrollment token: {e}")))?;
