@@ -84,9 +84,10 @@ async fn agent_creates_a_grant_and_reads_it() {
         assert_eq!(view["uid"], json!(grant.metadata.uid));
         assert_eq!(view["serviceProvider"], "https://mail.example.com");
 
-        // Only its agent reads it; unknown grants are unknown.
+        // Only its agent reads it; to another agent it is as unknown as an
+        // absent grant (issue 12 item 9: no enumeration of grant names).
         let other = h.agent("other").await;
-        problem(get(&h, &other, &location).await, 401, "dpop_key_mismatch").await;
+        problem(get(&h, &other, &location).await, 404, "grant_unknown").await;
         let absent = format!("/v1/grants/{}/absent", h.ns);
         problem(get(&h, &key, &absent).await, 404, "grant_unknown").await;
     })
@@ -238,7 +239,7 @@ async fn event_stream_follows_the_grant_until_it_is_decided() {
 
         // The stream is authenticated like the status.
         let other = h.agent("other").await;
-        problem(get(&h, &other, &path).await, 401, "dpop_key_mismatch").await;
+        problem(get(&h, &other, &path).await, 404, "grant_unknown").await;
     })
     .await;
 }

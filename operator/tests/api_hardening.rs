@@ -15,9 +15,9 @@
 //! | dpop_stale | 401 | bad_proofs_are_refused |
 //! | jwk_private_key_refused | 400 | bad_proofs_are_refused |
 //! | dpop_replayed | 401 | api_token::wrong_key_and_replayed_proofs_are_refused, redis_state_replay_and_outage |
-//! | dpop_key_mismatch | 401 | api_token::wrong_key_and_replayed_proofs_are_refused, api_grants::* |
+//! | dpop_key_mismatch | 401 | api_grants::grant_requests_need_the_agents_key_and_a_valid_spec |
 //! | capability_invalid | 400 | api_grants::grant_requests_need_the_agents_key_and_a_valid_spec |
-//! | grant_unknown | 404 | api_token::undecided_denied_revoked_and_expired_grants_get_no_token, api_grants::agent_creates_a_grant_and_reads_it |
+//! | grant_unknown | 404 | api_token::undecided_denied_revoked_and_expired_grants_get_no_token, api_token::grant_names_cannot_be_probed_with_another_agents_key, api_grants::agent_creates_a_grant_and_reads_it |
 //! | grant_not_approved | 403 | api_token::undecided_denied_revoked_and_expired_grants_get_no_token |
 //! | grant_revoked | 403 | api_token::undecided_denied_revoked_and_expired_grants_get_no_token |
 //! | grant_expired | 403 | api_token::undecided_denied_revoked_and_expired_grants_get_no_token |

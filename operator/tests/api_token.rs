@@ -180,17 +180,40 @@ async fn lifetime_never_exceeds_request_envelope_grant_or_one_hour() {
     .await;
 }
 
+/// Threat: grant-name enumeration (issue 12 item 9). With some agent's key,
+/// an attacker asks `/v1/token` for grant names in a namespace; an existing
+/// grant of another agent and an absent one must answer alike (status,
+/// code and message but for the name), or names leak.
+#[tokio::test]
+async fn grant_names_cannot_be_probed_with_another_agents_key() {
+    within(async {
+        let (h, _) = approved("token-probe", Options::default()).await;
+        let prober = h.agent("prober").await;
+        let mut answers = Vec::new();
+        for grant in ["g", "no-such-grant"] {
+            let body = json!({"grant": format!("{}/{grant}", h.ns)});
+            let r = h.token_request(&prober, body).await;
+            let body = problem(r, 404, "grant_unknown").await;
+            let detail = body["detail"].as_str().unwrap();
+            answers.push(detail.replace(&format!("/{grant} "), "/NAME "));
+        }
+        assert_eq!(answers[0], answers[1]);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn wrong_key_and_replayed_proofs_are_refused() {
     within(async {
         let (h, key) = approved("token-keys", Options::default()).await;
         let other_agent = h.agent("other").await;
         let body = json!({"grant": format!("{}/g", h.ns)});
-        // Another registered agent's key, and a key nobody registered.
+        // Another registered agent's key, and a key nobody registered: the
+        // grant is as unknown to them as an absent one.
         let r = h.token_request(&other_agent, body.clone()).await;
-        problem(r, 401, "dpop_key_mismatch").await;
+        problem(r, 404, "grant_unknown").await;
         let r = h.token_request(&SigningKey::generate(), body.clone()).await;
-        problem(r, 401, "dpop_key_mismatch").await;
+        problem(r, 404, "grant_unknown").await;
 
         // The same proof twice: the second is a replay, whatever the first did.
         let proof = h.proof(&key, "POST", "/v1/token");

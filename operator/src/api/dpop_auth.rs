@@ -6,6 +6,7 @@
 //!              ──▶ claim_jti("operator", jti, Window::replay_ttl_ms)  (replay: dpop_replayed;
 //!                                                                    state down: state_unavailable)
 //!              ──▶ jkt ──▶ agent_key_matches(Agent.status.keyThumbprint)   (dpop_key_mismatch)
+//!                      ──▶ held_grant: the grant exists and its agent holds jkt   (grant_unknown)
 //! ```
 //!
 //! The URL a proof must name is the externally visible one: the configured
@@ -17,9 +18,11 @@
 //! is remembered that long plus a margin for replicas whose clocks differ
 //! ([`dpop::Window::replay_ttl_ms`]).
 
+use std::sync::Arc;
+
 use agentauth_core::ErrorCode;
 use agentauth_core::dpop::{self, VerifiedProof};
-use agentauth_crds::Agent;
+use agentauth_crds::{Agent, CapabilityGrant};
 use axum::http::{HeaderMap, Method};
 use kube::ResourceExt;
 
@@ -123,6 +126,36 @@ pub fn agent_key_matches(
             ),
         ))
     }
+}
+
+/// The grant `namespace/name`, when it exists and its agent's validated key
+/// is `jkt`.
+///
+/// A grant that does not exist and one held by another agent get the same
+/// answer (`grant_unknown`, 404): a caller with some agent's key must not
+/// learn which grant names exist in a namespace by trying them.
+pub fn held_grant(
+    state: &ApiState,
+    namespace: &str,
+    name: &str,
+    jkt: &str,
+) -> Result<Arc<CapabilityGrant>, ApiError> {
+    let caches = &state.ctx.caches;
+    let held = caches.grant(namespace, name).filter(|grant| {
+        let agent_name = &grant.spec.agent_ref.name;
+        let agent = caches.agent(namespace, agent_name);
+        agent_key_matches(agent.as_deref(), namespace, agent_name, jkt).is_ok()
+    });
+    held.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::GrantUnknown,
+            format!(
+                "no grant {namespace}/{name} is held by the agent whose key signed the DPoP \
+                 proof: check the grant's name, and that the proof is made with the key of \
+                 the agent the grant names (its key must be validated: Agent Ready)"
+            ),
+        )
+    })
 }
 
 /// `namespace/name` of an object.

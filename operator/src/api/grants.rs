@@ -22,7 +22,6 @@
 //! something else. Nothing is audited here: the grant controller records
 //! `grant_created` when it first sees the grant.
 
-use agentauth_core::ErrorCode;
 use agentauth_core::capability::Capability;
 use agentauth_core::gcra::Period;
 use agentauth_crds::{CapabilityGrant, CapabilityGrantSpec, LocalRef};
@@ -36,7 +35,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::body::{self, Format};
-use super::dpop_auth::{agent_key_matches, authenticate};
+use super::dpop_auth::{agent_key_matches, authenticate, held_grant};
 use super::problem::ApiError;
 use super::view::GrantView;
 use super::{ApiState, is_dns_label};
@@ -159,17 +158,7 @@ pub async fn authorized_grant(
     let Path((namespace, name)) =
         path.map_err(|e| ApiError::invalid(format!("bad grant path: {e}")))?;
     let proof = authenticate(state, method, uri.path(), headers).await?;
-    let caches = &state.ctx.caches;
-    let grant = caches.grant(&namespace, &name).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::GrantUnknown,
-            format!("no grant {namespace}/{name}"),
-        )
-    })?;
-    let agent_name = &grant.spec.agent_ref.name;
-    let agent = caches.agent(&namespace, agent_name);
-    agent_key_matches(agent.as_deref(), &namespace, agent_name, &proof.jkt)?;
-    Ok(grant)
+    held_grant(state, &namespace, &name, &proof.jkt)
 }
 
 fn created_response(grant: &CapabilityGrant) -> Response {

@@ -41,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::body::{self, Format};
-use super::dpop_auth::{agent_key_matches, authenticate};
+use super::dpop_auth::{authenticate, held_grant};
 use super::issuer::{self, Limits, Subject};
 use super::problem::ApiError;
 use super::{ApiState, split_qualified};
@@ -98,15 +98,8 @@ async fn try_issue(state: &ApiState, request: Request) -> Result<Response, ApiEr
 
     let proof = authenticate(state, &parts.method, parts.uri.path(), &parts.headers).await?;
     let caches = &state.ctx.caches;
-    let grant = caches.grant(namespace, name).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::GrantUnknown,
-            format!("no grant {namespace}/{name}"),
-        )
-    })?;
+    let grant = held_grant(state, namespace, name, &proof.jkt)?;
     let agent_name = &grant.spec.agent_ref.name;
-    let agent = caches.agent(namespace, agent_name);
-    agent_key_matches(agent.as_deref(), namespace, agent_name, &proof.jkt)?;
 
     let now = state.ctx.clock.now_secs();
     let usable = issuer::usable(&grant, now)?;
