@@ -8,8 +8,12 @@
 
 #[path = "approvals/attacks.rs"]
 mod attacks;
+#[path = "approvals/binding.rs"]
+mod binding;
 #[path = "approvals/ceremony.rs"]
 mod ceremony;
+#[path = "approvals/separation.rs"]
+mod separation;
 #[path = "approvals/support.rs"]
 mod support;
 #[path = "approvals/webhook.rs"]

@@ -2,8 +2,9 @@
 //! registered with a `ValidatingWebhookConfiguration` and called by the
 //! apiserver over TLS on loopback; a namespace per test. Each table reads
 //! as `accepts(...)` / `rejects(..., "message")` rows: what the schema
-//! cannot refuse ([`specs`]), forged approvals ([`approvals`]), and status
-//! fields only the operator may write ([`status`]).
+//! cannot refuse ([`specs`]), forged approvals ([`approvals`]), status
+//! fields only the operator may write ([`status`]), and who answers for an
+//! Agent ([`owners`]).
 //!
 //! Not here: "approver lacks the RBAC verb `approve`" is the approval API's
 //! check (a SubjectAccessReview for the approver's identity), not the
@@ -16,6 +17,8 @@ mod support;
 
 #[path = "admission/approvals.rs"]
 mod approvals;
+#[path = "admission/owners.rs"]
+mod owners;
 #[path = "admission/specs.rs"]
 mod specs;
 #[path = "admission/status.rs"]

@@ -232,11 +232,34 @@ impl SoftApprover {
         grant: &str,
         action: &str,
     ) -> Result<(), SoftPasskeyError> {
-        let base = format!("/grants/{namespace}/{grant}/{action}");
-        let options = self.post(&format!("{base}/begin"), &json!({})).await?;
-        let assertion = self.assertion(&options)?;
-        self.post(&format!("{base}/finish"), &assertion).await?;
+        let options = self.begin(namespace, grant, action).await?;
+        self.finish(namespace, grant, action, &options).await?;
         Ok(())
+    }
+
+    /// Begins a decision ceremony (`action` is `approve` or `deny`): the
+    /// request options, with the values the challenge binds under `grant`.
+    pub async fn begin(
+        &mut self,
+        namespace: &str,
+        grant: &str,
+        action: &str,
+    ) -> Result<Value, SoftPasskeyError> {
+        let path = format!("/grants/{namespace}/{grant}/{action}/begin");
+        self.post(&path, &json!({})).await
+    }
+
+    /// Signs `options` from [`Self::begin`] and finishes the ceremony.
+    pub async fn finish(
+        &mut self,
+        namespace: &str,
+        grant: &str,
+        action: &str,
+        options: &Value,
+    ) -> Result<Value, SoftPasskeyError> {
+        let assertion = self.assertion(options)?;
+        let path = format!("/grants/{namespace}/{grant}/{action}/finish");
+        self.post(&path, &assertion).await
     }
 
     /// Starts (or keeps) the browser session: its cookie and CSRF token.

@@ -176,8 +176,12 @@ async fn write(
     }
     let desired = CapabilityGrantStatus {
         phase: Some(plan.phase),
-        // status.approval belongs to the approval API.
-        approval: None,
+        // status.approval belongs to the approval API; it is applied back
+        // as it is. Left out, a server-side apply would remove it wherever
+        // the operator's field manager owns it, and a client may write
+        // under that name (issue 12 item 5): the CRD then refuses the
+        // removal, and the operator could never revoke a forged approval.
+        approval: current.approval.clone(),
         expires_at: expires_at.clone(),
         observed_generation: generation,
         conditions: conditions.clone(),

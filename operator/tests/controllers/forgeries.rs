@@ -7,6 +7,7 @@ use agentauth_core::approval::Decision;
 use agentauth_core::webauthn::{SoftAuthenticator, USER_PRESENT};
 use agentauth_crds::conditions::{self, reasons, types};
 use agentauth_crds::{CapabilityGrant, GrantPhase};
+use agentauth_operator::controllers::status::FIELD_MANAGER;
 use agentauth_state::SharedState;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
@@ -131,6 +132,12 @@ async fn forged_misplaced_and_missing_approvals_never_approve() {
     op.kill().await;
 }
 
+/// Threat: a spoofed backstop (issue 12 item 5). Without the webhook, a
+/// client writes `phase: Approved` with a bogus approval under the
+/// operator's own field manager name (`managedFields` names are chosen by
+/// the writer): the operator re-verifies the signature whatever wrote the
+/// status, never publishes the grant as usable, and revokes it with
+/// reason `approval_invalid`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_phase_written_by_someone_else_is_verified_and_revoked() {
     let env = Env::new("ctl-rogue").await;
@@ -141,7 +148,8 @@ async fn an_approved_phase_written_by_someone_else_is_verified_and_revoked() {
     let pending = env.wait_phase("plan", GrantPhase::Pending).await;
     env.wait_phase("bare", GrantPhase::Pending).await;
     let grants = env.api::<CapabilityGrant>();
-    let rogue = PatchParams::apply("rogue").force();
+    // The operator's own manager name: spoofable by anyone with status access.
+    let rogue = PatchParams::apply(FIELD_MANAGER).force();
 
     // The CRD refuses Approved without a recorded approval outright.
     let bare = json!({"apiVersion": "agentauth.dev/v1alpha1", "kind": "CapabilityGrant",
