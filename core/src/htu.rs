@@ -60,14 +60,35 @@ pub fn normalize(url: &str, code: ErrorCode) -> Result<String> {
             return fail("port 0");
         }
     }
+    out.push_str(&normalize_path(path, code)?);
+    Ok(out)
+}
+
+/// The path part of [`normalize`] on its own: percent-encodings get
+/// upper-case hex, unreserved characters are decoded, dot segments are
+/// removed, an empty path becomes `/`. `path` is empty or starts with `/`
+/// and holds no query. The ext_authz route map matches this form, so that
+/// it sees the very path a DPoP proof's `htu` is compared in.
+pub fn normalize_path(path: &str, code: ErrorCode) -> Result<String> {
+    if path.len() > MAX_URL_LEN {
+        return Err(Error::new(ErrorCode::InputTooLarge, "URL is too long"));
+    }
+    if !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::new(
+            code,
+            "invalid URL: only printable ASCII without spaces is allowed",
+        ));
+    }
+    if !(path.is_empty() || path.starts_with('/')) {
+        return Err(Error::new(code, "invalid URL: the path must start with /"));
+    }
     let path = normalize_percent(path).ok_or_else(|| Error::new(code, "bad percent-encoding"))?;
     let path = remove_dot_segments(&path);
-    if path.is_empty() {
-        out.push('/');
+    Ok(if path.is_empty() {
+        "/".to_owned()
     } else {
-        out.push_str(&path);
-    }
-    Ok(out)
+        path
+    })
 }
 
 /// Splits `host[:port]`; IPv6 literals are bracketed. An empty port (`host:`)
@@ -186,6 +207,16 @@ mod tests {
         assert_eq!(n("https://h/a%2fb"), "https://h/a%2Fb");
         assert_eq!(n("https://[::1]:8443/x"), "https://[::1]:8443/x");
         assert_eq!(n("https://h/a/b/.."), "https://h/a/");
+    }
+
+    #[test]
+    fn the_path_alone_normalizes_as_in_a_url() {
+        let p = |path: &str| normalize_path(path, ErrorCode::RequestInvalid).unwrap();
+        assert_eq!(p("/public/%2e%2e/admin/users"), "/admin/users");
+        assert_eq!(p(""), "/");
+        assert_eq!(p("/a/%7e%2fb/./c"), "/a/~%2Fb/c");
+        assert!(normalize_path("a/b", ErrorCode::RequestInvalid).is_err());
+        assert!(normalize_path("/%zz", ErrorCode::RequestInvalid).is_err());
     }
 
     #[test]

@@ -23,9 +23,10 @@ pub struct VerifierConfig {
     pub issuer: String,
 
     /// The service providers this verifier answers for (the tokens' `aud`).
-    /// Repeat the flag or comma-separate; a request names one with
-    /// `audience` (JSON) or `x-agentauth-audience` (ext_authz), else the
-    /// first is meant.
+    /// Repeat the flag or comma-separate. With one, every request is for
+    /// it; with several, a `/v1/verify` request names one with `audience`,
+    /// and ext_authz takes it from `--ext-authz-audience` or the route map
+    /// (never from a request header).
     #[arg(
         long = "audience",
         env = "AGENTAUTH_AUDIENCE",
@@ -90,20 +91,29 @@ pub struct VerifierConfig {
     #[arg(long, env = "AGENTAUTH_EXT_AUTHZ_PREFIX", default_value = "/ext_authz")]
     pub ext_authz_prefix: String,
 
+    /// ext_authz: the audience (service provider) of the requests this
+    /// listener checks, one of `--audience`; a route's `audience` in the
+    /// route map overrides it. Needed when several audiences are
+    /// configured, else ext_authz refuses requests whose route names none.
+    #[arg(long, env = "AGENTAUTH_EXT_AUTHZ_AUDIENCE")]
+    pub ext_authz_audience: Option<String>,
+
     /// ext_authz: the URL scheme of the original request when Envoy sends
     /// no `x-forwarded-proto`.
     #[arg(long, env = "AGENTAUTH_EXT_AUTHZ_SCHEME", default_value = "https")]
     pub ext_authz_scheme: String,
 
-    /// ext_authz: a YAML or JSON file mapping method and path to the action
-    /// (`[{method, path, type, resource, action?}]`); used when the request
-    /// has no action headers.
+    /// ext_authz: a YAML or JSON file mapping method and (normalized) path
+    /// to the action (`[{method, path, type, resource, action?, audience?,
+    /// amount?, currency?}]`). When given, the action headers are ignored:
+    /// the action comes from the map alone.
     #[arg(long, env = "AGENTAUTH_ROUTE_MAP")]
     pub route_map: Option<PathBuf>,
 
-    /// ext_authz: header naming the action type (read, write, delete,
-    /// transact, custom). The mesh must set the action headers itself
-    /// (Envoy `authorization_request.headers_to_add`), never pass an agent's.
+    /// ext_authz without a route map: header naming the action type (read,
+    /// write, delete, transact, custom). The mesh must set the action
+    /// headers itself (Envoy `authorization_request.headers_to_add`) and
+    /// strip the client's, never pass an agent's.
     #[arg(
         long,
         env = "AGENTAUTH_HEADER_ACTION_TYPE",
@@ -183,6 +193,7 @@ impl VerifierConfig {
             token_cache_size: 8192,
             grant_cache_ttl: period("60s"),
             ext_authz_prefix: "/ext_authz".into(),
+            ext_authz_audience: None,
             ext_authz_scheme: "https".into(),
             route_map: None,
             action_type_header: "x-agentauth-action-type".into(),

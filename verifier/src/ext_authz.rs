@@ -11,28 +11,38 @@
 //! ```
 //!
 //! The URL the proof must name is `<x-forwarded-proto or --ext-authz-scheme>://<Host><path>`.
-//! The action comes from the configured headers when the type header is
-//! present, else from the route map. Those headers must be set by the mesh
-//! (Envoy `authorization_request.headers_to_add` overrides the client's),
-//! never passed through from the agent: an agent must not name its own action.
+//! The path is normalized as DPoP `htu` is (one normalization, core's
+//! [`agentauth_core::htu`]) before the route map sees it, and ambiguous
+//! paths are refused ([`crate::route_map::route_path`]).
+//!
+//! What the request does and for which audience come from configuration
+//! only ([`action`]): with `--route-map`, the matched route (its amount and
+//! currency from the sources it names); without one, the action headers,
+//! which the mesh must set (Envoy `headers_to_add` overrides the client's)
+//! and strip when a client sends them (see the README). The audience is the
+//! route's, else `--ext-authz-audience`, else the single `--audience`;
+//! never a request header. A request with two `DPoP` or two
+//! `Authorization` headers is refused (RFC 9449 §4.3).
+
+mod action;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use agentauth_core::ErrorCode;
-use agentauth_core::capability::CapabilityType;
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, HOST, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::header::{HOST, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::config::VerifierConfig;
 use crate::problem::Problem;
-use crate::route_map::RouteMap;
-use crate::routes::{App, MAX_HEADER_BYTES, header_bytes, json};
+use crate::route_map::{RouteMap, route_path};
+use crate::routes::{App, MAX_HEADER_BYTES, header_bytes, json, read_body};
 use crate::verify::{Decision, Input, Outcome};
-use crate::wire::Action;
+use action::{ActionHeaders, single};
 
 /// The header carrying the reason code of a denial.
 pub const REASON_HEADER: &str = "x-agentauth-reason";
@@ -42,76 +52,68 @@ pub const REASON_HEADER: &str = "x-agentauth-reason";
 pub struct ExtAuthz {
     prefix: String,
     scheme: String,
-    kind: HeaderName,
-    resource: HeaderName,
-    action: HeaderName,
-    name: HeaderName,
-    amount: HeaderName,
-    currency: HeaderName,
-    routes: RouteMap,
+    headers: ActionHeaders,
+    routes: Option<RouteMap>,
+    /// The listener's audience: `--ext-authz-audience`, else the only
+    /// `--audience`.
+    audience: Option<String>,
+    audiences: Vec<String>,
 }
 
 impl ExtAuthz {
-    /// From the configuration, with `routes` loaded from `--route-map`.
-    pub fn new(config: &VerifierConfig, routes: RouteMap) -> Result<Self, String> {
+    /// From the configuration, with `routes` loaded from `--route-map`
+    /// (`None`: direct header mode).
+    pub fn new(config: &VerifierConfig, routes: Option<RouteMap>) -> Result<Self, String> {
         let header = |flag: &str, name: &str| {
             HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
                 .map_err(|_| format!("{flag} {name:?} is not a header name"))
         };
+        let known = |aud: &str, what: &str| {
+            if config.audiences.iter().any(|a| a == aud) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what} {aud:?} is not one of --audience ({})",
+                    config.audiences.join(", ")
+                ))
+            }
+        };
+        if let Some(aud) = &config.ext_authz_audience {
+            known(aud, "--ext-authz-audience")?;
+        }
+        if let Some(routes) = &routes {
+            for aud in routes.audiences() {
+                known(aud, "the route map's audience")?;
+            }
+        }
+        let audience =
+            config
+                .ext_authz_audience
+                .clone()
+                .or_else(|| match config.audiences.as_slice() {
+                    [only] => Some(only.clone()),
+                    _ => None,
+                });
+        if audience.is_none() {
+            tracing::warn!(
+                "ext_authz has no audience for requests whose route names none: \
+                 set --ext-authz-audience; until then those requests are refused"
+            );
+        }
         Ok(ExtAuthz {
             prefix: config.ext_authz_prefix.clone(),
             scheme: config.ext_authz_scheme.clone(),
-            kind: header("--action-type-header", &config.action_type_header)?,
-            resource: header("--resource-header", &config.resource_header)?,
-            action: header("--action-header", &config.action_header)?,
-            name: header("--name-header", &config.name_header)?,
-            amount: header("--amount-header", &config.amount_header)?,
-            currency: header("--currency-header", &config.currency_header)?,
+            headers: ActionHeaders {
+                kind: header("--action-type-header", &config.action_type_header)?,
+                resource: header("--resource-header", &config.resource_header)?,
+                action: header("--action-header", &config.action_header)?,
+                name: header("--name-header", &config.name_header)?,
+                amount: header("--amount-header", &config.amount_header)?,
+                currency: header("--currency-header", &config.currency_header)?,
+            },
             routes,
-        })
-    }
-
-    /// The action of a request: from the headers, else the route map.
-    fn action(&self, headers: &HeaderMap, method: &str, path: &str) -> Result<Action, Problem> {
-        let invalid = |m: String| Problem::bad_request(ErrorCode::RequestInvalid, m);
-        let text = |name: &HeaderName| -> Result<Option<String>, Problem> {
-            headers
-                .get(name)
-                .map(|v| {
-                    v.to_str()
-                        .map(str::to_owned)
-                        .map_err(|_| invalid(format!("header {name} is not visible ASCII")))
-                })
-                .transpose()
-        };
-        let (amount, currency) = (text(&self.amount)?, text(&self.currency)?);
-        if let Some(kind) = text(&self.kind)? {
-            let kind: CapabilityType = serde_json::from_value(serde_json::Value::String(kind))
-                .map_err(|_| invalid(format!("header {} names no action type", self.kind)))?;
-            let resource = text(&self.resource)?
-                .ok_or_else(|| invalid(format!("header {} is missing", self.resource)))?;
-            return Ok(Action {
-                kind,
-                resource,
-                action: text(&self.action)?,
-                name: text(&self.name)?,
-                amount,
-                currency,
-            });
-        }
-        let matched = self.routes.find(method, path).ok_or_else(|| {
-            invalid(format!(
-                "no action header ({}) and no route for this request",
-                self.kind
-            ))
-        })?;
-        Ok(Action {
-            kind: matched.route.kind,
-            resource: matched.resource,
-            action: matched.route.action.clone(),
-            name: matched.route.name.clone(),
-            amount,
-            currency,
+            audience,
+            audiences: config.audiences.clone(),
         })
     }
 }
@@ -119,9 +121,9 @@ impl ExtAuthz {
 /// Handles every method under the ext_authz prefix.
 pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     let started = Instant::now();
-    // Envoy sends no body unless told to; only the head is read.
-    let (head, _body) = request.into_parts();
-    let response = match decide(&app, &head).await {
+    // The body is read only when a route takes its amount from it.
+    let (head, body) = request.into_parts();
+    let response = match decide(&app, &head, body).await {
         Ok(response) => response,
         Err(problem) => {
             app.verifier.metrics().invalid(problem.code);
@@ -135,7 +137,7 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     response
 }
 
-async fn decide(app: &App, request: &Parts) -> Result<Response, Problem> {
+async fn decide(app: &App, request: &Parts, body: Body) -> Result<Response, Problem> {
     let ext = &app.ext_authz;
     let headers = &request.headers;
     let invalid = |m: &str| Problem::bad_request(ErrorCode::RequestInvalid, m);
@@ -145,42 +147,69 @@ async fn decide(app: &App, request: &Parts) -> Result<Response, Problem> {
             "the header section is larger than 32 KiB",
         ));
     }
-    let path = request
+    let raw = request
         .uri
         .path()
         .strip_prefix(ext.prefix.as_str())
         .unwrap_or("/");
-    let path = if path.is_empty() { "/" } else { path };
+    let path = route_path(raw)?;
     let method = request.method.as_str();
-    let value = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let host = value(&HOST).or_else(|| request.uri.authority().map(|a| a.as_str()));
+    let host =
+        single(headers, HOST.as_str())?.or_else(|| request.uri.authority().map(|a| a.as_str()));
     let host = host.ok_or_else(|| invalid("no Host header"))?;
-    let scheme = match value(&HeaderName::from_static("x-forwarded-proto")) {
+    let scheme = match single(headers, "x-forwarded-proto")? {
         Some(proto @ ("http" | "https")) => proto,
         _ => ext.scheme.as_str(),
     };
     let url = format!("{scheme}://{host}{path}");
-    let Some(token) = headers.get(AUTHORIZATION) else {
-        let mut problem = invalid("no access token: send Authorization: DPoP <token>");
-        problem.status = StatusCode::UNAUTHORIZED;
-        return Err(problem);
+    let token = match single(headers, "authorization") {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            let mut problem = invalid("no access token: send Authorization: DPoP <token>");
+            problem.status = StatusCode::UNAUTHORIZED;
+            return Err(problem);
+        }
+        Err(problem) => {
+            let mut problem = Problem {
+                code: ErrorCode::TokenMalformed,
+                ..problem
+            };
+            problem.status = StatusCode::UNAUTHORIZED;
+            return Err(problem);
+        }
     };
-    let token = token.to_str().map_err(|_| {
-        Problem::bad_request(
-            ErrorCode::TokenMalformed,
-            "Authorization is not visible ASCII",
-        )
+    // RFC 9449 §4.3: not more than one DPoP header.
+    let dpop = single(headers, "dpop").map_err(|p| Problem {
+        status: StatusCode::UNAUTHORIZED,
+        code: ErrorCode::DpopInvalid,
+        detail: format!("{} (RFC 9449 §4.3: exactly one DPoP header)", p.detail),
     })?;
-    let dpop = value(&HeaderName::from_static("dpop"));
-    let audience = value(&HeaderName::from_static("x-agentauth-audience"));
-    let action = ext.action(headers, method, path)?;
+    let (action, route_audience) = match &ext.routes {
+        None => (action::from_headers(&ext.headers, headers)?, None),
+        Some(routes) => {
+            let matched = action::route(routes, method, &path)?;
+            let route_audience = matched.route.audience.as_deref();
+            let bytes = if action::needs_body(&matched) {
+                Some(read_body(body).await.ok_or_else(|| {
+                    Problem::bad_request(ErrorCode::InputTooLarge, "the body is larger than 64 KiB")
+                })?)
+            } else {
+                None
+            };
+            (
+                action::from_route(matched, headers, bytes.as_deref())?,
+                route_audience,
+            )
+        }
+    };
+    let audience = action::audience(route_audience, ext.audience.as_deref(), &ext.audiences)?;
     let input = Input {
         token,
         dpop,
         method,
         url: &url,
         action: &action,
-        audience,
+        audience: Some(audience),
     };
     match app.verifier.verify(&input).await {
         Outcome::Decision(decision) => Ok(answer(&decision)),

@@ -11,13 +11,25 @@
 //!   path: /payments/**
 //!   type: transact
 //!   resource: payments/{1}
+//!   audience: bank.example            # optional: else --ext-authz-audience
+//!   amount: {body: /amount}           # transact: where the amount comes from:
+//!   currency: {value: EUR}            #   {header: <name Envoy sets>} | {body: <JSON pointer>} | {value: <fixed>}
 //! ```
 //!
 //! The first route that matches wins. The file is YAML (JSON is YAML too)
 //! and is checked when loaded: a placeholder naming a wildcard the path
-//! does not have is refused then, not at request time.
+//! does not have, or a transact route that does not say where its amount
+//! and currency come from, is refused then, not at request time.
+//!
+//! Routes match the path in the form a DPoP `htu` is compared in
+//! ([`agentauth_core::htu::normalize_path`]: unreserved characters decoded,
+//! dot segments removed), so `/public/%2e%2e/admin` is `/admin` here as it
+//! is for the proof. Paths a backend could read in another way than this
+//! map does are refused before matching ([`route_path`]).
 
 use agentauth_core::capability::CapabilityType;
+use agentauth_core::{ErrorCode, htu};
+use axum::http::HeaderName;
 use serde::Deserialize;
 
 /// One route.
@@ -40,6 +52,44 @@ pub struct Route {
     /// For custom: the capability name.
     #[serde(default)]
     pub name: Option<String>,
+    /// The service provider (token audience) of this route; absent: the
+    /// listener's (`--ext-authz-audience`).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// For transact: where the amount comes from.
+    #[serde(default)]
+    pub amount: Option<Source>,
+    /// For transact: where the currency comes from.
+    #[serde(default)]
+    pub currency: Option<Source>,
+}
+
+/// Where a route's amount or currency comes from: never from a header the
+/// agent could send, unless the configuration names it and the mesh sets it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Source {
+    /// A header that Envoy sets (`headers_to_add` overrides the client's).
+    Header(String),
+    /// A member of the JSON request body, as a JSON pointer (`/amount`);
+    /// Envoy must send the body (`with_request_body`).
+    Body(String),
+    /// A fixed value.
+    Value(String),
+}
+
+impl Source {
+    fn check(&self, what: &str) -> Result<(), String> {
+        match self {
+            Source::Header(name) => HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .map(|_| ())
+                .map_err(|_| format!("{what}: {name:?} is not a header name")),
+            Source::Body(pointer) if !pointer.starts_with('/') => Err(format!(
+                "{what}: the body field {pointer:?} must be a JSON pointer like /amount"
+            )),
+            Source::Body(_) | Source::Value(_) => Ok(()),
+        }
+    }
 }
 
 /// What a matched route says.
@@ -87,6 +137,27 @@ impl RouteMap {
                     ));
                 }
             }
+            match (&route.kind, &route.amount, &route.currency) {
+                (CapabilityType::Transact, Some(amount), Some(currency)) => {
+                    amount.check(&format!("routes[{i}].amount"))?;
+                    currency.check(&format!("routes[{i}].currency"))?;
+                }
+                (CapabilityType::Transact, _, _) => {
+                    return Err(format!(
+                        "routes[{i}]: a transact route must say where its amount and currency \
+                         come from (amount/currency: {{header: …}}, {{body: /…}} or {{value: …}})"
+                    ));
+                }
+                (_, None, None) => {}
+                _ => {
+                    return Err(format!(
+                        "routes[{i}]: amount and currency belong to transact routes only"
+                    ));
+                }
+            }
+            if route.audience.as_deref() == Some("") {
+                return Err(format!("routes[{i}]: audience must not be empty"));
+            }
             checked.push((route, segments));
         }
         Ok(RouteMap { routes: checked })
@@ -97,7 +168,14 @@ impl RouteMap {
         self.routes.is_empty()
     }
 
-    /// The first route matching `method` and `path`.
+    /// The routes' audiences, for checking them against the configuration.
+    pub fn audiences(&self) -> impl Iterator<Item = &str> {
+        self.routes
+            .iter()
+            .filter_map(|(route, _)| route.audience.as_deref())
+    }
+
+    /// The first route matching `method` and `path` (a [`route_path`]).
     pub fn find(&self, method: &str, path: &str) -> Option<Matched<'_>> {
         let segments = split(path);
         self.routes.iter().find_map(|(route, pattern)| {
@@ -115,6 +193,39 @@ impl RouteMap {
             })
         })
     }
+}
+
+/// The form of a request path that routes match: normalized as DPoP `htu`
+/// is, and refused (`request_invalid`) when a backend could resolve it to
+/// another resource than the map sees: an encoded `/` or `\` (some servers
+/// decode them into separators), a `\`, a NUL, an empty segment (`//`), or
+/// a dot segment with parameters (`..;x`, which some servers read as `..`).
+pub fn route_path(raw: &str) -> Result<String, agentauth_core::Error> {
+    let path = htu::normalize_path(raw, ErrorCode::RequestInvalid)?;
+    let ambiguous = |why: &str| {
+        Err(agentauth_core::Error::new(
+            ErrorCode::RequestInvalid,
+            format!("the request path is ambiguous ({why}); send it without that"),
+        ))
+    };
+    for bad in ["%2F", "%5C", "%00"] {
+        if path.contains(bad) {
+            return ambiguous(&format!("it holds {bad}"));
+        }
+    }
+    if path.contains('\\') {
+        return ambiguous("it holds a backslash");
+    }
+    let inner = path.strip_suffix('/').unwrap_or(&path);
+    for segment in inner.split('/').skip(1) {
+        if segment.is_empty() {
+            return ambiguous("it has an empty segment, //");
+        }
+        if segment.contains(';') && matches!(segment.split(';').next(), Some("." | "..")) {
+            return ambiguous("a dot segment carries parameters");
+        }
+    }
+    Ok(path)
 }
 
 fn split(path: &str) -> Vec<String> {
@@ -197,6 +308,8 @@ mod tests {
 - path: /payments/**
   type: transact
   resource: payments/{1}
+  amount: {body: /amount}
+  currency: {header: x-envoy-currency}
 - path: /
   type: read
   resource: "home{path}"
@@ -224,7 +337,47 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_normalized_and_ambiguous_ones_refused() {
+        assert_eq!(
+            route_path("/public/%2e%2e/admin/users").unwrap(),
+            "/admin/users"
+        );
+        assert_eq!(route_path("/orders/%34%32").unwrap(), "/orders/42");
+        assert_eq!(route_path("").unwrap(), "/");
+        assert_eq!(route_path("/orders/42/").unwrap(), "/orders/42/");
+        for bad in [
+            "/public/..%2fadmin",
+            "/public/%2F",
+            "/public//admin",
+            "//admin",
+            "/public/..;x/admin",
+            "/a/%5cb",
+            "/a/%00",
+            "/a\\b",
+        ] {
+            let e = route_path(bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::RequestInvalid, "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_maps_are_refused_when_loaded() {
+        let bad = "- {path: /pay, type: transact, resource: pay}";
+        assert!(
+            RouteMap::parse(bad)
+                .unwrap_err()
+                .contains("amount and currency")
+        );
+        let bad = "- {path: /pay, type: read, resource: pay, amount: {value: '1'}}";
+        assert!(
+            RouteMap::parse(bad)
+                .unwrap_err()
+                .contains("transact routes only")
+        );
+        let bad = "- {path: /pay, type: transact, resource: pay, amount: {body: amount}, currency: {value: EUR}}";
+        assert!(RouteMap::parse(bad).unwrap_err().contains("JSON pointer"));
+        let ok = "- {path: /pay, type: transact, resource: pay, amount: {header: x-envoy-amount}, currency: {value: EUR}}";
+        assert!(RouteMap::parse(ok).is_ok());
         let bad = "- {path: /a/*, type: read, resource: 'a/{2}'}";
         assert!(RouteMap::parse(bad).unwrap_err().contains("placeholder"));
         let bad = "- {path: /a/**/b, type: read, resource: a}";

@@ -110,10 +110,14 @@ pub async fn serve(
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ServerError::Config(format!("--route-map {}: {e}", path.display())))?;
-            RouteMap::parse(&text)
-                .map_err(|e| ServerError::Config(format!("--route-map {}: {e}", path.display())))?
+            Some(
+                RouteMap::parse(&text).map_err(|e| {
+                    ServerError::Config(format!("--route-map {}: {e}", path.display()))
+                })?,
+            )
         }
-        None => RouteMap::default(),
+        // Direct header mode: the mesh sets the action headers.
+        None => None,
     };
     let ext_authz = ExtAuthz::new(&config, routes).map_err(ServerError::Config)?;
 

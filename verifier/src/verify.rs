@@ -123,11 +123,6 @@ pub struct Parts {
 impl Verifier {
     /// Assembles a verifier.
     pub fn new(parts: Parts) -> Self {
-        let window = parts.settings.dpop_window;
-        let ttl_secs = window
-            .max_age_secs
-            .saturating_add(window.max_skew_secs)
-            .max(1);
         Verifier {
             // Covers every instant the proof is accepted, plus a margin for
             // nodes whose clocks differ (see `Window::replay_ttl_ms`).
@@ -247,7 +242,26 @@ impl Verifier {
         input: &Input<'_>,
         known: &mut Known,
     ) -> Result<Option<RateLimitStatus>, Refusal> {
-        // 0. The request itself.
+        // 0. The request itself. With several audiences, one must be named:
+        // defaulting to the first would answer `token_audience_invalid` for
+        // a configuration fault.
+        if input.audience.is_none() && self.settings.expectations.len() > 1 {
+            let names: Vec<&str> = self
+                .settings
+                .expectations
+                .iter()
+                .map(|e| e.audience.as_str())
+                .collect();
+            let message = format!(
+                "this verifier answers for several audiences ({}): name the provider's \
+                 in `audience`",
+                names.join(", ")
+            );
+            return Err(Refusal::Invalid(Error::new(
+                ErrorCode::RequestInvalid,
+                message,
+            )));
+        }
         let (expect, url) =
             checks::request(input, &self.settings.expectations).map_err(Refusal::Invalid)?;
         let now_ms = self.clock.now_ms();

@@ -43,7 +43,10 @@ async fn a_replay_is_refused_at_every_instant_the_proof_is_accepted() {
         if got == "dpop_stale" {
             break;
         }
-        assert_eq!(got, "dpop_replayed", "replay {elapsed_ms} ms after first use");
+        assert_eq!(
+            got, "dpop_replayed",
+            "replay {elapsed_ms} ms after first use"
+        );
     }
     // The proof was accepted for max_age + skew + 1 s after its first use.
     assert_eq!(elapsed_ms, 121_000);
