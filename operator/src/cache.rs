@@ -47,8 +47,11 @@ pub struct Caches {
 /// Remembered results of [`verify_approval`], one per grant.
 #[derive(Clone, Default)]
 pub struct VerifiedApprovals {
-    by_grant: Arc<Mutex<HashMap<String, (Versions, Result<(), Error>)>>>,
+    by_grant: Arc<Mutex<Memo>>,
 }
+
+/// Each grant uid's verification result and what it was computed from.
+type Memo = HashMap<String, (Versions, Result<(), Error>)>;
 
 /// What a verification result was computed from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,7 +180,7 @@ impl Caches {
 impl VerifiedApprovals {
     /// The memo; a poisoned lock (a panic elsewhere while holding it) still
     /// holds whole entries, each written in one insert.
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Versions, Result<(), Error>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memo> {
         self.by_grant
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
