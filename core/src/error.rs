@@ -47,6 +47,9 @@ error_codes! {
     JsonInvalid => "json_invalid", "the JSON is malformed or has the wrong shape";
     /// A request to an AgentAuth API was malformed.
     RequestInvalid => "request_invalid", "the request is malformed";
+    /// A request (its header section or its body) did not arrive within the
+    /// server's read deadline: a stalled or deliberately slow client.
+    RequestTimeout => "request_timeout", "the request was not received in time; send it again without pausing between its parts";
 
     /// A JWK is not a public EC P-256 key.
     JwkInvalid => "jwk_invalid", "the key is not a valid public EC P-256 JWK";

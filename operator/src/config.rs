@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use agentauth_core::gcra::Period;
 
+use crate::http::HttpLimits;
+
 /// Which key signs (or certifies the keys that sign) tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SignerKind {
@@ -152,6 +154,26 @@ pub struct OperatorConfig {
     /// /approvals/ on this origin; without it the UI is not served.
     #[arg(long, env = "AGENTAUTH_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
+
+    /// The longest a request's header section may take to arrive; a slower
+    /// (or idle kept-alive) connection is closed.
+    #[arg(long, env = "AGENTAUTH_HTTP_HEADER_TIMEOUT", default_value = "10s")]
+    pub http_header_timeout: Period,
+
+    /// The longest a request's body may take to arrive after its headers;
+    /// a slower one is answered 408 request_timeout.
+    #[arg(long, env = "AGENTAUTH_HTTP_BODY_TIMEOUT", default_value = "10s")]
+    pub http_body_timeout: Period,
+
+    /// The most HTTP connections served at once; more wait in the listen
+    /// backlog until one closes.
+    #[arg(
+        long,
+        env = "AGENTAUTH_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub max_connections: u32,
 }
 
 impl OperatorConfig {
@@ -197,6 +219,15 @@ impl OperatorConfig {
     pub fn secure_cookies(&self) -> bool {
         self.approval_secure_cookies
             .unwrap_or_else(|| !is_loopback_url(&self.public_url))
+    }
+
+    /// The HTTP server's deadlines and connection cap.
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            header_read_timeout: Duration::from_millis(self.http_header_timeout.as_millis()),
+            body_read_timeout: Duration::from_millis(self.http_body_timeout.as_millis()),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+        }
     }
 
     /// The Lease duration as a `Duration`.

@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod controllers;
+pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod server;

@@ -7,6 +7,9 @@
 //!          ─▶ root signer ─▶ key hierarchy ─────┘
 //! ```
 //!
+//! The HTTP server ([`crate::http`]) bounds how long a client may take to
+//! send a request and how many connections are served at once.
+//!
 //! Shutdown (the future passed in resolves): the HTTP server stops accepting,
 //! finishes in-flight requests, the controllers stop, and the audit queue is
 //! flushed before `run` returns.
@@ -52,7 +55,7 @@ pub enum ServerError {
     /// The watches ended before the caches were filled.
     #[error("the informer caches stopped before they were ready")]
     Caches,
-    /// The listen address could not be bound, or serving failed.
+    /// The listen address could not be bound.
     #[error("failed to serve on {addr}: {source}")]
     Serve {
         /// The address.
@@ -152,9 +155,7 @@ pub async fn run(
         .await
         .map_err(|source| ServerError::Serve { addr, source })?;
     tracing::info!(%addr, identity, public_url = %config.public_url, "operator serving");
-    let served = axum::serve(listener, api)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    crate::http::serve(listener, api, config.http_limits(), shutdown).await;
 
     controllers.abort();
     // The controllers own the election's receiver: once they are gone the
@@ -165,7 +166,7 @@ pub async fn run(
         rotation.abort();
     }
     audit.flush().await;
-    served.map_err(|source| ServerError::Serve { addr, source })
+    Ok(())
 }
 
 async fn key_hierarchy(

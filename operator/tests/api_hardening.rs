@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | request_invalid | 400, 404, 405, 409, 415 | malformed_bodies_are_refused, routes_and_methods, api_grants::idempotency_key_makes_retries_return_the_same_grant |
 //! | input_too_large | 413 | malformed_bodies_are_refused |
+//! | request_timeout | 408 | api_slowloris::a_trickled_body_is_answered_request_timeout |
 //! | dpop_missing | 401 | bad_proofs_are_refused |
 //! | dpop_invalid | 401 | bad_proofs_are_refused |
 //! | dpop_method_mismatch | 401 | bad_proofs_are_refused |

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //!  Content-Type ──▶ json | form | else 415
-//!  body ──────────▶ at most MAX_BODY_BYTES, else 413 input_too_large
+//!  body ──────────▶ at most MAX_BODY_BYTES, else 413 input_too_large;
+//!                   complete within the server's body read deadline
+//!                   ([`crate::http`]), else 408 request_timeout
 //!  JSON ──────────▶ no duplicate member names at any depth, then the typed
 //!                   struct (unknown members, wrong types: 400 request_invalid)
 //!  form ──────────▶ no repeated parameter (RFC 6749 §3.2), UTF-8
@@ -26,6 +28,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::problem::ApiError;
+use crate::http::deadline::is_body_deadline;
 
 /// The largest request body accepted: a grant request with 64 capabilities
 /// of the largest size is about 40 KiB.
@@ -78,7 +81,8 @@ pub fn format(headers: &HeaderMap, accepted: &[Format]) -> Result<Format, ApiErr
 }
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] (by the
-/// declared `Content-Length` before reading, and by counting while reading).
+/// declared `Content-Length` before reading, and by counting while reading),
+/// and a body that misses the server's read deadline.
 pub async fn read(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -97,14 +101,26 @@ pub async fn read(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let mut buffer = Vec::with_capacity(capacity.min(MAX_BODY_BYTES));
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::invalid(format!("failed to read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| unreadable(&e))?;
         if buffer.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }
         buffer.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buffer))
+}
+
+/// A body that could not be read: too slow for the read deadline (408
+/// `request_timeout`), or cut off (400 `request_invalid`).
+pub fn unreadable(error: &axum::Error) -> ApiError {
+    if is_body_deadline(error) {
+        ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("{error}; send the whole request at once, without pausing, and retry"),
+        )
+    } else {
+        ApiError::invalid(format!("failed to read the body: {error}"))
+    }
 }
 
 /// Parses JSON into `T`, refusing duplicate member names anywhere.

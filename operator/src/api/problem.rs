@@ -92,6 +92,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         C::GrantUnknown => StatusCode::NOT_FOUND,
         C::InputTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         C::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         C::SigningFailed | C::TokenClaimsInvalid | C::KeyCertificateInvalid => {
             StatusCode::INTERNAL_SERVER_ERROR

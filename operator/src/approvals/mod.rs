@@ -61,6 +61,7 @@ use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
 
 use crate::api::problem::ApiError;
 use crate::context::Context;
+use crate::http::deadline::is_body_deadline;
 use session::SessionStore;
 
 /// The largest request body the approval API reads (a WebAuthn response is
@@ -225,8 +226,9 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// A JSON request body; a malformed or oversized one is a [`Refusal`]
-/// (`json_invalid`, `input_too_large`, `request_invalid`), counted like any.
+/// A JSON request body; a malformed, oversized or too slow one is a
+/// [`Refusal`] (`json_invalid`, `input_too_large`, `request_invalid`,
+/// `request_timeout` past the server's body read deadline), counted like any.
 #[derive(Debug)]
 pub struct Body<T>(pub T);
 
@@ -240,6 +242,11 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Refusal> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Body(value)),
+            Err(JsonRejection::BytesRejection(e)) if is_body_deadline(&e) => Err(Refusal::new(
+                ErrorCode::RequestTimeout,
+                "the request body did not arrive in time; send the whole request at once, \
+                 without pausing, and retry",
+            )),
             Err(JsonRejection::BytesRejection(_)) => Err(Refusal::new(
                 ErrorCode::InputTooLarge,
                 format!("the body is larger than {MAX_BODY} bytes or could not be read"),
@@ -267,6 +274,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         C::GrantUnknown | C::ApproverNotFound | C::AgentNotFound => StatusCode::NOT_FOUND,
         C::DecisionImmutable => StatusCode::CONFLICT,
         C::InputTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         C::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -287,4 +295,52 @@ async fn count(State(approvals): State<Arc<Approvals>>, request: Request, next: 
         .with_label_values(&[outcome])
         .inc();
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::http::deadline::DeadlineBody;
+    use axum::body::Bytes;
+    use futures::{StreamExt, stream};
+
+    fn request(body: axum::body::Body) -> Request {
+        axum::http::Request::post("/approvals/api/login/begin")
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap()
+    }
+
+    /// Threat: slowloris / resource exhaustion on the operator's API (issue
+    /// 12 item 6): a body that stalls past the read deadline is refused with
+    /// 408 `request_timeout`, not read forever nor reported as too large.
+    #[tokio::test]
+    async fn a_body_past_its_deadline_is_a_timeout() {
+        let first = stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"{\"a\""))]);
+        let stalled = axum::body::Body::from_stream(first.chain(stream::pending()));
+        let body = axum::body::Body::new(DeadlineBody::new(stalled, Duration::from_millis(100)));
+        let read = tokio::time::timeout(
+            Duration::from_secs(10),
+            Body::<serde_json::Value>::from_request(request(body), &()),
+        );
+        let Err(Refusal(refusal)) = read.await.unwrap() else {
+            panic!("a stalled body was accepted");
+        };
+        assert_eq!(refusal.code, ErrorCode::RequestTimeout, "{refusal:?}");
+        assert_eq!(refusal.status, StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_body_within_its_deadline_is_read() {
+        let body = axum::body::Body::new(DeadlineBody::new(
+            axum::body::Body::from(r#"{"a": 1}"#),
+            Duration::from_secs(10),
+        ));
+        let Ok(Body(value)) = Body::<serde_json::Value>::from_request(request(body), &()).await
+        else {
+            panic!("a complete body was refused");
+        };
+        assert_eq!(value["a"], 1);
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  test ──kube Api──▶ apiserver ──watch──▶ Caches ─┐
-//!  test ──reqwest──▶ 127.0.0.1:port ─▶ router(ApiState) ─▶ InProcessState | RedisState
+//!  test ──reqwest──▶ 127.0.0.1:port ─▶ http::serve ─▶ router(ApiState) ─▶ InProcessState | RedisState
 //! ```
 //!
 //! Grants get their status by a patch of the status subresource (the
@@ -32,6 +32,7 @@ use agentauth_operator::audit::AuditSink;
 use agentauth_operator::cache::Caches;
 use agentauth_operator::clock::{Clock, SystemClock};
 use agentauth_operator::context::{Context, RelyingParty};
+use agentauth_operator::http::HttpLimits;
 use agentauth_operator::metrics::Metrics;
 use agentauth_signer::{HierarchyConfig, KeyHierarchy, LocalSigner, Signer};
 use agentauth_state::{InProcessState, SharedState};
@@ -58,6 +59,9 @@ pub struct Options {
     pub direct: bool,
     /// A root signer other than a fresh local key (e.g. one that fails).
     pub root: Option<Arc<dyn Signer>>,
+    /// The HTTP server's deadlines and connection cap (the operator's
+    /// defaults when `None`).
+    pub http: Option<HttpLimits>,
 }
 
 /// One test's API, namespace and clients.
@@ -122,7 +126,14 @@ impl Harness {
             dpop_window: Window::default(),
             default_token_ttl_secs: DEFAULT_TTL,
         });
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        // Served as the operator serves it: with its deadlines and cap.
+        let limits = options.http.unwrap_or_default();
+        tokio::spawn(agentauth_operator::http::serve(
+            listener,
+            app,
+            limits,
+            std::future::pending(),
+        ));
         Harness {
             base,
             ns,

@@ -117,7 +117,12 @@ impl Env {
             },
             Some(approvals),
         );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(agentauth_operator::http::serve(
+            listener,
+            app,
+            agentauth_operator::http::HttpLimits::default(),
+            std::future::pending(),
+        ));
         Env {
             cp,
             ns,
