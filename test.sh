@@ -61,6 +61,13 @@ echo "maturin $MATURIN_VERSION: $AGENTAUTH_MATURIN"
 step "local Kubernetes control plane (etcd + kube-apiserver)"
 ensure_control_plane
 
+step "approval UI: node modules, build, unit tests (vitest)"
+# The browser end-to-end test (cli/tests/browser.rs, in the cargo tests
+# below) drives Debian's chromium against the built UI.
+ensure_chromium
+ensure_node_modules
+(cd approval-ui && npm run build && npx vitest run)
+
 step "format"
 cargo fmt --all --check
 

@@ -22,6 +22,11 @@ pub struct Dev {
 }
 
 pub fn start(state: &Path) -> Dev {
+    start_with_env(state, &[])
+}
+
+/// [`start`], with extra environment for `agentauth dev` and its services.
+pub fn start_with_env(state: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Dev {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentauth"))
         .args([
             "dev",
@@ -33,6 +38,7 @@ pub fn start(state: &Path) -> Dev {
         ])
         .arg(state)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .env_remove("KUBECONFIG")
         // The pipe is its lifeline: if this test process dies, stdin ends
         // and the run stops rather than outliving the test.
