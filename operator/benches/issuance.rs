@@ -185,6 +185,7 @@ async fn run(direct: bool, requests: usize, warmup: usize, load: Load) -> Stats 
         public_url: base.clone(),
         dpop_window: Window::default(),
         default_token_ttl_secs: 300,
+        dpop_nonce: None,
     });
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 

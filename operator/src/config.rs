@@ -174,6 +174,19 @@ pub struct OperatorConfig {
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
     pub max_connections: u32,
+
+    /// File holding the key of DPoP server nonces: at least 32 random bytes,
+    /// the same on every replica (e.g. a mounted Secret). With it, the token
+    /// endpoint requires a nonce it handed out in every proof (RFC 9449 §8;
+    /// a refusal is 400 use_dpop_nonce with a DPoP-Nonce header). Without
+    /// it (the default), no nonce is required.
+    #[arg(long, env = "AGENTAUTH_DPOP_NONCE_KEY_FILE")]
+    pub dpop_nonce_key_file: Option<PathBuf>,
+
+    /// How long one DPoP nonce is handed out; it is accepted for one to two
+    /// periods, which bounds how long a proof made in advance stays usable.
+    #[arg(long, env = "AGENTAUTH_DPOP_NONCE_PERIOD", default_value = "60s")]
+    pub dpop_nonce_period: Period,
 }
 
 impl OperatorConfig {
@@ -210,6 +223,9 @@ impl OperatorConfig {
         }
         if self.approval_origins.is_empty() {
             return Err("at least one --approval-origin is needed".into());
+        }
+        if self.dpop_nonce_period.as_millis() < 1_000 {
+            return Err("--dpop-nonce-period must be at least 1s".into());
         }
         Ok(())
     }

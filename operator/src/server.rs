@@ -132,6 +132,18 @@ pub async fn run(
     let (leading, elector) = leader::spawn(client, lease, clock.clone());
     let controllers = tokio::spawn(crate::controllers::run_while_leader(ctx.clone(), leading));
 
+    let dpop_nonce = match &config.dpop_nonce_key_file {
+        Some(path) => {
+            let period = secs(config.dpop_nonce_period.as_millis());
+            let issuer = crate::api::dpop_nonce::load(path, period).map_err(ServerError::Config)?;
+            tracing::info!(
+                period_secs = period,
+                "the token endpoint requires DPoP nonces"
+            );
+            Some(Arc::new(issuer))
+        }
+        None => None,
+    };
     let api = router_with_approvals(
         ApiState {
             ctx: ctx.clone(),
@@ -142,6 +154,7 @@ pub async fn run(
                 max_skew_secs: secs(config.dpop_window.as_millis()),
             },
             default_token_ttl_secs: secs(config.token_ttl.as_millis()),
+            dpop_nonce,
         },
         Some(approvals),
     );

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  DPoP header ──▶ exactly one ──▶ dpop::verify(method, public_url + path, window, now)
+//!              ──▶ nonce, when the route requires one (use_dpop_nonce; see [`super::dpop_nonce`])
 //!              ──▶ claim_jti("operator", jti, Window::replay_ttl_ms)  (replay: dpop_replayed;
 //!                                                                    state down: state_unavailable)
 //!              ──▶ jkt ──▶ agent_key_matches(Agent.status.keyThumbprint)   (dpop_key_mismatch)
@@ -21,6 +22,7 @@
 use std::sync::Arc;
 
 use agentauth_core::ErrorCode;
+use agentauth_core::dpop::nonce::NonceIssuer;
 use agentauth_core::dpop::{self, VerifiedProof};
 use agentauth_crds::{Agent, CapabilityGrant};
 use axum::http::{HeaderMap, Method};
@@ -32,13 +34,15 @@ use super::problem::ApiError;
 /// The replay scope of proofs sent to the operator.
 pub const REPLAY_SCOPE: &str = "operator";
 
-/// Verifies the request's DPoP proof and claims its `jti`; returns the proof
-/// (its key's thumbprint and `jti`).
+/// Verifies the request's DPoP proof, its server nonce when `nonce` is
+/// given, and claims its `jti`; returns the proof (its key's thumbprint and
+/// `jti`).
 pub async fn authenticate(
     state: &ApiState,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
+    nonce: Option<&NonceIssuer>,
 ) -> Result<VerifiedProof, ApiError> {
     let mut values = headers.get_all("dpop").iter();
     let proof = match (values.next(), values.next()) {
@@ -76,6 +80,11 @@ pub async fn authenticate(
             error
         }
     })?;
+    // After the signature, before the jti is claimed: a proof refused for
+    // its nonce burns nothing that would block the client's retry.
+    if let Some(issuer) = nonce {
+        issuer.check(verified.nonce.as_deref(), now)?;
+    }
     // Every instant the proof is accepted, plus a clock margin (see
     // `Window::replay_ttl_ms`).
     let ttl_ms = state.dpop_window.replay_ttl_ms();

@@ -73,7 +73,14 @@ pub async fn create(State(state): State<ApiState>, request: Request) -> Result<R
     let namespace = request.namespace.clone();
     let spec = spec_of(request, state.ctx.clock.now_secs())?;
 
-    let proof = authenticate(&state, &parts.method, parts.uri.path(), &parts.headers).await?;
+    let proof = authenticate(
+        &state,
+        &parts.method,
+        parts.uri.path(),
+        &parts.headers,
+        None,
+    )
+    .await?;
     let agent_name = spec.agent_ref.name.clone();
     let agent = state.ctx.caches.agent(&namespace, &agent_name);
     agent_key_matches(agent.as_deref(), &namespace, &agent_name, &proof.jkt)?;
@@ -157,7 +164,7 @@ pub async fn authorized_grant(
 ) -> Result<std::sync::Arc<CapabilityGrant>, ApiError> {
     let Path((namespace, name)) =
         path.map_err(|e| ApiError::invalid(format!("bad grant path: {e}")))?;
-    let proof = authenticate(state, method, uri.path(), headers).await?;
+    let proof = authenticate(state, method, uri.path(), headers, None).await?;
     held_grant(state, &namespace, &name, &proof.jkt)
 }
 

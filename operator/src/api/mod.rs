@@ -7,7 +7,7 @@
 //! | `POST /v1/grants` | create a CapabilityGrant (DPoP, idempotent) | [`grants`] |
 //! | `GET /v1/grants/{namespace}/{name}` | its status | [`grants`], [`view`] |
 //! | `GET /v1/grants/{namespace}/{name}/events` | status changes (SSE) | [`events`] |
-//! | `POST /v1/token` | an access token (RFC 9449 §5) | [`token`], [`issuer`] |
+//! | `POST /v1/token` | an access token (RFC 9449 §5; server nonces §8) | [`token`], [`issuer`], [`dpop_nonce`] |
 //! | `GET /.well-known/jwks.json` | issuing keys with certificates | [`wellknown`] |
 //! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata | [`wellknown`] |
 //! | `GET /metrics`, `/healthz`, `/readyz` | observability | [`health`] |
@@ -23,6 +23,7 @@
 
 pub mod body;
 pub mod dpop_auth;
+pub mod dpop_nonce;
 pub mod events;
 pub mod grants;
 pub mod health;
@@ -38,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use agentauth_core::dpop::Window;
+use agentauth_core::dpop::nonce::NonceIssuer;
 use agentauth_signer::KeyHierarchy;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -70,6 +72,9 @@ pub struct ApiState {
     /// Lifetime of a token when the agent asks for none (capped by the
     /// grant, the envelope and 1 h).
     pub default_token_ttl_secs: i64,
+    /// Server nonces the token endpoint requires in proofs (RFC 9449 §8);
+    /// `None` (the default): no nonce is required.
+    pub dpop_nonce: Option<Arc<NonceIssuer>>,
 }
 
 /// The agent API, with its state.

@@ -106,11 +106,28 @@ fn is_dpop(code: ErrorCode) -> bool {
     code.as_str().starts_with("dpop_")
 }
 
+/// The body of a refusal: problem+json, plus the OAuth `error` and
+/// `error_description` members (RFC 6749 §5.2) for `use_dpop_nonce`, which
+/// OAuth clients look for by that name (RFC 9449 §8).
+fn body(problem: &agentauth_core::problem::Problem, code: ErrorCode) -> Vec<u8> {
+    if code != ErrorCode::UseDpopNonce {
+        return problem.to_json();
+    }
+    match serde_json::to_value(problem) {
+        Ok(serde_json::Value::Object(mut members)) => {
+            members.insert("error".into(), code.as_str().into());
+            members.insert("error_description".into(), problem.detail.clone().into());
+            serde_json::to_vec(&members).unwrap_or_else(|_| problem.to_json())
+        }
+        _ => problem.to_json(),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            agentauth_core::problem::Problem::new(self.code, self.status.as_u16(), &self.detail)
-                .to_json();
+        let problem =
+            agentauth_core::problem::Problem::new(self.code, self.status.as_u16(), &self.detail);
+        let body = body(&problem, self.code);
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -155,6 +172,21 @@ mod tests {
             status_for(ErrorCode::InputTooLarge),
             StatusCode::PAYLOAD_TOO_LARGE
         );
+    }
+
+    #[test]
+    fn use_dpop_nonce_is_a_400_with_the_oauth_error_member() {
+        let problem = agentauth_core::problem::Problem::new(ErrorCode::UseDpopNonce, 400, "d");
+        assert_eq!(status_for(ErrorCode::UseDpopNonce), StatusCode::BAD_REQUEST);
+        let json: serde_json::Value =
+            serde_json::from_slice(&body(&problem, ErrorCode::UseDpopNonce)).unwrap();
+        assert_eq!(json["error"], "use_dpop_nonce");
+        assert_eq!(json["code"], "use_dpop_nonce");
+        assert_eq!(json["error_description"], "d");
+        let other = agentauth_core::problem::Problem::new(ErrorCode::DpopReplayed, 401, "d");
+        let json: serde_json::Value =
+            serde_json::from_slice(&body(&other, ErrorCode::DpopReplayed)).unwrap();
+        assert!(json.get("error").is_none());
     }
 
     #[test]

@@ -17,8 +17,12 @@
 //!  200 {"access_token": "<at+jwt>", "token_type": "DPoP", "expires_in": 300}
 //! ```
 //!
+//! With server nonces on ([`super::dpop_nonce`]), a proof without a valid
+//! nonce is refused `400 use_dpop_nonce` (RFC 9449 §8), and every answer,
+//! success or refusal, carries the nonce to use in `DPoP-Nonce`.
+//!
 //! Order of checks, so that a caller who does not hold the agent's key
-//! learns nothing about the grant: body, proof (and replay), grant exists,
+//! learns nothing about the grant: body, proof (then nonce, then replay), grant exists,
 //! proof key = the agent's registered key, then phase, `spec.revoked`, the
 //! recorded approval verified again (passkey signature; still bound to the
 //! current envelope spec and agent key, else `grant_suspended`), the
@@ -42,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::{self, Format};
 use super::dpop_auth::{authenticate, held_grant};
+use super::dpop_nonce;
 use super::issuer::{self, Limits, Subject};
 use super::problem::ApiError;
 use super::{ApiState, split_qualified};
@@ -84,10 +89,14 @@ pub async fn issue(State(state): State<ApiState>, request: Request) -> Response 
         .token_requests
         .with_label_values(&[label])
         .inc();
-    match outcome {
+    let mut response = match outcome {
         Ok(response) => response,
         Err(e) => e.into_response(),
+    };
+    if let Some(issuer) = &state.dpop_nonce {
+        dpop_nonce::attach(issuer, state.ctx.clock.now_secs(), &mut response);
     }
+    response
 }
 
 async fn try_issue(state: &ApiState, request: Request) -> Result<Response, ApiError> {
@@ -96,7 +105,15 @@ async fn try_issue(state: &ApiState, request: Request) -> Result<Response, ApiEr
     let (namespace, name) = split_qualified(&request.grant)
         .ok_or_else(|| ApiError::invalid("grant must be \"<namespace>/<name>\""))?;
 
-    let proof = authenticate(state, &parts.method, parts.uri.path(), &parts.headers).await?;
+    let nonce = state.dpop_nonce.as_deref();
+    let proof = authenticate(
+        state,
+        &parts.method,
+        parts.uri.path(),
+        &parts.headers,
+        nonce,
+    )
+    .await?;
     let caches = &state.ctx.caches;
     let grant = held_grant(state, namespace, name, &proof.jkt)?;
     let agent_name = &grant.spec.agent_ref.name;

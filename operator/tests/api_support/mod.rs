@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use agentauth_core::approval::Decision;
 use agentauth_core::b64;
+use agentauth_core::dpop::nonce::NonceIssuer;
 use agentauth_core::dpop::{self, Window};
 use agentauth_core::es256::SigningKey;
 use agentauth_core::jwk::EcPublicJwk;
@@ -62,6 +63,8 @@ pub struct Options {
     /// The HTTP server's deadlines and connection cap (the operator's
     /// defaults when `None`).
     pub http: Option<HttpLimits>,
+    /// Server nonces the token endpoint requires (off when `None`).
+    pub dpop_nonce: Option<Arc<NonceIssuer>>,
 }
 
 /// One test's API, namespace and clients.
@@ -125,6 +128,7 @@ impl Harness {
             public_url: base.clone(),
             dpop_window: Window::default(),
             default_token_ttl_secs: DEFAULT_TTL,
+            dpop_nonce: options.dpop_nonce,
         });
         // Served as the operator serves it: with its deadlines and cap.
         let limits = options.http.unwrap_or_default();
@@ -157,10 +161,18 @@ impl Harness {
     /// the agent controller would, and waits until the cache has it.
     pub async fn agent(&self, name: &str) -> SigningKey {
         let key = SigningKey::generate();
+        self.agent_with_key(name, EcPublicJwk::from_key(&key.verifying_key().unwrap()))
+            .await;
+        key
+    }
+
+    /// [`Harness::agent`] for a public key made elsewhere (an independent
+    /// client's).
+    pub async fn agent_with_key(&self, name: &str, public_key: EcPublicJwk) {
         let spec = AgentSpec {
             display_name: format!("agent {name}"),
             owner: "owner@example.com".into(),
-            public_key: EcPublicJwk::from_key(&key.verifying_key().unwrap()),
+            public_key,
             description: None,
         };
         let jkt = spec.key_thumbprint().unwrap();
@@ -184,7 +196,6 @@ impl Harness {
             })
         })
         .await;
-        key
     }
 
     /// Creates an envelope from its spec.

@@ -114,6 +114,7 @@ impl Env {
                 public_url: base.clone(),
                 dpop_window: agentauth_core::dpop::Window::default(),
                 default_token_ttl_secs: 300,
+                dpop_nonce: None,
             },
             Some(approvals),
         );

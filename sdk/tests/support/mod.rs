@@ -134,6 +134,7 @@ impl Stack {
                 public_url: operator.clone(),
                 dpop_window: Window::default(),
                 default_token_ttl_secs: 300,
+                dpop_nonce: None,
             },
             Some(approvals),
         );
