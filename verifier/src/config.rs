@@ -170,6 +170,19 @@ pub struct VerifierConfig {
     /// This verifier's identity in the audit chain (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+
+    /// File holding the key of DPoP server nonces: at least 32 random bytes,
+    /// the same on every verifier node (e.g. a mounted Secret). With it,
+    /// every proof must carry a nonce a verifier handed out (RFC 9449 §9);
+    /// a proof without one is denied `use_dpop_nonce` and the answer
+    /// carries the nonce to use. Without it (the default), none is required.
+    #[arg(long, env = "AGENTAUTH_DPOP_NONCE_KEY_FILE")]
+    pub dpop_nonce_key_file: Option<PathBuf>,
+
+    /// How long one DPoP nonce is handed out (at least 1s); it is accepted
+    /// for one to two periods.
+    #[arg(long, env = "AGENTAUTH_DPOP_NONCE_PERIOD", default_value = "60s")]
+    pub dpop_nonce_period: Period,
 }
 
 impl VerifierConfig {
@@ -204,6 +217,8 @@ impl VerifierConfig {
             currency_header: "x-agentauth-currency".into(),
             audit_queue: 16384,
             identity: None,
+            dpop_nonce_key_file: None,
+            dpop_nonce_period: period("60s"),
         }
     }
 

@@ -257,5 +257,6 @@ fn answer(decision: &Decision) -> Response {
     {
         headers.insert(RETRY_AFTER, value);
     }
+    crate::dpop_nonce::challenge(decision, &mut response);
     response
 }

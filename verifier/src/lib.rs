@@ -24,6 +24,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod dpop_nonce;
 pub mod ext_authz;
 pub mod grant_cache;
 mod http;

@@ -155,6 +155,14 @@ pub async fn serve(
             max_skew_secs: skew,
         },
         state_timeout: VerifierConfig::duration(config.state_timeout),
+        dpop_nonce: match &config.dpop_nonce_key_file {
+            Some(path) => {
+                let period = secs(config.dpop_nonce_period.as_millis());
+                let issuer = crate::dpop_nonce::load(path, period).map_err(ServerError::Config)?;
+                Some(Arc::new(issuer))
+            }
+            None => None,
+        },
     };
     let verifier = Arc::new(Verifier::new(Parts {
         settings,

@@ -8,7 +8,7 @@
 //! | 1 | token size and framing | `input_too_large`, `token_malformed` (400); `token_algorithm_unsupported`, `token_critical_unsupported`, `token_type_invalid` |
 //! | 2 | signature through the JWKS and the root's certification of the key (unknown `kid`: one rate-limited JWKS refresh); claims decode to valid capabilities | `token_key_unknown`, `key_certificate_invalid`, `token_signature_invalid`, `token_claims_invalid` |
 //! | 3 | claims: `iss`, `aud` = this provider, `exp`/`nbf` with skew | `token_issuer_invalid`, `token_audience_invalid`, `token_expired`, `token_not_yet_valid` |
-//! | 4 | DPoP proof: signature, `htm`, `htu`, `iat`, `ath`, key = `cnf.jkt` | `dpop_missing`, `dpop_invalid`, `jwk_private_key_refused`, `dpop_method_mismatch`, `dpop_url_mismatch`, `dpop_stale`, `dpop_ath_mismatch`, `dpop_key_mismatch` |
+//! | 4 | DPoP proof: signature, `htm`, `htu`, `iat`, `ath`, key = `cnf.jkt`; the server nonce when on ([`crate::dpop_nonce`]) | `dpop_missing`, `dpop_invalid`, `jwk_private_key_refused`, `dpop_method_mismatch`, `dpop_url_mismatch`, `dpop_stale`, `dpop_ath_mismatch`, `dpop_key_mismatch`, `use_dpop_nonce` |
 //! | 5 | grant state (cache, else the shared state): approved, not revoked, not expired, the token's generation, audience and key | `state_unavailable`, `grant_unknown`, `grant_revoked`, `grant_not_approved`, `grant_expired`, `token_audience_invalid`, `dpop_key_mismatch`, `token_claims_invalid` |
 //! | 6 | capability match (core `permits`) | `capability_not_granted`, `amount_over_limit`, `currency_mismatch`, `amount_invalid`, `currency_unknown`, `resource_pattern_invalid` |
 //! | 7 | time windows of the envelope | `outside_time_window`, `envelope_invalid`, `time_zone_unknown` |
@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use agentauth_core::capability::{self, Capability};
 use agentauth_core::dpop;
+use agentauth_core::dpop::nonce::NonceIssuer;
 use agentauth_core::token::{self, Expectations};
 use agentauth_core::{Error, ErrorCode};
 use agentauth_state::consume::{ConsumeRequest, RateLimitStatus};
@@ -52,6 +53,8 @@ pub struct Settings {
     pub dpop_window: dpop::Window,
     /// Deadline of each shared-state call.
     pub state_timeout: Duration,
+    /// Server nonces required in proofs (RFC 9449 §9); `None`: off.
+    pub dpop_nonce: Option<Arc<NonceIssuer>>,
 }
 
 /// Why a request is refused.
@@ -77,6 +80,7 @@ impl From<ErrorCode> for Refusal {
 struct Known {
     agent: Option<String>,
     grant: Option<String>,
+    dpop_nonce: Option<String>,
 }
 
 /// Everything a verification needs. Shared behind an `Arc` by every request.
@@ -186,6 +190,7 @@ impl Verifier {
                     rate_limit,
                     retry_after_ms: None,
                     watermark_ms,
+                    dpop_nonce: known.dpop_nonce,
                 };
                 (decision, None, None)
             }
@@ -205,6 +210,7 @@ impl Verifier {
                     rate_limit: None,
                     retry_after_ms,
                     watermark_ms,
+                    dpop_nonce: known.dpop_nonce,
                 };
                 (decision, Some(error.code), Some(error.message))
             }
@@ -290,6 +296,17 @@ impl Verifier {
         let proof = dpop::verify_normalized(proof, &request, self.settings.dpop_window, now)?;
         if proof.jkt != claims.cnf.jkt {
             return Err(ErrorCode::DpopKeyMismatch.into());
+        }
+        // Before step 8 records the jti: a proof refused for its nonce
+        // burns nothing (see `crate::dpop_nonce`).
+        if let Some(issuer) = &self.settings.dpop_nonce {
+            match issuer.check_and_renew(proof.nonce.as_deref(), now) {
+                Ok(renewed) => known.dpop_nonce = renewed,
+                Err(error) => {
+                    known.dpop_nonce = Some(issuer.current(now));
+                    return Err(error.into());
+                }
+            }
         }
 
         // 5. Grant state.

@@ -9,6 +9,7 @@
 //!  response {"allow": true, "reason": null, "agent": "team-a/buyer", "grant": "team-a/groceries",
 //!            "rateLimit": {"remaining": 9, "resetMs": 6000}, "revocationWatermarkMs": 1764…}
 //!           {"allow": false, "reason": "rate_limited", "message": "…", "retryAfterMs": 600, …}
+//!           {"allow": false, "reason": "use_dpop_nonce", "dpopNonce": "<nonce>", …}   (server nonces on)
 //! ```
 //!
 //! Unknown fields, duplicate keys and wrong JSON types are refused (400
@@ -102,4 +103,10 @@ pub struct VerifyResponse {
     /// The time of the newest revocation state this verifier had seen,
     /// ms since the epoch (0: none yet).
     pub revocation_watermark_ms: i64,
+    /// The DPoP nonce the agent must put in its next proofs (server nonces
+    /// on, RFC 9449 §9): the provider sends it as `DPoP-Nonce`, with a 401
+    /// and `WWW-Authenticate: DPoP error="use_dpop_nonce"` when `reason` is
+    /// `use_dpop_nonce`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_nonce: Option<String>,
 }

@@ -43,6 +43,10 @@ pub struct Decision {
     pub retry_after_ms: Option<u64>,
     /// The revocation watermark when the answer was made, ms.
     pub watermark_ms: i64,
+    /// The DPoP nonce the agent must use from now on (server nonces on):
+    /// with a `use_dpop_nonce` denial, or an allow whose nonce is about to
+    /// expire. The provider hands it to the agent as `DPoP-Nonce`.
+    pub dpop_nonce: Option<String>,
 }
 
 impl Decision {
@@ -60,6 +64,7 @@ impl Decision {
             }),
             retry_after_ms: self.retry_after_ms,
             revocation_watermark_ms: self.watermark_ms,
+            dpop_nonce: self.dpop_nonce.clone(),
         }
     }
 }

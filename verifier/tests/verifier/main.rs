@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod audit;
+mod dpop_nonce;
 mod dst;
 mod ext_authz;
 mod keys_and_audit;

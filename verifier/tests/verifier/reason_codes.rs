@@ -231,6 +231,21 @@ async fn every_reason_code_is_reached() {
     assert_eq!(down.get("/readyz").await.0, 503);
     seen.insert("state_unavailable".into());
 
+    // Server nonces on: a proof without one is told to use the nonce.
+    let key_file = fx.dir.path().join("nonce.key");
+    std::fs::write(&key_file, [5u8; 32]).unwrap();
+    let nonces = start_with(
+        &fx,
+        state.clone(),
+        |c| c.dpop_nonce_key_file = Some(key_file),
+        true,
+    )
+    .await;
+    let (_, answer) = nonces.verify(&fx.body(&token, read("orders/1"))).await;
+    assert_eq!(answer["reason"], json!("use_dpop_nonce"), "{answer}");
+    assert!(answer["dpopNonce"].is_string(), "{answer}");
+    seen.insert("use_dpop_nonce".into());
+
     // Unreadable requests: 400 problem+json with the code.
     for (code, body) in [
         ("token_malformed", with(token[..token.len() / 2].to_owned())),
