@@ -7,6 +7,7 @@
 //!  DELETE /calendars/{cal}/events/{id}   delete calendars/{cal}/events/{id}
 //!  ─▶ VerifierClient::verify(headers, method, public URL + path, action)
 //!  ─▶ 200 {"ok": true, …} | 403 problem+json with the verifier's reason code
+//!     | 401 use_dpop_nonce + DPoP-Nonce (verifier nonces on; any answer may carry DPoP-Nonce)
 //!     | 503 state_unavailable when the verifier cannot be asked (fail closed)
 //! ```
 //!
@@ -22,11 +23,11 @@
 use std::net::SocketAddr;
 
 use agentauth::ErrorCode;
-use agentauth::provider::{Action, VerifierClient};
+use agentauth::provider::{Action, Decision, VerifierClient};
 use agentauth_core::problem::{PROBLEM_JSON, Problem};
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clap::Parser;
 
@@ -120,18 +121,26 @@ async fn handle(State(provider): State<Provider>, request: Request) -> Response 
                 "ok": true, "action": action.kind, "resource": action.resource,
                 "agent": d.agent, "grant": d.grant,
             });
-            (StatusCode::OK, axum::Json(body)).into_response()
+            with_nonce((StatusCode::OK, axum::Json(body)).into_response(), &d)
         }
         Ok(d) => {
             let reason = d.reason.clone().unwrap_or_default();
             println!("deny  {method} {path}: {reason}");
             let code = d.code().unwrap_or(ErrorCode::CapabilityNotGranted);
-            let status = if code == ErrorCode::RateLimited {
-                429
-            } else {
-                403
+            let status = match code {
+                ErrorCode::RateLimited => 429,
+                // RFC 9449 §9: a nonce challenge is a 401.
+                ErrorCode::UseDpopNonce => 401,
+                _ => 403,
             };
-            problem(code, status, d.message.as_deref().unwrap_or(&reason))
+            let mut response = problem(code, status, d.message.as_deref().unwrap_or(&reason));
+            if code == ErrorCode::UseDpopNonce {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("DPoP error=\"use_dpop_nonce\""),
+                );
+            }
+            with_nonce(response, &d)
         }
         Err(e) => {
             println!("deny  {method} {path}: the verifier could not be asked: {e}");
@@ -142,6 +151,18 @@ async fn handle(State(provider): State<Provider>, request: Request) -> Response 
             )
         }
     }
+}
+
+/// Hands the agent the verifier's DPoP nonce, when it gave one.
+fn with_nonce(mut response: Response, decision: &Decision) -> Response {
+    if let Some(value) = decision
+        .dpop_nonce
+        .as_deref()
+        .and_then(|n| HeaderValue::from_str(n).ok())
+    {
+        response.headers_mut().insert("dpop-nonce", value);
+    }
+    response
 }
 
 fn problem(code: ErrorCode, status: u16, detail: &str) -> Response {

@@ -33,25 +33,39 @@ pub struct AuthHeaders {
 
 /// Makes the headers for `method` on `url` with `token`.
 pub fn headers_for(key: &AgentKey, token: &str, method: &str, url: &str) -> Result<AuthHeaders> {
-    let proof = proof(key, method, url, Some(token))?;
+    headers_with_nonce(key, token, method, url, None)
+}
+
+/// [`headers_for`] with the server's DPoP nonce in the proof (RFC 9449 §9),
+/// when it has handed one out.
+pub fn headers_with_nonce(
+    key: &AgentKey,
+    token: &str,
+    method: &str,
+    url: &str,
+    nonce: Option<&str>,
+) -> Result<AuthHeaders> {
+    let proof = proof(key, method, url, Some(token), nonce)?;
     Ok(AuthHeaders {
         authorization: format!("DPoP {token}"),
         dpop: proof,
     })
 }
 
-/// A proof of `key` for `method` on `url`, bound to `token` when given.
+/// A proof of `key` for `method` on `url`, bound to `token` when given,
+/// carrying the server's `nonce` when given.
 pub(crate) fn proof(
     key: &AgentKey,
     method: &str,
     url: &str,
     token: Option<&str>,
+    nonce: Option<&str>,
 ) -> Result<String> {
     let request = dpop::Request {
         method,
         url,
         access_token: token,
-        nonce: None,
+        nonce,
     };
     dpop::create(key.signing_key(), &request, now_secs(), &dpop::new_jti())
         .map_err(|e| Error::Key(format!("cannot sign a DPoP proof: {}", e.message)))

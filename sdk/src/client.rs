@@ -4,8 +4,11 @@
 //!  request_grant(provider, caps) ─▶ POST /v1/grants (DPoP proof of the agent key) ─▶ Grant (Pending)
 //!  wait_for_approval(grant, t)   ─▶ GET /v1/grants/{ns}/{name}/events (SSE), reconnecting, ≤ t
 //!  get_token(provider)           ─▶ cached per provider ─ stale? ─▶ POST /v1/token (single flight)
-//!  authenticate_request(p, req)  ─▶ Authorization: DPoP <token> + DPoP: proof(method, url, ath)
+//!  authenticate_request(p, req)  ─▶ Authorization: DPoP <token> + DPoP: proof(method, url, ath, nonce?)
 //! ```
+//!
+//! Servers that require DPoP nonces (RFC 9449 §8, §9) are followed: see
+//! [`crate::nonce`].
 //!
 //! The client is cheap to clone (an `Arc` inside) and safe to share between
 //! tasks. It remembers, per service provider, the grant it last asked for
@@ -24,6 +27,7 @@ use crate::config::AgentAuthConfig;
 use crate::error::{Error, Result};
 use crate::grant::{Grant, GrantOptions};
 use crate::keys::AgentKey;
+use crate::nonce::{self, NonceCell};
 use crate::tokens::{Slot, Token};
 
 /// The agent's client of the operator.
@@ -42,6 +46,8 @@ pub(crate) struct Inner {
     pub(crate) request_timeout: Duration,
     pub(crate) token_lifetime: Option<Duration>,
     pub(crate) refresh_before: Duration,
+    /// The operator's latest DPoP nonce (RFC 9449 §8), when it sends one.
+    pub(crate) operator_nonce: NonceCell,
     providers: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
@@ -70,6 +76,7 @@ impl AgentAuthClient {
                 request_timeout: config.request_timeout,
                 token_lifetime: config.token_lifetime,
                 refresh_before: config.refresh_before,
+                operator_nonce: NonceCell::default(),
                 providers: Mutex::new(HashMap::new()),
             }),
         })
@@ -130,12 +137,11 @@ impl AgentAuthClient {
             .idempotency_key
             .clone()
             .unwrap_or_else(dpop::new_jti);
-        let response = self
-            .operator_request(reqwest::Method::POST, "/v1/grants")?
-            .header("Idempotency-Key", key)
-            .json(&Value::Object(body))
-            .send()
-            .await?;
+        let body = Value::Object(body);
+        let response = nonce::send_to_operator(self, reqwest::Method::POST, "/v1/grants", |r| {
+            r.header("Idempotency-Key", &key).json(&body)
+        })
+        .await?;
         let grant: Grant = read_json(response).await?;
         self.slot(provider).set_grant(grant.reference());
         tracing::debug!(grant = %grant.reference(), provider, "grant requested");
@@ -151,10 +157,7 @@ impl AgentAuthClient {
     /// The grant's current state.
     pub async fn get_grant(&self, grant: &str) -> Result<Grant> {
         let path = format!("/v1/grants/{}", grant_path(grant)?);
-        let response = self
-            .operator_request(reqwest::Method::GET, &path)?
-            .send()
-            .await?;
+        let response = nonce::send_to_operator(self, reqwest::Method::GET, &path, |r| r).await?;
         read_json(response).await
     }
 
@@ -198,7 +201,29 @@ impl AgentAuthClient {
     ) -> Result<AuthHeaders> {
         let url = resolve_url(provider, url)?;
         let token = self.get_token(provider).await?;
-        auth::headers_for(&self.inner.key, &token.access_token, method, &url)
+        let nonce = self.slot(provider).nonce.get();
+        auth::headers_with_nonce(
+            &self.inner.key,
+            &token.access_token,
+            method,
+            &url,
+            nonce.as_deref(),
+        )
+    }
+
+    /// Remembers the DPoP nonce that `provider` handed out in the headers of
+    /// an answer (`DPoP-Nonce`, RFC 9449 §9); later proofs for `provider`
+    /// carry it. Returns whether the headers had one. Pass every answer of a
+    /// provider that uses nonces; on a `use_dpop_nonce` refusal, authenticate
+    /// the request again and resend it.
+    pub fn update_dpop_nonce(&self, provider: &str, headers: &http::HeaderMap) -> bool {
+        self.slot(provider).nonce.update(headers)
+    }
+
+    /// Sets the DPoP nonce for `provider`'s next proofs (e.g. from a
+    /// provider that hands it out some other way).
+    pub fn set_dpop_nonce(&self, provider: &str, nonce: impl Into<String>) {
+        self.slot(provider).nonce.set(nonce.into());
     }
 
     /// Sets `Authorization: DPoP <token>` and a fresh `DPoP` proof for the
@@ -215,14 +240,22 @@ impl AgentAuthClient {
         request.set_auth(&headers)
     }
 
-    /// A request to the operator's `path` with a fresh proof.
+    /// A request to the operator's `path` with a fresh proof (carrying the
+    /// operator's latest nonce, when it sent one).
     pub(crate) fn operator_request(
         &self,
         method: reqwest::Method,
         path: &str,
     ) -> Result<reqwest::RequestBuilder> {
         let url = format!("{}{path}", self.inner.operator);
-        let proof = auth::proof(&self.inner.key, method.as_str(), &url, None)?;
+        let nonce = self.inner.operator_nonce.get();
+        let proof = auth::proof(
+            &self.inner.key,
+            method.as_str(),
+            &url,
+            None,
+            nonce.as_deref(),
+        )?;
         Ok(self
             .inner
             .http

@@ -44,6 +44,7 @@ mod events;
 pub mod grant;
 pub mod keys;
 pub mod manifest;
+pub mod nonce;
 pub mod provider;
 pub mod tokens;
 

@@ -67,6 +67,11 @@ pub struct Decision {
     /// The grant, `namespace/name`, when known.
     #[serde(default)]
     pub grant: Option<String>,
+    /// The DPoP nonce to hand the agent (verifier nonces on, RFC 9449 §9):
+    /// send it as `DPoP-Nonce`; with reason `use_dpop_nonce`, answer 401
+    /// with `WWW-Authenticate: DPoP error="use_dpop_nonce"`.
+    #[serde(default)]
+    pub dpop_nonce: Option<String>,
 }
 
 impl Decision {

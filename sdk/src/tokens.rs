@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::client::{AgentAuthClient, read_json};
 use crate::error::{Error, Result};
+use crate::nonce::{self, NonceCell};
 
 /// An access token and when to stop using it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +47,8 @@ impl Token {
 pub(crate) struct Slot {
     grant: Mutex<Option<String>>,
     token: tokio::sync::Mutex<Option<Token>>,
+    /// The provider's latest DPoP nonce (RFC 9449 §9).
+    pub(crate) nonce: NonceCell,
 }
 
 #[derive(Deserialize)]
@@ -100,11 +103,10 @@ async fn issue(client: &AgentAuthClient, grant: &str) -> Result<Token> {
         body["expires_in"] = json!(lifetime.as_secs().max(1));
     }
     let requested = SystemTime::now();
-    let response = client
-        .operator_request(reqwest::Method::POST, "/v1/token")?
-        .json(&body)
-        .send()
-        .await?;
+    let response = nonce::send_to_operator(client, reqwest::Method::POST, "/v1/token", |r| {
+        r.json(&body)
+    })
+    .await?;
     let answer: TokenResponse = read_json(response).await?;
     if !answer.token_type.eq_ignore_ascii_case("DPoP") {
         return Err(Error::Protocol(format!(

@@ -237,3 +237,55 @@ async fn waiting_times_out_while_pending_and_ends_on_a_denial() {
     })
     .await;
 }
+
+/// Threat: pre-generated DPoP proofs (a stolen key's proofs made in advance)
+/// — RFC 9449 §8/§9/§11.1; issue 12 "Also". With nonces required by the
+/// operator and the verifier, the SDK still works: it retries a token
+/// request once with the operator's nonce and keeps it for the next
+/// issuance; a provider's `use_dpop_nonce` answer is followed by passing
+/// its headers to `update_dpop_nonce` and sending the request again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_nonces_are_followed_at_the_operator_and_the_provider() {
+    within(async {
+        let stack = Stack::start_with("sdk-nonce", true).await;
+        stack.agent("bot").await;
+        let client = stack.sdk("bot", |c| c);
+        approved_grant(&stack, &client, calendar_read()).await;
+
+        // First issuance: refused once for the nonce, then issued.
+        client.get_token(&stack.provider).await.unwrap();
+        assert_eq!(stack.issued(), 1);
+        assert_eq!(stack.token_requests("use_dpop_nonce"), 1);
+        // The next one carries the remembered nonce: no refusal.
+        client.invalidate_token(&stack.provider).await;
+        client.get_token(&stack.provider).await.unwrap();
+        assert_eq!(stack.issued(), 2);
+        assert_eq!(stack.token_requests("use_dpop_nonce"), 1);
+
+        // The provider (through the verifier) asks for its own nonce.
+        let http = reqwest::Client::new();
+        let url = format!("{}/calendars/primary/events", stack.provider);
+        let send = async || {
+            let mut request = http.get(&url).build().unwrap();
+            client
+                .authenticate_request(&stack.provider, &mut request)
+                .await
+                .unwrap();
+            let response = http.execute(request).await.unwrap();
+            let had_nonce = client.update_dpop_nonce(&stack.provider, response.headers());
+            (had_nonce, check_response(response).await)
+        };
+        let (had_nonce, refused) = send().await;
+        let error = refused.unwrap_err();
+        assert!(had_nonce, "the refusal carries DPoP-Nonce");
+        assert_eq!(error.code(), Some(ErrorCode::UseDpopNonce), "{error}");
+        assert!(
+            matches!(error, Error::Server { status: 401, .. }),
+            "{error}"
+        );
+        let (_, allowed) = send().await;
+        let body: serde_json::Value = allowed.unwrap().json().await.unwrap();
+        assert_eq!(body["ok"], true);
+    })
+    .await;
+}

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use agentauth::{AgentAuthClient, AgentAuthConfig, AgentKey, Grant};
 use agentauth_core::dpop::Window;
+use agentauth_core::dpop::nonce::NonceIssuer;
 use agentauth_crds::{Agent, AgentSpec, Approver};
 use agentauth_operator::api::{ApiState, router_with_approvals};
 use agentauth_operator::approvals::{Approvals, ApprovalsConfig, tokens};
@@ -64,6 +65,12 @@ pub struct Stack {
 impl Stack {
     /// Starts everything for a test named `prefix`.
     pub async fn start(prefix: &str) -> Stack {
+        Stack::start_with(prefix, false).await
+    }
+
+    /// [`Stack::start`], with DPoP server nonces required by the operator's
+    /// token endpoint and by the verifier when `nonces`.
+    pub async fn start_with(prefix: &str, nonces: bool) -> Stack {
         let cp = agentauth_testenv::shared().await;
         cp.install_crds(&agentauth_testenv::generated_crds_dir())
             .await
@@ -134,7 +141,8 @@ impl Stack {
                 public_url: operator.clone(),
                 dpop_window: Window::default(),
                 default_token_ttl_secs: 300,
-                dpop_nonce: None,
+                dpop_nonce: nonces
+                    .then(|| Arc::new(NonceIssuer::new(&[11u8; 32], "operator", 60).unwrap())),
             },
             Some(approvals),
         );
@@ -154,6 +162,11 @@ impl Stack {
         // The 50 ms production budget denies with state_unavailable when this
         // 2-core machine is busy compiling; these tests are not about latency.
         config.state_timeout = agentauth_core::gcra::Period::parse("2s").unwrap();
+        if nonces {
+            let key_file = dir.path().join("verifier-nonce.key");
+            std::fs::write(&key_file, [12u8; 32]).unwrap();
+            config.dpop_nonce_key_file = Some(key_file);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let verifier = format!("http://{}", listener.local_addr().unwrap());
         let deps = Dependencies {
@@ -247,10 +260,15 @@ impl Stack {
 
     /// `agentauth_token_requests_total{outcome="issued"}` of the operator.
     pub fn issued(&self) -> u64 {
+        self.token_requests("issued")
+    }
+
+    /// `agentauth_token_requests_total{outcome}` of the operator.
+    pub fn token_requests(&self, outcome: &str) -> u64 {
         self.ctx
             .metrics
             .token_requests
-            .with_label_values(&["issued"])
+            .with_label_values(&[outcome])
             .get()
     }
 }
