@@ -16,7 +16,7 @@
 //! paths are refused ([`crate::route_map::route_path`]).
 //!
 //! What the request does and for which audience come from configuration
-//! only ([`action`]): with `--route-map`, the matched route (its amount and
+//! only (the `action` module): with `--route-map`, the matched route (its amount and
 //! currency from the sources it names); without one, the action headers,
 //! which the mesh must set (Envoy `headers_to_add` overrides the client's)
 //! and strip when a client sends them (see the README). The audience is the

@@ -12,6 +12,7 @@
 //!                                 --operator-username <the operator's identity>
 //!  verifier-* agentauth verifier  --issuer/--jwks-url of the operator --root-jwk-file run/root.jwk
 //!                                 --audience <the example providers> [--redis-url]
+//!                                 --ext-authz-audience <the shop>
 //!  provider   agentauth dev provider --verifier-url <verifier-a> --audience <the shop>
 //! ```
 
@@ -160,6 +161,8 @@ impl Layout {
             format!("--listen=127.0.0.1:{port}"),
             format!("--issuer={operator}"),
             format!("--audience={}", AUDIENCES.join(",")),
+            // Several audiences: ext_authz checks must be told theirs.
+            format!("--ext-authz-audience={PROVIDER_AUDIENCE}"),
             format!("--jwks-url={operator}/.well-known/jwks.json"),
             format!("--root-jwk-file={}", self.root_jwk_file.display()),
             format!("--identity={name}"),
@@ -252,6 +255,7 @@ mod tests {
             "--root-jwk-file=/s/run/root.jwk",
             "--redis-url=redis://127.0.0.1:8085/",
             "https://shop.example.com",
+            "--ext-authz-audience=https://shop.example.com",
         ] {
             assert!(verifier.contains(part), "{part} missing in {verifier}");
         }

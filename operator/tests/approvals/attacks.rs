@@ -225,7 +225,7 @@ async fn an_enrollment_token_that_expires_mid_ceremony_is_refused_at_finish() {
     );
     let approver = env.stored_approver(&name).await;
     assert!(
-        approver.status.map_or(true, |s| s.passkeys.is_empty()),
+        approver.status.is_none_or(|s| s.passkeys.is_empty()),
         "no passkey is registered with an expired token"
     );
 }
