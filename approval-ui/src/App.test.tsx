@@ -157,6 +157,33 @@ describe("a grant's page", () => {
     expect(readHistory("dana-fischer")[0]).toMatchObject({ decision: "Denied", reason: "not this week" });
   });
 
+  it("follows a decided grant until the operator has moved its phase", async () => {
+    at("/approvals/grants/agents/shop-1");
+    let reads = 0;
+    let denied = false;
+    const recorded = { approver: "dana-fischer", decision: "Denied", signedAt: new Date().toISOString() };
+    const { fetchImpl } = fakeFetch({
+      ...signedIn,
+      // The decision is recorded at once; the phase follows two reads later.
+      "GET /grants/agents/shop-1": () => {
+        if (denied) reads += 1;
+        if (!denied) return { body: detail() };
+        if (reads < 3) return { body: detail({ approval: recorded }) };
+        return { body: detail({ phase: "Denied", pending: false, approval: recorded }) };
+      },
+      "POST /grants/agents/shop-1/deny/begin": begin(),
+      "POST /grants/agents/shop-1/deny/finish": () => {
+        denied = true;
+        return { body: { decision: "Denied", approver: "dana-fischer" } };
+      },
+    });
+    render(<App api={new ApprovalApi(fetchImpl)} passkeys={fakePasskeys()} />);
+    await userEvent.type(await screen.findByLabelText("Reason for denying"), "not this week");
+    await userEvent.click(screen.getByRole("button", { name: "Deny with passkey" }));
+    await waitFor(() => expect(screen.getByTestId("phase")).toHaveTextContent("Denied"), { timeout: 4000 });
+    expect(reads).toBe(3);
+  });
+
   it("does not sign when the ceremony binds another agent key than the page shows", async () => {
     at("/approvals/grants/agents/shop-1");
     const passkeys = fakePasskeys();

@@ -24,6 +24,11 @@ export function bindsWhatIsShown(shown: GrantDetail, options: DecisionOptions): 
   return null;
 }
 
+/** How often, and how many times, the page reads a decided grant until the
+ * operator has moved its phase (10 s in all). */
+const SETTLE_INTERVAL_MS = 500;
+const SETTLE_TRIES = 20;
+
 type Outcome = { kind: "decided"; decision: Decision } | { kind: "error"; error: ApiError } | null;
 
 /** One grant in plain words, with Approve and Deny. */
@@ -46,14 +51,36 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
     [sessionEnded],
   );
 
-  const reload = useCallback(async () => {
+  const mounted = useRef(true);
+  useEffect(() => {
+    mounted.current = true;
+    return () => {
+      mounted.current = false;
+    };
+  }, []);
+
+  const reload = useCallback(async (): Promise<GrantDetail | null> => {
     try {
-      setGrant(await api.grant(namespace, name));
+      const current = await api.grant(namespace, name);
+      if (!mounted.current) return null;
+      setGrant(current);
       setLoadError(null);
+      return current;
     } catch (e) {
-      setLoadError(fail(e));
+      if (mounted.current) setLoadError(fail(e));
+      return null;
     }
   }, [api, namespace, name, fail]);
+
+  /** Reads the grant until its phase leaves Pending: the API records the
+   * decision at once, the operator moves the phase a moment later. */
+  const settle = useCallback(async () => {
+    for (let i = 0; i < SETTLE_TRIES && mounted.current; i++) {
+      const current = await reload();
+      if (!current || current.phase !== "Pending") return;
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_INTERVAL_MS));
+    }
+  }, [reload]);
 
   useEffect(() => {
     void reload();
@@ -72,6 +99,7 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
     }
     setBusy(decision);
     setOutcome(null);
+    let decided = false;
     try {
       const options = await api.decideBegin(namespace, name, decision);
       const changed = bindsWhatIsShown(grant, options);
@@ -95,11 +123,12 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
         });
       }
       setOutcome({ kind: "decided", decision });
+      decided = true;
     } catch (e) {
       setOutcome({ kind: "error", error: fail(e) });
     } finally {
       setBusy(null);
-      await reload();
+      await (decided ? settle() : reload());
     }
   };
 
