@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it } from "vitest";
 import { App } from "./App";
 import { ApprovalApi } from "./api";
-import { readHistory } from "./history";
+import { readHistory, recordDecision } from "./history";
 import { begin, detail, fakeFetch, fakePasskeys, problem } from "./test/fakes";
 
 function at(path: string) {
@@ -91,6 +91,48 @@ describe("the approval UI", () => {
     );
     expect(screen.getByText("Read catalog and everything under it")).toBeInTheDocument();
     expect(screen.getByText("sam@example.com")).toBeInTheDocument();
+  });
+
+  it("shows the decisions the server lists in History, with a denial's reason kept in this browser", async () => {
+    at("/approvals/history");
+    recordDecision("dana-fischer", {
+      namespace: "agents",
+      name: "orders-1",
+      agent: "shopping-agent",
+      decision: "Denied",
+      at: new Date().toISOString(),
+      reason: "orders are out of scope",
+    });
+    const { fetchImpl } = fakeFetch({
+      "GET /session": { csrfToken: "c1", approver: "dana-fischer" },
+      "GET /history": {
+        decisions: [
+          { namespace: "agents", name: "orders-1", agent: "shopping-agent", decision: "Denied", signedAt: new Date().toISOString(), phase: "Denied", revoked: false },
+          // Decided elsewhere (another browser): only the server knows it.
+          { namespace: "agents", name: "shop-1", agent: "shopping-agent", decision: "Approved", signedAt: new Date(Date.now() - 60_000).toISOString(), phase: "Revoked", revoked: true },
+        ],
+        truncated: false,
+        max: 200,
+      },
+    });
+    render(<App api={new ApprovalApi(fetchImpl)} passkeys={fakePasskeys()} />);
+    const shop = await screen.findByRole("link", { name: "agents/shop-1" });
+    expect(shop).toHaveAttribute("href", "/approvals/grants/agents/shop-1");
+    const rows = screen.getAllByRole("row").slice(1);
+    expect(rows.map((r) => r.getAttribute("data-history"))).toEqual(["agents/orders-1", "agents/shop-1"]);
+    expect(rows[0]).toHaveTextContent("orders are out of scope");
+    expect(rows[1]).toHaveTextContent("Approved");
+    expect(rows[1]).toHaveTextContent("Revoked");
+  });
+
+  it("says when the server has no decision of this approver", async () => {
+    at("/approvals/history");
+    const { fetchImpl } = fakeFetch({
+      "GET /session": { csrfToken: "c1", approver: "erin" },
+      "GET /history": { decisions: [], truncated: false, max: 200 },
+    });
+    render(<App api={new ApprovalApi(fetchImpl)} passkeys={fakePasskeys()} />);
+    expect(await screen.findByTestId("history-empty")).toHaveTextContent("not decided any grant");
   });
 
   it("shows an ended session with a way back in", async () => {
@@ -215,6 +257,69 @@ describe("a grant's page", () => {
     expect(alert).toHaveTextContent("The grant changed while you were deciding");
     expect(alert).toHaveTextContent("the grant changed since the ceremony began");
     expect(alert).toHaveTextContent("approval_challenge_mismatch");
+  });
+
+  it("revokes an approved grant only after confirmation, then follows it to Revoked", async () => {
+    at("/approvals/grants/agents/shop-1");
+    let revoked = false;
+    let reads = 0;
+    const approval = { approver: "dana-fischer", decision: "Approved", signedAt: new Date().toISOString() };
+    const approved = { phase: "Approved", pending: false, revocable: true, approval };
+    const { fetchImpl, calls } = fakeFetch({
+      ...signedIn,
+      // spec.revoked is set at once; the controller moves the phase a read later.
+      "GET /grants/agents/shop-1": () => {
+        if (!revoked) return { body: detail(approved) };
+        reads += 1;
+        if (reads < 2) return { body: detail({ ...approved, revocable: false, revoked: true }) };
+        return { body: detail({ ...approved, phase: "Revoked", revocable: false, revoked: true }) };
+      },
+      "POST /grants/agents/shop-1/revoke": () => {
+        revoked = true;
+        return { body: { revoked: true, alreadyRevoked: false, approver: "dana-fischer" } };
+      },
+    });
+    render(<App api={new ApprovalApi(fetchImpl)} passkeys={fakePasskeys()} />);
+    const revoke = await screen.findByRole("button", { name: "Revoke" });
+    expect(screen.queryByTestId("final")).toBeNull();
+
+    // The first click only asks; Cancel gives the focus back and sends nothing.
+    await userEvent.click(revoke);
+    const confirm = screen.getByTestId("revoke-confirm");
+    expect(confirm).toHaveTextContent("Revoke agents/shop-1?");
+    expect(confirm).toHaveTextContent("cannot be undone");
+    expect(screen.getByRole("button", { name: "Yes, revoke" })).toHaveFocus();
+    await userEvent.click(screen.getByRole("button", { name: "Cancel" }));
+    expect(screen.queryByTestId("revoke-confirm")).toBeNull();
+    expect(screen.getByRole("button", { name: "Revoke" })).toHaveFocus();
+    expect(calls.some((c) => c.path.endsWith("/revoke"))).toBe(false);
+
+    await userEvent.click(screen.getByRole("button", { name: "Revoke" }));
+    expect(calls.some((c) => c.path.endsWith("/revoke"))).toBe(false);
+    await userEvent.click(screen.getByRole("button", { name: "Yes, revoke" }));
+    expect(await screen.findByTestId("revoked")).toHaveTextContent("Revoked.");
+    await waitFor(() => expect(screen.getByTestId("phase")).toHaveTextContent("Revoked"), { timeout: 4000 });
+    const posted = calls.filter((c) => c.path === "/grants/agents/shop-1/revoke");
+    expect(posted).toHaveLength(1);
+    expect(posted[0]!.method).toBe("POST");
+    expect(posted[0]!.headers["X-CSRF-Token"]).toBe("c1");
+    expect(reads).toBe(2);
+    expect(screen.queryByRole("button", { name: "Revoke" })).toBeNull();
+    expect(screen.getByTestId("final")).toHaveTextContent("Revoked");
+  });
+
+  it("shows a refused revocation and its code", async () => {
+    at("/approvals/grants/agents/shop-1");
+    const { fetchImpl } = fakeFetch({
+      ...signedIn,
+      "GET /grants/agents/shop-1": detail({ phase: "Approved", pending: false, revocable: true }),
+      "POST /grants/agents/shop-1/revoke": () => problem(403, "approver_not_authorized", "Kubernetes RBAC does not let user dana approve"),
+    });
+    render(<App api={new ApprovalApi(fetchImpl)} passkeys={fakePasskeys()} />);
+    await userEvent.click(await screen.findByRole("button", { name: "Revoke" }));
+    await userEvent.click(screen.getByRole("button", { name: "Yes, revoke" }));
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent("approver_not_authorized");
   });
 
   it("offers no decision on a grant the approver's own agent asked for", async () => {

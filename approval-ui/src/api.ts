@@ -9,6 +9,8 @@
 //   GET  grants                        -> pending grants in scope
 //   GET  grants/{ns}/{name}            -> one grant in plain words
 //   POST grants/{ns}/{name}/{approve,deny}/begin|finish
+//   POST grants/{ns}/{name}/revoke     -> spec.revoked set (approved grants only)
+//   GET  history                       -> grants this approver decided, newest first
 
 export const API_BASE = "/approvals/api";
 
@@ -92,6 +94,36 @@ export interface GrantDetail {
   reason: string | null;
   approval: ApprovalRecord | null;
   ownsAgent: boolean;
+  /** `spec.revoked` is set (the phase follows to Revoked). */
+  revoked?: boolean;
+  /** Approved and not revoked: `revoke()` would take the approval back. */
+  revocable?: boolean;
+}
+
+/** A decision as `GET history` lists it, with where the grant stands now. */
+export interface HistoryEntry {
+  namespace: string;
+  name: string;
+  agent: string;
+  decision: "Approved" | "Denied";
+  signedAt: string;
+  phase: string;
+  revoked: boolean;
+}
+
+/** `GET history`. */
+export interface History {
+  decisions: HistoryEntry[];
+  /** More decisions than `max` exist; the oldest are left off. */
+  truncated: boolean;
+  max: number;
+}
+
+/** `POST grants/{ns}/{name}/revoke`. */
+export interface Revocation {
+  revoked: true;
+  alreadyRevoked: boolean;
+  approver: string;
 }
 
 /** What a decision ceremony binds, as `…/begin` reports it. */
@@ -243,6 +275,16 @@ export class ApprovalApi {
     credential: unknown,
   ): Promise<{ decision: string; approver: string }> {
     return this.call("POST", `/grants/${enc(namespace)}/${enc(name)}/${decision}/finish`, credential);
+  }
+
+  /** Takes an approval back: sets the grant's `spec.revoked` (no passkey signs this). */
+  async revoke(namespace: string, name: string): Promise<Revocation> {
+    return this.call("POST", `/grants/${enc(namespace)}/${enc(name)}/revoke`);
+  }
+
+  /** The grants this approver decided, newest first, from the server. */
+  async history(): Promise<History> {
+    return this.call("GET", "/history");
   }
 }
 

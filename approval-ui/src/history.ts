@@ -1,6 +1,7 @@
-// Decisions made in this browser, kept in localStorage per approver so the
-// History page can list them with their outcome, time and (for denials) the
-// reason the approver typed. The API does not list decided grants (yet).
+// Decisions made in this browser, kept in localStorage per approver. The
+// History page lists decisions from the server (GET history), which is the
+// truth; the recorded approval carries no reason for a denial, so this
+// browser's copy of the reason the approver typed is shown beside it.
 
 export interface DecisionEntry {
   namespace: string;
@@ -34,4 +35,9 @@ export function recordDecision(
   } catch {
     // A full or disabled storage only loses the local history.
   }
+}
+
+/** The reason this browser kept for a denial of `namespace/name`, if any. */
+export function denialReason(local: DecisionEntry[], namespace: string, name: string): string | undefined {
+  return local.find((e) => e.namespace === namespace && e.name === name && e.decision === "Denied")?.reason;
 }

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //!  enroll (printed link) ─▶ sign in ─▶ SDK grant listed ─▶ approve ─▶ Approved ─▶ SDK token
-//!  deny with a reason · out-of-scope approver · grant changed mid-ceremony
+//!  deny with a reason · revoke the approved grant (confirm) ─▶ Revoked · History from the server
+//!  out-of-scope approver · grant changed mid-ceremony
 //!  approval POSTed from another origin · session idle timeout
 //!  + no console errors, no CSP violation, axe-core on every page; screenshots
 //! ```

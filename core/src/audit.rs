@@ -49,6 +49,9 @@ pub mod kinds {
     pub const APPROVAL_RECORDED: &str = "approval_recorded";
     /// The approval API recorded a human's passkey-signed denial.
     pub const DENIAL_RECORDED: &str = "denial_recorded";
+    /// The approval API set `spec.revoked` on an approved grant for a
+    /// signed-in approver (the controllers then emit [`GRANT_REVOKED`]).
+    pub const REVOKE_REQUESTED: &str = "grant_revoke_requested";
     /// An approver enrolled a passkey with a one-time enrollment token.
     pub const PASSKEY_ENROLLED: &str = "passkey_enrolled";
     /// An approver logged in to the approval API with a passkey.

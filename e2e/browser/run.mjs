@@ -7,6 +7,7 @@
 //   enroll from the printed link ─▶ sign in ─▶ the SDK's grant appears ─▶ approve
 //     ─▶ Approved, and the SDK gets a token (agentauth dev call → HTTP 200)
 //   deny with a reason ─▶ Denied
+//   revoke the approved grant from its page ─▶ confirm ─▶ Revoked; History (from the server) lists both
 //   a second approver, out of scope ─▶ does not see the grant; its page is refused
 //   the grant changes between begin and finish ─▶ approval_challenge_mismatch shown
 //   a page on another origin POSTs an approval ─▶ 403 cross_site_request, still pending
@@ -258,10 +259,38 @@ async function main() {
       await waitForText(page, "[data-testid=phase]", "Denied", 15_000);
       await axe(page, "denied");
       await shot(page, "denied");
+    });
+
+    await scenario("revoke an approved grant from its page (with confirmation)", async () => {
+      // History comes from the server: both decisions, newest first, each linking to its grant.
       await page.click("nav a[href='/approvals/history']");
-      await waitForText(page, "table", denied);
+      await page.waitForSelector(`[data-history="${denied}"]`);
+      await page.waitForSelector(`[data-history="${approved}"]`);
+      const order = await page.$$eval("[data-history]", (rows) => rows.map((r) => r.getAttribute("data-history")));
+      check(order.indexOf(denied) < order.indexOf(approved), `History is not newest first: ${order}`);
+      await waitForText(page, `[data-history="${denied}"]`, "orders are out of scope for this agent");
       await axe(page, "history");
       await shot(page, "history");
+      await page.click(`[data-history="${approved}"] a`);
+      await waitForText(page, "[data-testid=phase]", "Approved");
+      await page.click(".revoke button.danger");
+      await page.waitForSelector("[data-testid=revoke-confirm]");
+      check(
+        (await page.evaluate(() => document.activeElement?.textContent)) === "Yes, revoke",
+        "the confirm step does not take the focus",
+      );
+      await axe(page, "revoke confirmation");
+      await shot(page, "revoke-confirm");
+      await page.click("text/Yes, revoke");
+      await waitForText(page, "[data-testid=revoked]", "Revoked.");
+      await waitForText(page, "[data-testid=phase]", "Revoked", 15_000);
+      check(!(await page.$("[data-testid=revoke-confirm]")), "a revoked grant still offers Revoke");
+      await axe(page, "revoked");
+      await shot(page, "revoked");
+      const call = await agentauth("dev", "call", AGENT, "GET", `${PROVIDER}/catalog/paper`).catch((e) => e.stdout ?? String(e));
+      check(!call.includes("-> HTTP 200"), `the SDK's call is still allowed after revocation:\n${call}`);
+      await page.click("nav a[href='/approvals/history']");
+      await waitForText(page, `[data-history="${approved}"]`, "Revoked");
       await page.goto(`${ORIGIN}/approvals/`, { waitUntil: "networkidle0" });
     });
 

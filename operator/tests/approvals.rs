@@ -2,7 +2,9 @@
 //! admission webhook registered: software passkeys enroll with one-time
 //! tokens, log in, read pending grants and approve or deny them, and the
 //! controllers move the grants on ([`ceremony`]); every attack on the way is
-//! performed and refused with its stable code ([`attacks`]).
+//! performed and refused with its stable code ([`attacks`]). An approver
+//! reads what they decided ([`history`]) and revokes an approved grant
+//! ([`revoke`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +14,10 @@ mod attacks;
 mod binding;
 #[path = "approvals/ceremony.rs"]
 mod ceremony;
+#[path = "approvals/history.rs"]
+mod history;
+#[path = "approvals/revoke.rs"]
+mod revoke;
 #[path = "approvals/separation.rs"]
 mod separation;
 #[path = "approvals/support.rs"]

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useLayoutEffect, useRef, useState, type FormEvent } from "react";
 import { ApiError, CLIENT_CODES, type Decision, type DecisionOptions, type GrantDetail } from "../api";
 import { asApiError } from "../App";
 import { useServices } from "../context";
@@ -24,14 +24,21 @@ export function bindsWhatIsShown(shown: GrantDetail, options: DecisionOptions): 
   return null;
 }
 
-/** How often, and how many times, the page reads a decided grant until the
- * operator has moved its phase (10 s in all). */
+/** How often, and how many times, the page reads a decided or revoked grant
+ * until the operator has moved its phase (10 s in all). */
 const SETTLE_INTERVAL_MS = 500;
 const SETTLE_TRIES = 20;
 
-type Outcome = { kind: "decided"; decision: Decision } | { kind: "error"; error: ApiError } | null;
+/** Phases a grant never leaves. */
+const FINAL_PHASES = new Set(["Denied", "Revoked", "Expired"]);
 
-/** One grant in plain words, with Approve and Deny. */
+type Outcome =
+  | { kind: "decided"; decision: Decision }
+  | { kind: "revoked"; already: boolean }
+  | { kind: "error"; error: ApiError }
+  | null;
+
+/** One grant in plain words, with Approve and Deny; an approved one with Revoke. */
 export function GrantPage({ namespace, name }: { namespace: string; name: string }) {
   const { api, passkeys, approver, sessionEnded } = useServices();
   const [grant, setGrant] = useState<GrantDetail | null>(null);
@@ -40,7 +47,12 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
   const [outcome, setOutcome] = useState<Outcome>(null);
   const [reason, setReason] = useState("");
   const [reasonMissing, setReasonMissing] = useState(false);
+  const [confirmingRevoke, setConfirmingRevoke] = useState(false);
+  const [revoking, setRevoking] = useState(false);
   const outcomeRef = useRef<HTMLDivElement>(null);
+  const revokeRef = useRef<HTMLButtonElement>(null);
+  const confirmRevokeRef = useRef<HTMLButtonElement>(null);
+  const confirmShown = useRef(false);
 
   const fail = useCallback(
     (e: unknown): ApiError => {
@@ -72,15 +84,19 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
     }
   }, [api, namespace, name, fail]);
 
-  /** Reads the grant until its phase leaves Pending: the API records the
-   * decision at once, the operator moves the phase a moment later. */
-  const settle = useCallback(async () => {
-    for (let i = 0; i < SETTLE_TRIES && mounted.current; i++) {
-      const current = await reload();
-      if (!current || current.phase !== "Pending") return;
-      await new Promise((resolve) => setTimeout(resolve, SETTLE_INTERVAL_MS));
-    }
-  }, [reload]);
+  /** Reads the grant until its phase is `phase` (or a final phase it can no
+   * longer leave): the API records a decision or revocation at once, the
+   * operator moves the phase a moment later. */
+  const settle = useCallback(
+    async (phase: string) => {
+      for (let i = 0; i < SETTLE_TRIES && mounted.current; i++) {
+        const current = await reload();
+        if (!current || current.phase === phase || FINAL_PHASES.has(current.phase)) return;
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_INTERVAL_MS));
+      }
+    },
+    [reload],
+  );
 
   useEffect(() => {
     void reload();
@@ -89,6 +105,31 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
   useEffect(() => {
     if (outcome) outcomeRef.current?.focus();
   }, [outcome]);
+
+  // The confirm step takes the focus; cancelling gives it back to Revoke.
+  useLayoutEffect(() => {
+    if (confirmingRevoke) confirmRevokeRef.current?.focus();
+    else if (confirmShown.current) revokeRef.current?.focus();
+    confirmShown.current = confirmingRevoke;
+  }, [confirmingRevoke]);
+
+  /** Revokes, once the person confirmed, then follows the grant to Revoked. */
+  const revoke = async () => {
+    setRevoking(true);
+    setOutcome(null);
+    let revoked = false;
+    try {
+      const answer = await api.revoke(namespace, name);
+      setOutcome({ kind: "revoked", already: answer.alreadyRevoked });
+      revoked = true;
+    } catch (e) {
+      setOutcome({ kind: "error", error: fail(e) });
+    } finally {
+      setRevoking(false);
+      setConfirmingRevoke(false);
+      await (revoked ? settle("Revoked") : reload());
+    }
+  };
 
   const decide = async (decision: Decision) => {
     if (!grant) return;
@@ -128,7 +169,7 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
       setOutcome({ kind: "error", error: fail(e) });
     } finally {
       setBusy(null);
-      await (decided ? settle() : reload());
+      await (decided ? settle(decision === "approve" ? "Approved" : "Denied") : reload());
     }
   };
 
@@ -187,6 +228,16 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
                 <strong>Denied.</strong> The agent will get no tokens for this grant. Your reason: “{reason.trim()}”
               </p>
             )}
+          </div>
+        )}
+        {outcome?.kind === "revoked" && (
+          <div className="success" role="status" data-testid="revoked">
+            <p>
+              <strong>Revoked.</strong>{" "}
+              {outcome.already
+                ? "This grant was already revoked."
+                : "Verifiers refuse this grant's tokens from now on; the agent must ask for a new grant."}
+            </p>
           </div>
         )}
         {outcome?.kind === "error" && <Problem error={outcome.error} />}
@@ -293,7 +344,7 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
         </p>
       )}
 
-      {decidable ? (
+      {decidable && (
         <section aria-labelledby="decide-title" className="card decide">
           <h2 id="decide-title">Decide</h2>
           <p className="muted small">
@@ -339,12 +390,61 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
             </form>
           )}
         </section>
-      ) : (
-        !grant.ownsAgent && (
-          <p className="notice" data-testid="final">
-            This grant is {grant.phase}: its decision is final and cannot be changed here.
+      )}
+      {grant.revocable && (
+        <section aria-labelledby="revoke-title" className="card revoke">
+          <h2 id="revoke-title">Revoke</h2>
+          <p className="muted small" id="revoke-hint">
+            Revoking takes this approval back for good: verifiers refuse the grant's tokens within a second, and the
+            agent must ask for a new grant. No passkey is needed.
           </p>
-        )
+          {confirmingRevoke ? (
+            <div role="group" aria-labelledby="revoke-confirm-text" className="confirm" data-testid="revoke-confirm">
+              <p id="revoke-confirm-text">
+                <strong>
+                  Revoke {grant.namespace}/{grant.name}?
+                </strong>{" "}
+                {grant.agent.displayName ?? grant.agent.name} loses this access at once. This cannot be undone.
+              </p>
+              <div className="actions">
+                <button
+                  type="button"
+                  className="danger"
+                  ref={confirmRevokeRef}
+                  onClick={() => void revoke()}
+                  disabled={revoking}
+                >
+                  {revoking ? "Revoking…" : "Yes, revoke"}
+                </button>
+                <button
+                  type="button"
+                  className="secondary"
+                  onClick={() => setConfirmingRevoke(false)}
+                  disabled={revoking}
+                >
+                  Cancel
+                </button>
+              </div>
+            </div>
+          ) : (
+            <div className="actions">
+              <button
+                type="button"
+                className="danger"
+                ref={revokeRef}
+                aria-describedby="revoke-hint"
+                onClick={() => setConfirmingRevoke(true)}
+              >
+                Revoke
+              </button>
+            </div>
+          )}
+        </section>
+      )}
+      {!decidable && !grant.revocable && !grant.ownsAgent && (
+        <p className="notice" data-testid="final">
+          This grant is {grant.phase}: its decision is final and cannot be changed here.
+        </p>
       )}
     </article>
   );

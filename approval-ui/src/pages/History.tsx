@@ -1,36 +1,63 @@
+import { useCallback } from "react";
+import type { ApiError } from "../api";
 import { useServices } from "../context";
-import { readHistory } from "../history";
+import { denialReason, readHistory } from "../history";
+import { usePoll } from "../poll";
 import { grantPath } from "../router";
 import { Link } from "../components/Link";
+import { Problem } from "../components/Problem";
 import { Time } from "../components/Time";
 
-/** The decisions this approver made in this browser. */
+/** The grants this approver decided, from the server, newest first, with
+ * where each stands now. An approved grant is revoked from its page. */
 export function HistoryPage() {
-  const { approver } = useServices();
-  const entries = approver ? readHistory(approver) : [];
+  const { api, approver, sessionEnded } = useServices();
+  const load = useCallback(() => api.history(), [api]);
+  const onError = useCallback(
+    (e: ApiError) => {
+      if (e.code === "session_invalid") {
+        sessionEnded();
+        return true;
+      }
+      return false;
+    },
+    [sessionEnded],
+  );
+  const { data, error } = usePoll(load, onError, { base: 15000 });
+  const local = approver ? readHistory(approver) : [];
+  const entries = data?.decisions ?? [];
+
   return (
     <section aria-labelledby="history-title">
       <h1 id="history-title">History</h1>
-      <p className="muted">Grants you decided in this browser, newest first.</p>
-      {entries.length === 0 ? (
-        <div className="empty">
-          <p>You have not decided any grant in this browser yet.</p>
+      <p className="muted">Grants you decided, newest first, and where each stands now.</p>
+      {error && <Problem error={error} />}
+      {!data && !error && (
+        <p className="muted" role="status">
+          Loading…
+        </p>
+      )}
+      {data && entries.length === 0 && (
+        <div className="empty" data-testid="history-empty">
+          <p>You have not decided any grant yet.</p>
         </div>
-      ) : (
+      )}
+      {entries.length > 0 && (
         <div className="table-wrap">
           <table>
             <caption className="visually-hidden">Your decisions</caption>
             <thead>
               <tr>
                 <th scope="col">Grant</th>
-                <th scope="col">Outcome</th>
+                <th scope="col">Decision</th>
+                <th scope="col">Now</th>
                 <th scope="col">When</th>
                 <th scope="col">Reason</th>
               </tr>
             </thead>
             <tbody>
-              {entries.map((e, i) => (
-                <tr key={i}>
+              {entries.map((e) => (
+                <tr key={`${e.namespace}/${e.name}`} data-history={`${e.namespace}/${e.name}`}>
                   <td>
                     <Link href={grantPath(e.namespace, e.name)}>
                       {e.namespace}/{e.name}
@@ -41,14 +68,20 @@ export function HistoryPage() {
                     <span className={`badge phase-${e.decision.toLowerCase()}`}>{e.decision}</span>
                   </td>
                   <td>
-                    <Time at={e.at} />
+                    <span className={`badge phase-${e.phase.toLowerCase()}`}>{e.phase}</span>
                   </td>
-                  <td>{e.reason ?? "—"}</td>
+                  <td>
+                    <Time at={e.signedAt} />
+                  </td>
+                  <td>{(e.decision === "Denied" && denialReason(local, e.namespace, e.name)) || "—"}</td>
                 </tr>
               ))}
             </tbody>
           </table>
         </div>
+      )}
+      {data?.truncated && (
+        <p className="muted small">Only your {data.max} most recent decisions are listed; the audit trail has them all.</p>
       )}
     </section>
   );

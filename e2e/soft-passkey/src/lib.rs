@@ -216,6 +216,25 @@ impl SoftApprover {
         self.get(&format!("/grants/{namespace}/{grant}")).await
     }
 
+    /// The grants this approver decided, newest first (`GET /history`).
+    pub async fn history(&self) -> Result<Value, SoftPasskeyError> {
+        self.get("/history").await
+    }
+
+    /// Revokes an approved grant (`POST /grants/{namespace}/{name}/revoke`;
+    /// no passkey signs a revocation).
+    pub async fn revoke(
+        &mut self,
+        namespace: &str,
+        grant: &str,
+    ) -> Result<Value, SoftPasskeyError> {
+        self.post(
+            &format!("/grants/{namespace}/{grant}/revoke"),
+            &Value::Object(serde_json::Map::new()),
+        )
+        .await
+    }
+
     /// Approves a grant: begin, sign the challenge, finish.
     pub async fn approve(&mut self, namespace: &str, grant: &str) -> Result<(), SoftPasskeyError> {
         self.decide(namespace, grant, "approve").await

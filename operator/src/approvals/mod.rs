@@ -14,6 +14,8 @@
 //! | `GET /approvals/api/grants/{namespace}/{name}` | a grant as a person must read it | [`pending`] |
 //! | `POST /approvals/api/grants/{namespace}/{name}/{approve,deny}/begin` | WebAuthn request options over the approval challenge | [`decide`] |
 //! | `POST /approvals/api/grants/{namespace}/{name}/{approve,deny}/finish` | verifies and records `status.approval` | [`decide`] |
+//! | `POST /approvals/api/grants/{namespace}/{name}/revoke` | sets `spec.revoked` on an approved grant | [`revoke`] |
+//! | `GET /approvals/api/history` | the grants this approver decided, newest first | [`history`] |
 //! | `GET /approvals/…` (everything else) | the approval UI's built files, with a strict CSP (`--ui-dir`) | [`assets`] |
 //!
 //! ```text
@@ -38,9 +40,11 @@ pub mod cose;
 pub mod decide;
 pub mod enroll;
 pub mod guard;
+pub mod history;
 pub mod login;
 pub mod pending;
 pub mod rbac;
+pub mod revoke;
 pub mod session;
 pub mod tokens;
 pub mod words;
@@ -171,6 +175,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(approvals: Arc<Approvals>) -> Ro
             "/grants/{namespace}/{name}/deny/finish",
             post(decide::finish_deny),
         )
+        .route("/grants/{namespace}/{name}/revoke", post(revoke::revoke))
+        .route("/history", get(history::list))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(approvals.clone(), count))
         .with_state(approvals)
@@ -272,7 +278,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | C::ApproverNotAuthorized
         | C::EnrollmentTokenInvalid => StatusCode::FORBIDDEN,
         C::GrantUnknown | C::ApproverNotFound | C::AgentNotFound => StatusCode::NOT_FOUND,
-        C::DecisionImmutable => StatusCode::CONFLICT,
+        C::DecisionImmutable | C::GrantNotApproved => StatusCode::CONFLICT,
         C::InputTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         C::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,

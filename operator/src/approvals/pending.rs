@@ -206,6 +206,9 @@ pub async fn detail(
         "phase": status.and_then(|s| s.phase).map_or("Pending", GrantPhase::as_str),
         "pending": is_pending(&grant),
         "suspended": suspended,
+        "revoked": spec.revoked,
+        // Whether `POST …/revoke` would take an approval back ([`super::revoke`]).
+        "revocable": super::revoke::standing(&grant) == super::revoke::Standing::Revocable,
         // What an approval signed now binds (DESIGN §13): the envelope's
         // spec digest ("" without an envelope) and the agent key's RFC 7638
         // thumbprint; null while the agent or envelope is missing.
