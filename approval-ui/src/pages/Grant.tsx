@@ -380,8 +380,8 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
                 />
                 <p id="deny-hint" className={reasonMissing && !reason.trim() ? "hint error" : "hint"}>
                   {reasonMissing && !reason.trim()
-                    ? "Say why you deny it: the agent's owner reads this."
-                    : "Required to deny. The agent's owner reads this."}
+                    ? "Say why you deny it: the reason is kept in your history in this browser."
+                    : "Required to deny. Kept in your history in this browser; the decision itself records no reason."}
                 </p>
               </div>
               <button type="submit" className="danger" disabled={busy !== null}>
