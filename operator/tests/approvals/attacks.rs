@@ -26,20 +26,7 @@ async fn session_theft_attempts_are_refused() {
     let begin = env.url(&format!("/grants/{}/calendar-read/approve/begin", env.ns));
     let http = env.http();
     let post = |cookie: Option<&str>, csrf: Option<&str>, origin: &str, site: &str| {
-        let mut request = http.post(&begin).json(&json!({}));
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        if let Some(csrf) = csrf {
-            request = request.header("x-csrf-token", csrf);
-        }
-        if !origin.is_empty() {
-            request = request.header("origin", origin);
-        }
-        if !site.is_empty() {
-            request = request.header("sec-fetch-site", site);
-        }
-        request.send()
+        env.browser_post(&begin, cookie, csrf, origin, site).send()
     };
     let c = Some(cookie.as_str());
     problem(

@@ -113,22 +113,8 @@ async fn a_revocation_without_csrf_token_or_from_another_site_is_refused() {
     let cookie = dana.cookie().unwrap().to_owned();
     let csrf = dana.csrf_token().unwrap().to_owned();
     let url = env.url(&format!("/grants/{}/calendar-read/revoke", env.ns));
-    let http = env.http();
     let post = |cookie: Option<&str>, csrf: Option<&str>, origin: &str, site: &str| {
-        let mut request = http.post(&url).json(&json!({}));
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        if let Some(csrf) = csrf {
-            request = request.header("x-csrf-token", csrf);
-        }
-        if !origin.is_empty() {
-            request = request.header("origin", origin);
-        }
-        if !site.is_empty() {
-            request = request.header("sec-fetch-site", site);
-        }
-        request.send()
+        env.browser_post(&url, cookie, csrf, origin, site).send()
     };
     let (c, t) = (Some(cookie.as_str()), Some(csrf.as_str()));
     let attempts = [

@@ -310,6 +310,33 @@ impl Env {
         reqwest::Client::new()
     }
 
+    /// A JSON POST to `url` as a page would send it: the session `cookie`,
+    /// the CSRF token, and the browser's `Origin` and `Sec-Fetch-Site`
+    /// (each left out when `None` or empty), for the session-theft attacks.
+    pub fn browser_post(
+        &self,
+        url: &str,
+        cookie: Option<&str>,
+        csrf: Option<&str>,
+        origin: &str,
+        site: &str,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self.http().post(url).json(&json!({}));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        if !origin.is_empty() {
+            request = request.header("origin", origin);
+        }
+        if !site.is_empty() {
+            request = request.header("sec-fetch-site", site);
+        }
+        request
+    }
+
     /// The URL of an approval API path.
     pub fn url(&self, path: &str) -> String {
         format!("{}/approvals/api{path}", self.base)
