@@ -12,10 +12,11 @@ use super::*;
 
 const SECRET: &str = "top-secret-outside-the-ui-folder";
 
-/// A built UI in a fresh folder, with a secret file beside it (outside it).
-fn fixture(name: &str) -> (PathBuf, PathBuf) {
-    let base = std::env::temp_dir().join(format!("agentauth-ui-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
+/// A built UI in a fresh folder, with a secret file beside it (outside it);
+/// the folder goes when the returned guard drops.
+fn fixture() -> (tempfile::TempDir, PathBuf) {
+    let guard = tempfile::tempdir().unwrap();
+    let base = guard.path().to_path_buf();
     let dist = base.join("dist");
     std::fs::create_dir_all(dist.join("assets")).unwrap();
     std::fs::write(dist.join("index.html"), "<!doctype html><title>ui</title>").unwrap();
@@ -26,7 +27,7 @@ fn fixture(name: &str) -> (PathBuf, PathBuf) {
     std::fs::write(base.join("secret.txt"), SECRET).unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(base.join("secret.txt"), dist.join("link.txt")).unwrap();
-    (base, dist)
+    (guard, dist)
 }
 
 /// Serves the UI beside a stand-in for the approval API nest, as the
@@ -105,7 +106,7 @@ fn assert_security_headers(a: &Answer, target: &str) {
 /// own files.
 #[tokio::test]
 async fn every_answer_has_a_strict_csp_and_the_right_cache_policy() {
-    let (_base, dist) = fixture("headers");
+    let (_base, dist) = fixture();
     let addr = serve(dist).await;
     let rows = [
         ("/approvals/", 200, "no-store", "text/html"),
@@ -174,7 +175,7 @@ async fn every_answer_has_a_strict_csp_and_the_right_cache_policy() {
 /// files, a symlink) reads a file the operator can read but must not serve.
 #[tokio::test]
 async fn no_path_leaves_the_ui_folder() {
-    let (_base, dist) = fixture("traversal");
+    let (_base, dist) = fixture();
     let addr = serve(dist).await;
     for target in [
         "/approvals/../secret.txt",
