@@ -1,5 +1,6 @@
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { ApiError } from "./api";
+import { useServices } from "./context";
 
 export interface PollState<T> {
   data: T | null;
@@ -61,4 +62,26 @@ export function usePoll<T>(
   }, [base, max, tick]);
 
   return { ...state, refresh: () => setTick((t) => t + 1) };
+}
+
+/**
+ * `usePoll` for a signed-in page: an ended session (`session_invalid`)
+ * sends the person back to sign in and stops the polling.
+ */
+export function useSessionPoll<T>(
+  load: () => Promise<T>,
+  options?: { base?: number; max?: number },
+): PollState<T> & { refresh: () => void } {
+  const { sessionEnded } = useServices();
+  const onError = useCallback(
+    (e: ApiError) => {
+      if (e.code === "session_invalid") {
+        sessionEnded();
+        return true;
+      }
+      return false;
+    },
+    [sessionEnded],
+  );
+  return usePoll(load, onError, options);
 }

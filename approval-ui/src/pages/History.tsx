@@ -1,8 +1,7 @@
 import { useCallback } from "react";
-import type { ApiError } from "../api";
 import { useServices } from "../context";
 import { denialReason, readHistory } from "../history";
-import { usePoll } from "../poll";
+import { useSessionPoll } from "../poll";
 import { grantPath } from "../router";
 import { Link } from "../components/Link";
 import { Problem } from "../components/Problem";
@@ -11,19 +10,9 @@ import { Time } from "../components/Time";
 /** The grants this approver decided, from the server, newest first, with
  * where each stands now. An approved grant is revoked from its page. */
 export function HistoryPage() {
-  const { api, approver, sessionEnded } = useServices();
+  const { api, approver } = useServices();
   const load = useCallback(() => api.history(), [api]);
-  const onError = useCallback(
-    (e: ApiError) => {
-      if (e.code === "session_invalid") {
-        sessionEnded();
-        return true;
-      }
-      return false;
-    },
-    [sessionEnded],
-  );
-  const { data, error } = usePoll(load, onError, { base: 15000 });
+  const { data, error } = useSessionPoll(load, { base: 15000 });
   const local = approver ? readHistory(approver) : [];
   const entries = data?.decisions ?? [];
 

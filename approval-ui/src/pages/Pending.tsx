@@ -1,7 +1,7 @@
 import { useCallback } from "react";
-import type { ApiError, GrantSummary } from "../api";
+import type { GrantSummary } from "../api";
 import { useServices } from "../context";
-import { usePoll } from "../poll";
+import { useSessionPoll } from "../poll";
 import { grantPath } from "../router";
 import { Link } from "../components/Link";
 import { Problem } from "../components/Problem";
@@ -9,19 +9,9 @@ import { Time, relative } from "../components/Time";
 
 /** The pending grants within the approver's scope, kept up to date. */
 export function PendingPage() {
-  const { api, sessionEnded } = useServices();
+  const { api } = useServices();
   const load = useCallback(() => api.pending(), [api]);
-  const onError = useCallback(
-    (e: ApiError) => {
-      if (e.code === "session_invalid") {
-        sessionEnded();
-        return true;
-      }
-      return false;
-    },
-    [sessionEnded],
-  );
-  const { data, error, updatedAt } = usePoll(load, onError);
+  const { data, error, updatedAt } = useSessionPoll(load);
 
   return (
     <section aria-labelledby="pending-title">
