@@ -77,6 +77,10 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked --quiet
 
+step "alert rules: promtool check rules, promtool test rules"
+ensure_promtool
+scripts/check-alerts.sh
+
 step "tests"
 # One process per test binary on purpose: each binary shares one control
 # plane between its tests (cargo-nextest would start one per test).

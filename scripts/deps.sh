@@ -68,3 +68,18 @@ ensure_node_modules() {
   fi
   echo "node $(node --version), npm $(npm --version): $ui/node_modules matches package-lock.json"
 }
+
+# Prometheus' promtool, built once from Go modules (scripts/go-tool.sh; several
+# minutes on 2 cores the first time, instant afterwards); exports
+# AGENTAUTH_PROMTOOL. scripts/check-alerts.sh runs it on the alert rules.
+# remove_all_sd leaves out the service-discovery plugins (cloud SDKs):
+# checking and unit-testing rules needs none of them, and they are most of
+# the build.
+ensure_promtool() {
+  local version=v0.316.0
+  AGENTAUTH_PROMTOOL="$(scripts/go-tool.sh promtool github.com/prometheus/prometheus \
+    "$version" github.com/prometheus/prometheus/cmd/promtool \
+    -tags=remove_all_sd -ldflags="-s -w")"
+  export AGENTAUTH_PROMTOOL
+  echo "promtool $version: $AGENTAUTH_PROMTOOL"
+}
