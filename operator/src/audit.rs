@@ -57,7 +57,7 @@ impl AuditSink {
     ) -> Result<Self, StateError> {
         let writer = ChainWriter::open(producer, state.as_ref()).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(writer, rx, state, metrics.clone()));
+        tokio::spawn(write_loop(writer, rx, state, clock.clone(), metrics.clone()));
         Ok(AuditSink { tx, clock, metrics })
     }
 
@@ -117,9 +117,10 @@ async fn write_loop(
     mut writer: ChainWriter,
     mut rx: mpsc::Receiver<Message>,
     state: Arc<dyn SharedState>,
+    clock: Arc<dyn Clock>,
     metrics: Metrics,
 ) {
-    let observer = Counted(metrics);
+    let observer = Counted(metrics.clone());
     let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut drafts = Vec::with_capacity(MAX_BATCH);
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
@@ -130,11 +131,22 @@ async fn write_loop(
                 Message::Flush(done) => waiting.push(done),
             }
         }
+        metrics.audit_queue_depth.set(queued(&rx));
         writer.write(state.as_ref(), &drafts, &observer).await;
+        let now = clock.now_ms();
+        for (_, recorded_at) in &drafts {
+            let lag_ms = now.saturating_sub(*recorded_at).max(0);
+            metrics.audit_append_lag.observe(lag_ms as f64 / 1000.0);
+        }
         drafts.clear();
         // Every event queued before the flush is written now.
         for done in waiting.drain(..) {
             let _ = done.send(());
         }
     }
+}
+
+/// Messages waiting in the channel, for `agentauth_audit_queue_depth`.
+fn queued(rx: &mpsc::Receiver<Message>) -> i64 {
+    i64::try_from(rx.len()).unwrap_or(i64::MAX)
 }

@@ -1,8 +1,26 @@
 //! Prometheus metrics of the operator (DESIGN §12), prefix `agentauth_`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
+
+/// The `controller` label values, one per controller.
+pub const CONTROLLERS: [&str; 4] = ["agent", "envelope", "approver", "grant"];
+
+/// The `error` label values of `agentauth_reconcile_errors_total` (see
+/// `controllers::Error::label`).
+pub const RECONCILE_ERRORS: [&str; 6] = [
+    "status_write_failed",
+    "conflict",
+    "state_unavailable",
+    "finalizer_failed",
+    "caches_not_synced",
+    "incomplete_object",
+];
+
+/// The `key` label values of the signer metrics.
+pub const SIGNING_KEYS: [&str; 2] = ["issuing", "root"];
 
 /// Every metric the operator exports.
 #[derive(Clone)]
@@ -33,8 +51,20 @@ pub struct Metrics {
     pub audit_dropped: IntCounterVec,
     /// 1 while this replica holds the leader Lease.
     pub is_leader: IntGauge,
-    /// Approval API answers by outcome (`ok` or a stable refusal code).
+    /// Approval API answers by route and outcome (`ok` or a stable refusal code).
     pub approval_api: IntCounterVec,
+    /// Signing failures by key kind (`issuing`, `root`: the KMS).
+    pub signer_errors: IntCounterVec,
+    /// Grants per phase in this replica's informer cache (set at each scrape).
+    pub grants: IntGaugeVec,
+    /// Objects per controller whose status trails their spec
+    /// (`status.observedGeneration < metadata.generation`): work waiting for
+    /// a reconcile, the operator's queue depth (set at each scrape).
+    pub reconcile_backlog: IntGaugeVec,
+    /// Audit events recorded and not yet taken by the writer.
+    pub audit_queue_depth: IntGauge,
+    /// Time from an audit event being recorded to being durably written.
+    pub audit_append_lag: Histogram,
 }
 
 impl Metrics {
@@ -61,10 +91,31 @@ impl Metrics {
                 registry.register(Box::new(h.clone()))?;
                 Ok(h)
             };
+        let gauges =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
         let is_leader =
             IntGauge::new("agentauth_operator_is_leader", "1 while this replica leads")?;
         registry.register(Box::new(is_leader.clone()))?;
-        Ok(Metrics {
+        let audit_queue_depth = IntGauge::new(
+            "agentauth_audit_queue_depth",
+            "Audit events recorded and not yet taken by the writer",
+        )?;
+        registry.register(Box::new(audit_queue_depth.clone()))?;
+        // 1 ms to ~65 s: a healthy write takes milliseconds; a Redis outage
+        // holds events (retried) for as long as it lasts.
+        let audit_append_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "agentauth_audit_append_lag_seconds",
+                "Time from an audit event being recorded to being durably written",
+            )
+            .buckets(prometheus::exponential_buckets(0.001, 4.0, 9)?),
+        )?;
+        registry.register(Box::new(audit_append_lag.clone()))?;
+        let metrics = Metrics {
             reconcile_errors: counter(
                 "agentauth_reconcile_errors_total",
                 "Reconcile failures by controller and error",
@@ -120,12 +171,62 @@ impl Metrics {
             )?,
             approval_api: counter(
                 "agentauth_approval_api_outcomes_total",
-                "Approval API answers by outcome (ok or a stable refusal code)",
-                &["outcome"],
+                "Approval API answers by route and outcome (ok or a stable refusal code)",
+                &["route", "outcome"],
             )?,
+            signer_errors: counter(
+                "agentauth_signer_errors_total",
+                "Signing failures by key kind (issuing, root)",
+                &["key"],
+            )?,
+            grants: gauges(
+                "agentauth_grants",
+                "CapabilityGrants per phase in this replica's cache",
+                &["phase"],
+            )?,
+            reconcile_backlog: gauges(
+                "agentauth_reconcile_backlog",
+                "Objects whose status.observedGeneration trails metadata.generation, by controller",
+                &["controller"],
+            )?,
+            audit_queue_depth,
+            audit_append_lag,
             is_leader,
             registry,
-        })
+        };
+        metrics.touch_known_labels();
+        Ok(metrics)
+    }
+
+    /// Creates every series whose labels are known in advance at zero, so a
+    /// dashboard or alert sees `0`, not "no data", before the first event.
+    fn touch_known_labels(&self) {
+        for controller in CONTROLLERS {
+            self.reconciles.with_label_values(&[controller]);
+            self.reconcile_backlog.with_label_values(&[controller]);
+            for error in RECONCILE_ERRORS {
+                self.reconcile_errors.with_label_values(&[controller, error]);
+            }
+        }
+        for key in SIGNING_KEYS {
+            self.signer_errors.with_label_values(&[key]);
+            self.signer_latency.with_label_values(&[key]);
+        }
+        for reason in ["writer_stopped", "unlinkable"] {
+            self.audit_dropped.with_label_values(&[reason]);
+        }
+        for kind in ["gap", "fork", "beyond_window"] {
+            self.audit_conflicts.with_label_values(&[kind]);
+        }
+        self.token_requests.with_label_values(&["issued"]);
+    }
+
+    /// Counts one signature by the `key` kind: its latency, and whether it failed.
+    pub fn signed(&self, key: &str, seconds: f64, ok: bool) {
+        self.signer_latency.with_label_values(&[key]).observe(seconds);
+        if !ok {
+            self.signer_errors.with_label_values(&[key]).inc();
+        }
     }
 
     /// The text exposition format for `/metrics`.

@@ -32,6 +32,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{OperatorConfig, SignerKind, SigningMode};
 use crate::context::{Context, RelyingParty};
 use crate::leader::{self, LeaseConfig};
+use crate::metered_signer::MeteredSigner;
 use crate::metrics::Metrics;
 
 /// Why the operator could not start or stopped.
@@ -86,7 +87,7 @@ pub async fn run(
         metrics.clone(),
     )
     .await?;
-    let keys = Arc::new(key_hierarchy(&config, clock.as_ref()).await?);
+    let keys = Arc::new(key_hierarchy(&config, clock.as_ref(), &metrics).await?);
     let caches = Caches::start(&client)
         .await
         .map_err(|_| ServerError::Caches)?;
@@ -185,6 +186,7 @@ pub async fn run(
 async fn key_hierarchy(
     config: &OperatorConfig,
     clock: &dyn Clock,
+    metrics: &Metrics,
 ) -> Result<KeyHierarchy, ServerError> {
     let root: Arc<dyn Signer> = match config.signer {
         SignerKind::Local if config.generate_root_key => {
@@ -201,6 +203,7 @@ async fn key_hierarchy(
             Arc::new(AwsKmsSigner::connect(&kms, key_id).await?)
         }
     };
+    let root: Arc<dyn Signer> = Arc::new(MeteredSigner::new(root, "root", metrics.clone()));
     Ok(match config.signing_mode {
         SigningMode::Direct => KeyHierarchy::direct(root),
         SigningMode::Hierarchy => {

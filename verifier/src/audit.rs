@@ -95,7 +95,7 @@ impl AuditSink {
         capacity: usize,
     ) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        tokio::spawn(write_loop(producer, rx, state, metrics.clone()));
+        tokio::spawn(write_loop(producer, rx, state, clock.clone(), metrics.clone()));
         AuditSink {
             tx,
             clock,
@@ -192,9 +192,10 @@ async fn write_loop(
     producer: String,
     mut rx: mpsc::Receiver<Message>,
     state: Arc<dyn SharedState>,
+    clock: Arc<dyn Clock>,
     metrics: Metrics,
 ) {
-    let observer = Counted(metrics);
+    let observer = Counted(metrics.clone());
     let mut writer = ChainWriter::resume(&producer, state.as_ref()).await;
     let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut drafts = Vec::with_capacity(MAX_BATCH);
@@ -206,7 +207,15 @@ async fn write_loop(
                 Message::Flush(done) => waiting.push(done),
             }
         }
+        metrics
+            .audit_queue_depth
+            .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
         writer.write(state.as_ref(), &drafts, &observer).await;
+        let now = clock.now_ms();
+        for (_, recorded_at) in &drafts {
+            let lag_ms = now.saturating_sub(*recorded_at).max(0);
+            metrics.audit_append_lag.observe(lag_ms as f64 / 1000.0);
+        }
         drafts.clear();
         for done in waiting.drain(..) {
             let _ = done.send(());

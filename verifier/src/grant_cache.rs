@@ -199,6 +199,8 @@ impl GrantCache {
             self.metrics.grant_cache_flushes.inc();
         } else if invalidation.revoked {
             let seen = self.clock.now_ms();
+            let lag_ms = seen.saturating_sub(invalidation.at_ms).max(0);
+            self.metrics.revocation_lag.observe(lag_ms as f64 / 1000.0);
             map.insert(
                 invalidation.uid.clone(),
                 Entry::Revoked(invalidation.at_ms, seen),

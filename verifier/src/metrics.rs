@@ -11,6 +11,9 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
+/// The `op` label values of `agentauth_state_errors_total`.
+pub const STATE_OPS: [&str; 2] = ["get_grant", "consume"];
+
 /// A cache whose hits and misses are counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheKind {
@@ -60,6 +63,13 @@ pub struct Metrics {
     pub revocation_watermark_ms: IntGauge,
     /// Verified tokens held.
     pub token_cache_entries: IntGauge,
+    /// Time from a revocation (the operator's clock) to this verifier
+    /// applying it: the propagation the design bounds at 1 s.
+    pub revocation_lag: Histogram,
+    /// Audit events recorded and not yet taken by the writer.
+    pub audit_queue_depth: IntGauge,
+    /// Time from an audit event being recorded to being durably written.
+    pub audit_append_lag: Histogram,
 }
 
 impl Metrics {
@@ -125,18 +135,46 @@ impl Metrics {
                 cache.get_metric_with_label_values(&[name, "miss"])?,
             ])
         };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+            registry.register(Box::new(h.clone()))?;
+            Ok::<_, prometheus::Error>(h)
+        };
+        // 1 ms to ~16 s: pub/sub delivers in milliseconds; the design's bound is 1 s.
+        let revocation_lag = histogram(
+            "agentauth_verifier_revocation_lag_seconds",
+            "Time from a revocation to this verifier applying it",
+            prometheus::exponential_buckets(0.001, 2.0, 15)?,
+        )?;
+        // 1 ms to ~65 s: a healthy write takes milliseconds; an outage holds
+        // events (retried) for as long as it lasts.
+        let audit_append_lag = histogram(
+            "agentauth_audit_append_lag_seconds",
+            "Time from an audit event being recorded to being durably written",
+            prometheus::exponential_buckets(0.001, 4.0, 9)?,
+        )?;
+        let op_errors = counter_vec(
+            "agentauth_state_errors_total",
+            "Shared-state (Redis) calls that failed or timed out, by operation",
+            &["op"],
+        )?;
+        for op in STATE_OPS {
+            op_errors.with_label_values(&[op]);
+        }
         Ok(Metrics {
+            revocation_lag,
+            audit_queue_depth: gauge(
+                "agentauth_audit_queue_depth",
+                "Audit events recorded and not yet taken by the writer",
+            )?,
+            audit_append_lag,
             allowed: decisions.get_metric_with_label_values(&["allow", "allowed"])?,
             denied: by_code("deny")?,
             invalid: by_code("invalid")?,
             decisions,
             latency,
             cache: [pair("token")?, pair("grant")?],
-            state_errors: counter_vec(
-                "agentauth_state_errors_total",
-                "Shared-state (Redis) calls that failed or timed out, by operation",
-                &["op"],
-            )?,
+            state_errors: op_errors,
             audit_dropped_queue_full: audit_dropped
                 .get_metric_with_label_values(&["queue_full"])?,
             audit_dropped_unlinkable: audit_dropped

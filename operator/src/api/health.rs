@@ -55,6 +55,7 @@ fn not_ready(why: &str) -> Response {
 
 /// Handles `GET /metrics` (Prometheus text format).
 pub async fn metrics(State(state): State<ApiState>) -> Response {
+    crate::cache_gauges::refresh(&state.ctx.caches, &state.ctx.metrics);
     let mut response = state.ctx.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

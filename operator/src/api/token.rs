@@ -236,18 +236,13 @@ async fn sign(
 ) -> Result<String, ApiError> {
     let started = Instant::now();
     let signed = agentauth_signer::sign_token(&*key.signer, claims).await;
-    let kind = if state.keys.is_direct() {
-        "root"
-    } else {
-        "issuing"
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    state
-        .ctx
-        .metrics
-        .signer_latency
-        .with_label_values(&[kind])
-        .observe(seconds);
+    // In direct mode the root signer measures itself (`MeteredSigner`).
+    if !state.keys.is_direct() {
+        state
+            .ctx
+            .metrics
+            .signed("issuing", started.elapsed().as_secs_f64(), signed.is_ok());
+    }
     signed.map_err(|e| {
         tracing::error!(error = %e, "failed to sign an access token");
         ApiError::new(

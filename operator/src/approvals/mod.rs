@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use agentauth_core::ErrorCode;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -288,6 +288,10 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
 
 /// Counts every answer by outcome: `ok`, or the refusal's stable code.
 async fn count(State(approvals): State<Arc<Approvals>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let outcome = match response.extensions().get::<Outcome>() {
         Some(Outcome(code)) => code.as_str(),
@@ -298,7 +302,7 @@ async fn count(State(approvals): State<Arc<Approvals>>, request: Request, next: 
         .ctx
         .metrics
         .approval_api
-        .with_label_values(&[outcome])
+        .with_label_values(&[&route, outcome])
         .inc();
     response
 }
