@@ -56,6 +56,22 @@ pub mod kinds {
     pub const PASSKEY_ENROLLED: &str = "passkey_enrolled";
     /// An approver logged in to the approval API with a passkey.
     pub const APPROVER_LOGIN: &str = "approver_login";
+
+    /// Every kind the operator emits (the verifier emits [`VERIFICATION`]):
+    /// metrics labelled by kind start at zero for each.
+    pub const OPERATOR: [&str; 11] = [
+        GRANT_CREATED,
+        GRANT_APPROVED,
+        GRANT_DENIED,
+        GRANT_REVOKED,
+        GRANT_EXPIRED,
+        TOKEN_ISSUED,
+        APPROVAL_RECORDED,
+        DENIAL_RECORDED,
+        REVOKE_REQUESTED,
+        PASSKEY_ENROLLED,
+        APPROVER_LOGIN,
+    ];
 }
 
 /// One audit record.

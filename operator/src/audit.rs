@@ -57,7 +57,13 @@ impl AuditSink {
     ) -> Result<Self, StateError> {
         let writer = ChainWriter::open(producer, state.as_ref()).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(writer, rx, state, clock.clone(), metrics.clone()));
+        tokio::spawn(write_loop(
+            writer,
+            rx,
+            state,
+            clock.clone(),
+            metrics.clone(),
+        ));
         Ok(AuditSink { tx, clock, metrics })
     }
 

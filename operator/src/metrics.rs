@@ -205,7 +205,8 @@ impl Metrics {
             self.reconciles.with_label_values(&[controller]);
             self.reconcile_backlog.with_label_values(&[controller]);
             for error in RECONCILE_ERRORS {
-                self.reconcile_errors.with_label_values(&[controller, error]);
+                self.reconcile_errors
+                    .with_label_values(&[controller, error]);
             }
         }
         for key in SIGNING_KEYS {
@@ -218,12 +219,17 @@ impl Metrics {
         for kind in ["gap", "fork", "beyond_window"] {
             self.audit_conflicts.with_label_values(&[kind]);
         }
+        for kind in agentauth_core::audit::kinds::OPERATOR {
+            self.audit_failures.with_label_values(&[kind]);
+        }
         self.token_requests.with_label_values(&["issued"]);
     }
 
     /// Counts one signature by the `key` kind: its latency, and whether it failed.
     pub fn signed(&self, key: &str, seconds: f64, ok: bool) {
-        self.signer_latency.with_label_values(&[key]).observe(seconds);
+        self.signer_latency
+            .with_label_values(&[key])
+            .observe(seconds);
         if !ok {
             self.signer_errors.with_label_values(&[key]).inc();
         }

@@ -95,7 +95,13 @@ impl AuditSink {
         capacity: usize,
     ) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        tokio::spawn(write_loop(producer, rx, state, clock.clone(), metrics.clone()));
+        tokio::spawn(write_loop(
+            producer,
+            rx,
+            state,
+            clock.clone(),
+            metrics.clone(),
+        ));
         AuditSink {
             tx,
             clock,

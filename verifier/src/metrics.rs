@@ -161,6 +161,14 @@ impl Metrics {
         for op in STATE_OPS {
             op_errors.with_label_values(&[op]);
         }
+        let audit_conflicts = counter_vec(
+            "agentauth_audit_conflicts_total",
+            "Audit appends refused as a gap or fork of the stored chain, by kind",
+            &["kind"],
+        )?;
+        for kind in ["gap", "fork", "beyond_window"] {
+            audit_conflicts.with_label_values(&[kind]);
+        }
         Ok(Metrics {
             revocation_lag,
             audit_queue_depth: gauge(
@@ -195,11 +203,7 @@ impl Metrics {
                 "agentauth_audit_duplicates_skipped_total",
                 "Audit events already written (a retry after a lost answer), skipped",
             )?,
-            audit_conflicts: counter_vec(
-                "agentauth_audit_conflicts_total",
-                "Audit appends refused as a gap or fork of the stored chain, by kind",
-                &["kind"],
-            )?,
+            audit_conflicts,
             jwks_refreshes: counter_vec(
                 "agentauth_jwks_refreshes_total",
                 "JWKS fetches by result",
