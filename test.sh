@@ -58,8 +58,9 @@ fi
 export AGENTAUTH_MATURIN="$venv/bin/maturin"
 echo "maturin $MATURIN_VERSION: $AGENTAUTH_MATURIN"
 
-step "local Kubernetes control plane (etcd + kube-apiserver)"
+step "local Kubernetes control plane (etcd + kube-apiserver), helm for the chart tests"
 ensure_control_plane
+ensure_helm
 
 step "approval UI: node modules, build, unit tests (vitest)"
 # The browser end-to-end test (cli/tests/browser.rs, in the cargo tests

@@ -83,3 +83,11 @@ ensure_promtool() {
   export AGENTAUTH_PROMTOOL
   echo "promtool $version: $AGENTAUTH_PROMTOOL"
 }
+
+# helm, built once from Go modules (helm.sh/helm/v4) into the cache; exports
+# AGENTAUTH_HELM, which the chart tests (e2e/chart) use.
+ensure_helm() {
+  AGENTAUTH_HELM="$(scripts/go-tool.sh helm helm.sh/helm/v4 v4.3.2 helm.sh/helm/v4/cmd/helm -ldflags="-s -w")"
+  export AGENTAUTH_HELM
+  echo "helm: $("$AGENTAUTH_HELM" version --short 2>/dev/null) ($AGENTAUTH_HELM)"
+}

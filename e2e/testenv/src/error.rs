@@ -8,6 +8,10 @@ use std::time::Duration;
 /// Why the harness could not start, reach or prepare a control plane.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// helm could not be built or run, or refused the chart (its message says why).
+    #[error("{0}")]
+    Helm(String),
+
     /// `KUBEBUILDER_ASSETS` (or the folder `setup.sh` printed) lacks a binary.
     #[error(
         "no executable {binary} in {folder} (set KUBEBUILDER_ASSETS or run e2e/control-plane/setup.sh)"

@@ -37,6 +37,7 @@ mod binaries;
 mod control_plane;
 mod crds;
 mod error;
+pub mod helm;
 mod latency_proxy;
 mod moto;
 mod namespace;
