@@ -84,6 +84,32 @@ ensure_promtool() {
   echo "promtool $version: $AGENTAUTH_PROMTOOL"
 }
 
+# A Go program of this repository (a folder with go.mod, go.sum and its
+# sources, e.g. scripts/dockerfile-check), built once per content of that
+# folder into the cache; prints the binary's path on stdout (progress goes to
+# stderr). The local counterpart of scripts/go-tool.sh: its dependencies come
+# from the Go module proxy, checked against the folder's go.sum.
+#
+#   "$(go_local_tool scripts/dockerfile-check)" -root .
+go_local_tool() {
+  local dir="$1" name hash out
+  name="$(basename "$dir")"
+  hash="$(cat "$dir"/go.mod "$dir"/go.sum "$dir"/*.go | sha256sum | cut -c1-16)"
+  out="$AGENTAUTH_CACHE/tools/$name-$hash"
+  if [ ! -x "$out/$name" ]; then
+    command -v go >/dev/null || { echo "go is required to build $name" >&2; return 1; }
+    mkdir -p "$out"
+    local start=$SECONDS
+    echo "[$name] building $dir (first run after a change only) ..." >&2
+    # -mod=readonly: go.sum is the pinned list of what may be downloaded.
+    (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -o "$out/$name.tmp" .) >&2 ||
+      return 1
+    mv "$out/$name.tmp" "$out/$name"
+    echo "[$name] built in $((SECONDS - start))s" >&2
+  fi
+  printf '%s\n' "$out/$name"
+}
+
 # helm, built once from Go modules (helm.sh/helm/v4) into the cache; exports
 # AGENTAUTH_HELM, which the chart tests (e2e/chart) use.
 ensure_helm() {
