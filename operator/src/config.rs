@@ -49,6 +49,11 @@ pub struct OperatorConfig {
     #[arg(long, env = "AGENTAUTH_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// The Redis AUTH password, kept out of the URL (from a Secret). Prefer
+    /// the environment variable: a flag shows in the process list.
+    #[arg(long, env = "AGENTAUTH_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
     /// Which key signs.
     #[arg(long, env = "AGENTAUTH_SIGNER", value_enum, default_value = "local")]
     pub signer: SignerKind,

@@ -76,7 +76,11 @@ pub async fn run(
     let metrics = Metrics::new()?;
     let client = kube::Client::try_default().await?;
     let state: Arc<dyn SharedState> = match &config.redis_url {
-        Some(url) => Arc::new(RedisState::connect(RedisConfig::new(url.clone())).await?),
+        Some(url) => {
+            let mut redis = RedisConfig::new(url.clone());
+            redis.password.clone_from(&config.redis_password);
+            Arc::new(RedisState::connect(redis).await?)
+        }
         None => Arc::new(InProcessState::new()),
     };
     let identity = config.identity.clone().unwrap_or_else(default_identity);

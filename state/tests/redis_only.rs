@@ -276,3 +276,34 @@ async fn script_declines_another_day_and_writes_nothing() {
     let written: Vec<String> = conn.keys(format!("agentauth:{{{uid}}}:*")).await.unwrap();
     assert!(written.is_empty(), "{written:?}");
 }
+
+/// The password comes from configuration (a Secret in the environment), not
+/// the URL, and a Redis that requires one refuses a state without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_outside_the_url_authenticates() {
+    let server = RedisServer::start().await.unwrap();
+    let mut admin = raw(&server).await;
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret with spaces & @:/")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    let mut with = test_config(&server.url(), None);
+    with.password = Some("s3cret with spaces & @:/".into());
+    assert!(
+        !format!("{with:?}").contains("s3cret"),
+        "Debug must not print the password"
+    );
+    let state = RedisState::connect(with).await.unwrap();
+    assert!(!state.is_revoked("some-grant").await.unwrap());
+
+    let without = RedisState::new(test_config(&server.url(), None)).unwrap();
+    let refused = without.is_revoked("some-grant").await;
+    assert!(
+        matches!(refused, Err(StateError::Unavailable(_))),
+        "a Redis that requires a password must refuse a state without one: {refused:?}"
+    );
+}

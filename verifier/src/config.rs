@@ -64,6 +64,11 @@ pub struct VerifierConfig {
     #[arg(long, env = "AGENTAUTH_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// The Redis AUTH password, kept out of the URL (from a Secret). Prefer
+    /// the environment variable: a flag shows in the process list.
+    #[arg(long, env = "AGENTAUTH_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
     /// How long a request waits for the shared state before it is denied
     /// with `state_unavailable` (fail closed).
     #[arg(long, env = "AGENTAUTH_STATE_TIMEOUT", default_value = "50ms")]
@@ -200,6 +205,7 @@ impl VerifierConfig {
             jwks_refresh: period("5m"),
             jwks_min_interval: period("10s"),
             redis_url: None,
+            redis_password: None,
             state_timeout: period("50ms"),
             dpop_window: period("60s"),
             clock_skew: period("60s"),

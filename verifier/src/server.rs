@@ -78,6 +78,7 @@ pub async fn run(
         Some(url) => {
             let mut redis = RedisConfig::new(url.clone());
             redis.hot_timeout = VerifierConfig::duration(config.state_timeout);
+            redis.password.clone_from(&config.redis_password);
             // Lazy: the verifier may start while Redis is down (it denies
             // with state_unavailable and is not ready until Redis answers).
             Arc::new(RedisState::new(redis)?)

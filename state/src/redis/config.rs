@@ -10,6 +10,9 @@ use crate::Clock;
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]` (or `rediss://`, `unix://`).
     pub url: String,
+    /// The AUTH password, when it is kept out of the URL (a Kubernetes
+    /// Secret in the environment); it replaces any password in the URL.
+    pub password: Option<String>,
     /// Deadline of the verifier's calls: `consume`, `get_grant`,
     /// `is_revoked`, `claim_jti`. Default 50 ms.
     pub hot_timeout: Duration,
@@ -31,6 +34,7 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            password: None,
             hot_timeout: Duration::from_millis(50),
             write_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
@@ -49,6 +53,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("heartbeat", &self.heartbeat)
             .field("script_clock", &self.script_clock.is_some())
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }

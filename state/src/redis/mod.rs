@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ErrorKind, RedisError, RedisResult, Value};
+use ::redis::{Client, ErrorKind, IntoConnectionInfo, RedisError, RedisResult, Value};
 use agentauth_core::audit::AuditEvent;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -69,8 +69,17 @@ impl RedisState {
     /// is down (its calls answer `Unavailable` until Redis is back). Must be
     /// called inside a tokio runtime.
     pub fn new(config: RedisConfig) -> Result<Self, StateError> {
-        let client = Client::open(config.url.as_str())
-            .map_err(|e| StateError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let invalid = |e: RedisError| StateError::Unavailable(format!("invalid Redis URL: {e}"));
+        let mut info = config
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(invalid)?;
+        if let Some(password) = &config.password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        let client = Client::open(info).map_err(invalid)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.write_timeout))
