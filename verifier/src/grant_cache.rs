@@ -269,3 +269,34 @@ impl GrantCache {
 pub fn unavailable(error: &StateError) -> Error {
     Error::new(ErrorCode::StateUnavailable, error.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::ManualClock;
+
+    /// `agentauth_verifier_revocation_lag_seconds` measures from the
+    /// operator's revocation time to this verifier applying it (the alert on
+    /// revocation lag > 1 s reads it); other invalidations are not revocations.
+    #[test]
+    fn a_revocation_records_its_propagation_lag() {
+        let metrics = Metrics::new().unwrap();
+        let clock = Arc::new(ManualClock::new(10_000_000_000));
+        let cache = GrantCache::new(Duration::from_secs(60), clock, metrics.clone());
+        let at = |at_ms: i64, revoked: bool| Invalidation {
+            uid: "g-1".into(),
+            revoked,
+            at_ms,
+            flush_all: false,
+        };
+        cache.apply(&at(10_000_000 - 1_250, true));
+        cache.apply(&at(10_000_000 - 5_000, false));
+        assert_eq!(metrics.revocation_lag.get_sample_count(), 1);
+        assert!((metrics.revocation_lag.get_sample_sum() - 1.25).abs() < 1e-9);
+        // A revocation time ahead of this node's clock (skew) counts as 0, not negative.
+        cache.apply(&at(10_000_000 + 500, true));
+        assert_eq!(metrics.revocation_lag.get_sample_count(), 2);
+        assert!((metrics.revocation_lag.get_sample_sum() - 1.25).abs() < 1e-9);
+    }
+}
