@@ -44,9 +44,8 @@
 use std::collections::BTreeMap;
 
 use agentauth_core::approval::{self, ChallengeInput, Decision};
-use agentauth_core::webauthn::{self, Assertion, Credential, Expected, SoftAuthenticator};
+use agentauth_core::webauthn::{self, Assertion, Credential, Expected};
 use agentauth_core::{ErrorCode, b64};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 
@@ -54,11 +53,17 @@ use crate::invalid::{At, Invalid};
 use crate::{Agent, Approval, Approver, BehavioralEnvelope, CapabilityGrant, Passkey};
 
 mod binding;
+// A test helper (signing with a software passkey): only with the `testing`
+// feature, so the product binary holds no way to sign an approval.
+#[cfg(any(test, feature = "testing"))]
+mod soft;
 #[cfg(test)]
 mod tests;
 
 use binding::suspended;
 pub use binding::{Binding, Changed};
+#[cfg(any(test, feature = "testing"))]
+pub use soft::{SoftDecision, sign_with_soft_authenticator};
 
 /// How an assertion's sign counter is compared with the passkey's stored one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,63 +348,4 @@ fn decode(value: &str, field: &str) -> Result<Vec<u8>, Invalid> {
 fn presented_counter(authenticator_data: &[u8]) -> Option<u32> {
     let bytes: [u8; 4] = authenticator_data.get(33..37)?.try_into().ok()?;
     Some(u32::from_be_bytes(bytes))
-}
-
-/// A decision to sign with a [`SoftAuthenticator`].
-#[derive(Clone, Debug)]
-pub struct SoftDecision<'a> {
-    /// The Approver's name.
-    pub approver: &'a str,
-    /// The passkey's credential id, as registered in the Approver's status.
-    pub credential_id: &'a str,
-    /// The decision.
-    pub decision: Decision,
-    /// The ceremony nonce (16 to 128 printable characters).
-    pub nonce: &'a str,
-    /// The relying party id.
-    pub rp_id: &'a str,
-    /// The origin the assertion claims to come from.
-    pub origin: &'a str,
-    /// When it was signed.
-    pub signed_at: Time,
-}
-
-/// Signs a decision on `grant`'s current spec, bound to `binding` (see
-/// [`Binding::of`]), with a software passkey and returns the
-/// `status.approval` to record: for tests and the `agentauth dev`
-/// walkthrough, never for production approvals.
-pub fn sign_with_soft_authenticator(
-    grant: &CapabilityGrant,
-    binding: &Binding,
-    authenticator: &mut SoftAuthenticator,
-    decision: &SoftDecision<'_>,
-) -> Result<Approval, Invalid> {
-    let generation = grant.metadata.generation.unwrap_or(1);
-    let spec_digest = approval::spec_digest(&grant.spec).at("spec")?;
-    let challenge = approval::challenge(&ChallengeInput {
-        grant_uid: grant.metadata.uid.clone().unwrap_or_default(),
-        generation,
-        spec_digest: spec_digest.clone(),
-        decision: decision.decision,
-        nonce: decision.nonce.to_owned(),
-        envelope_digest: binding.envelope_digest.clone(),
-        agent_key_thumbprint: binding.agent_key_thumbprint.clone(),
-    })
-    .at("status.approval")?;
-    let (data, client, signature) =
-        authenticator.assert(&challenge, decision.rp_id, decision.origin);
-    Ok(Approval {
-        approver: decision.approver.to_owned(),
-        credential_id: decision.credential_id.to_owned(),
-        decision: decision.decision,
-        nonce: decision.nonce.to_owned(),
-        signed_at: decision.signed_at.clone(),
-        generation,
-        spec_digest,
-        envelope_digest: binding.envelope_digest.clone(),
-        agent_key_thumbprint: binding.agent_key_thumbprint.clone(),
-        authenticator_data: b64::encode(data),
-        client_data_json: b64::encode(client),
-        signature: b64::encode(signature),
-    })
 }
