@@ -7,8 +7,9 @@
 #   ./dev.sh --local             always the local control plane
 #   ./dev.sh --help              every flag of `agentauth dev`
 #
-# It builds the `agentauth` binary and the approval UI (when npm is
-# installed), makes sure redis-server and the local
+# It builds the `agentauth` binary with the `dev` feature (the release
+# binary and the image have no `agentauth dev`: they hold no test code), the
+# approval UI (when npm is installed), makes sure redis-server and the local
 # control plane binaries are there, then hands over to `agentauth dev`.
 # docs/dev.md walks through what to do once it prints "ready".
 set -euo pipefail
@@ -19,9 +20,9 @@ step() { printf '\033[1;34m==> %s\033[0m\n' "$*" >&2; }
 
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
 
-step "building agentauth (cargo build -p agentauth-cli)"
+step "building agentauth (cargo build -p agentauth-cli --features dev)"
 ensure_openssl >&2
-cargo build -p agentauth-cli >&2
+cargo build -p agentauth-cli --features dev >&2
 
 step "approval UI (approval-ui: npm ci && npm run build)"
 if command -v npm >/dev/null; then

@@ -1,7 +1,12 @@
 //! `agentauth`: one binary for AgentAuth's services and tools (DESIGN §2).
 //! Each subcommand's flags have environment fallbacks; `--help` lists them.
+//!
+//! `agentauth dev` exists only in a build with the `dev` feature (./dev.sh):
+//! it brings the local control plane harness and the software passkey, test
+//! code the release binary and the image must not hold (DESIGN §13).
 
 mod approver;
+#[cfg(feature = "dev")]
 mod dev;
 mod runtime;
 
@@ -41,6 +46,7 @@ enum Command {
     Approver(approver::ApproverCommand),
     /// Run the whole system on this machine (control plane, Redis, operator,
     /// webhook, two verifiers, the examples) with per-service logs; Ctrl-C stops it.
+    #[cfg(feature = "dev")]
     Dev(dev::DevArgs),
 }
 
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
                 runtime::shutdown_signal(),
             )));
         }
+        #[cfg(feature = "dev")]
         Command::Dev(args) => return dev::main(args),
         Command::Approver(command) => return approver::main(command),
         Command::Webhook(config) => {

@@ -54,10 +54,10 @@ pub enum DevError {
     #[error("the CRD {0} did not become Established within 30 s")]
     NotEstablished(String),
     /// An example could not be applied.
-    #[error("example {}: {message}", path.display())]
+    #[error("example {path} (built into this binary): {message}")]
     Example {
-        /// The example file.
-        path: PathBuf,
+        /// The example file, relative to the repository root.
+        path: &'static str,
         /// What went wrong.
         message: String,
     },

@@ -7,8 +7,9 @@
 //! grant (a SubjectAccessReview for the Approver's email), so the example
 //! approver also gets that verb in the examples namespace — what a cluster
 //! admin would bind in a real cluster.
-
-use std::path::{Path, PathBuf};
+//!
+//! The files are built into the binary: a path of the build machine's
+//! checkout would send a copied binary looking for files it cannot find.
 
 use agentauth_crds::{Agent, Approver, BehavioralEnvelope};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
@@ -18,19 +19,27 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use super::DevError;
 use super::cluster::{EXAMPLES_NAMESPACE, FIELD_MANAGER};
 
-/// The example files applied, relative to `examples/`.
-pub const FILES: &[&str] = &[
-    "approvers.yaml",
-    "calendar-assistant/agent.yaml",
-    "calendar-assistant/envelope.yaml",
-    "shopping-agent/agent.yaml",
-    "shopping-agent/envelope.yaml",
-];
-
-/// The examples folder of this checkout.
-pub fn examples_dir() -> PathBuf {
-    agentauth_testenv::repo_root().join("examples")
+/// `(path, contents)` of a file under `examples/`, read at build time.
+macro_rules! example {
+    ($file:literal) => {
+        (
+            concat!("examples/", $file),
+            include_str!(concat!("../../../examples/", $file)),
+        )
+    };
 }
+
+/// One example file: its path in the repository and its contents.
+pub type Example = (&'static str, &'static str);
+
+/// The example files applied, as they were when the binary was built.
+pub const FILES: &[Example] = &[
+    example!("approvers.yaml"),
+    example!("calendar-assistant/agent.yaml"),
+    example!("calendar-assistant/envelope.yaml"),
+    example!("shopping-agent/agent.yaml"),
+    example!("shopping-agent/envelope.yaml"),
+];
 
 /// One applied object, `Kind namespace/name` for the banner.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,19 +50,18 @@ pub struct Applied {
     pub name: String,
 }
 
-/// Applies [`FILES`] from `dir`; namespaced objects go into the examples namespace.
-pub async fn apply(client: &Client, dir: &Path) -> Result<Vec<Applied>, DevError> {
+/// Applies `files` (normally [`FILES`]); namespaced objects go into the
+/// examples namespace.
+pub async fn apply(client: &Client, files: &[Example]) -> Result<Vec<Applied>, DevError> {
     let mut applied = Vec::new();
-    for file in FILES {
-        let path = dir.join(file);
-        let text = std::fs::read_to_string(&path).map_err(|e| DevError::io("read", &path, e))?;
+    for &(path, text) in files {
         let docs: Vec<serde_json::Value> =
-            serde_saphyr::from_multiple(&text).map_err(|e| DevError::Example {
-                path: path.clone(),
+            serde_saphyr::from_multiple(text).map_err(|e| DevError::Example {
+                path,
                 message: e.to_string(),
             })?;
         for doc in docs.into_iter().filter(|d| !d.is_null()) {
-            applied.push(apply_one(client, &path, doc).await?);
+            applied.push(apply_one(client, path, doc).await?);
         }
     }
     Ok(applied)
@@ -61,13 +69,10 @@ pub async fn apply(client: &Client, dir: &Path) -> Result<Vec<Applied>, DevError
 
 async fn apply_one(
     client: &Client,
-    path: &Path,
+    path: &'static str,
     doc: serde_json::Value,
 ) -> Result<Applied, DevError> {
-    let invalid = |message: String| DevError::Example {
-        path: path.to_path_buf(),
-        message,
-    };
+    let invalid = |message: String| DevError::Example { path, message };
     let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
     let name = doc["metadata"]["name"]
         .as_str()
@@ -141,4 +146,25 @@ pub async fn allow_example_approver(client: &Client) -> Result<Applied, DevError
         kind: "RoleBinding".into(),
         name: format!("{EXAMPLES_NAMESPACE}/{name}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn every_built_in_example_is_an_object_apply_knows() {
+        for &(path, text) in super::FILES {
+            let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).unwrap();
+            assert!(docs.iter().any(|d| !d.is_null()), "{path} is empty");
+            for doc in docs.iter().filter(|d| !d.is_null()) {
+                let kind = doc["kind"].as_str().unwrap_or_default();
+                assert!(
+                    ["Agent", "BehavioralEnvelope", "Approver"].contains(&kind),
+                    "{path}: {kind}"
+                );
+                assert!(doc["metadata"]["name"].is_string(), "{path}: no name");
+            }
+        }
+    }
 }

@@ -304,7 +304,7 @@ async fn start(
         session.say("the cluster cannot reach this machine's loopback: webhook NOT registered");
     }
 
-    let mut applied = examples::apply(&client, &examples::examples_dir()).await?;
+    let mut applied = examples::apply(&client, examples::FILES).await?;
     applied.push(examples::allow_example_approver(&client).await?);
     session.say(&format!("applied {} example objects", applied.len()));
     let ui = match &layout.ui_dir {
