@@ -148,6 +148,45 @@ pub enum Error {
     /// The shared control plane failed to start in an earlier call; the message is that failure.
     #[error("the shared control plane failed to start: {0}")]
     SharedStartFailed(String),
+
+    /// The simulator needs a control plane this harness started (not `AGENTAUTH_TEST_KUBECONFIG`).
+    #[error(
+        "the simulated cluster needs a local control plane: its controller-manager signs with the apiserver's service-account key"
+    )]
+    SimulatorNeedsLocalControlPlane,
+
+    /// `e2e/control-plane/setup-simulator.sh` could not be run or failed.
+    #[error(
+        "e2e/control-plane/setup-simulator.sh failed ({status}); its progress is on stderr above"
+    )]
+    SimulatorSetupScript {
+        /// How the script ended, or why it could not start.
+        status: String,
+    },
+
+    /// `AGENTAUTH_SIMULATOR_BIN` (or the folder `setup-simulator.sh` printed) lacks a file.
+    #[error(
+        "no {file} in {folder} (set AGENTAUTH_SIMULATOR_BIN or run e2e/control-plane/setup-simulator.sh)"
+    )]
+    MissingSimulatorFile {
+        /// The folder that was searched.
+        folder: PathBuf,
+        /// `kube-controller-manager`, `kube-scheduler`, `kwok` or `kwok-stages.yaml`.
+        file: &'static str,
+    },
+
+    /// Simulated Nodes did not become Ready and schedulable in time.
+    #[error(
+        "simulated nodes {nodes:?} not Ready and untainted after {waited:?}; the end of the logs:\n{log_tails}"
+    )]
+    SimulatedNodesNotReady {
+        /// How long the harness waited.
+        waited: Duration,
+        /// The Nodes still waited for.
+        nodes: Vec<String>,
+        /// The last lines of the controller-manager's, the scheduler's and kwok's logs.
+        log_tails: String,
+    },
 }
 
 /// Formats an error with its whole `source()` chain, for messages that outlive the error.

@@ -30,6 +30,10 @@
 //! holds (see `process.rs`). There is no controller-manager: no garbage
 //! collection, no service-account tokens, and deleted namespaces stay
 //! `Terminating`.
+//!
+//! Tests that need workloads to reconcile (Deployments to make Pods, Pods to
+//! be scheduled and become Ready) start a [`Simulator`] on a control plane of
+//! their own: kube-controller-manager, kube-scheduler and kwok's fake Nodes.
 
 #![forbid(unsafe_code)]
 
@@ -46,6 +50,7 @@ mod process;
 mod rbac;
 mod readiness;
 mod redis;
+pub mod simulator;
 
 pub use control_plane::{ADMIN_USER, ControlPlane, EXISTING_KUBECONFIG_ENV};
 pub use crds::FIELD_MANAGER;
@@ -55,6 +60,7 @@ pub use moto::{MOTO_SERVER_ENV, MotoServer, moto_server_path, shared_moto};
 pub use namespace::TEST_NAMESPACE_LABEL;
 pub use rbac::Permission;
 pub use redis::{REDIS_SERVER_ENV, RedisServer};
+pub use simulator::{SIMULATOR_BIN_ENV, Simulator};
 
 use std::path::{Path, PathBuf};
 
