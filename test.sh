@@ -61,6 +61,7 @@ echo "maturin $MATURIN_VERSION: $AGENTAUTH_MATURIN"
 step "local Kubernetes control plane (etcd + kube-apiserver), helm for the chart tests"
 ensure_control_plane
 ensure_helm
+ensure_simulator
 
 step "approval UI: node modules, build, unit tests (vitest)"
 # The browser end-to-end test (cli/tests/browser.rs, in the cargo tests

@@ -117,3 +117,13 @@ ensure_helm() {
   export AGENTAUTH_HELM
   echo "helm: $("$AGENTAUTH_HELM" version --short 2>/dev/null) ($AGENTAUTH_HELM)"
 }
+
+# kube-controller-manager and kube-scheduler (the apiserver's release) and
+# kwok, built once from Go modules (about 7 minutes on 2 cores the first time,
+# instant afterwards); exports AGENTAUTH_SIMULATOR_BIN, the folder the chart's
+# simulated-cluster test (e2e/chart/tests/pods.rs) runs them from.
+ensure_simulator() {
+  AGENTAUTH_SIMULATOR_BIN="$(e2e/control-plane/setup-simulator.sh)"
+  export AGENTAUTH_SIMULATOR_BIN
+  echo "AGENTAUTH_SIMULATOR_BIN=$AGENTAUTH_SIMULATOR_BIN"
+}
