@@ -8,6 +8,7 @@
 mod approver;
 #[cfg(feature = "dev")]
 mod dev;
+mod root_key;
 mod runtime;
 
 /// mimalloc rather than glibc malloc: the verifier allocates a few small
@@ -44,6 +45,10 @@ enum Command {
     /// Administer human approvers (enrollment tokens for their passkeys).
     #[command(subcommand)]
     Approver(approver::ApproverCommand),
+    /// The root signing key: generate a local one, or print the public JWK
+    /// every verifier pins (the Helm chart's rootKey.publicJwk).
+    #[command(subcommand)]
+    RootKey(root_key::RootKeyCommand),
     /// Run the whole system on this machine (control plane, Redis, operator,
     /// webhook, two verifiers, the examples) with per-service logs; Ctrl-C stops it.
     #[cfg(feature = "dev")]
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "dev")]
         Command::Dev(args) => return dev::main(args),
         Command::Approver(command) => return approver::main(command),
+        Command::RootKey(command) => return root_key::main(command),
         Command::Webhook(config) => {
             runtime::init_logging();
             return report(runtime::block_on(agentauth_webhook::run(
