@@ -88,6 +88,16 @@ step "tests"
 # plane between its tests (cargo-nextest would start one per test).
 cargo test --workspace --all-features --locked "$@"
 
+step "release binary (no test code in it), Dockerfile and Tiltfile checks"
+# The product binary holds no test code (DESIGN §13): the Dockerfile's
+# release build, without `agentauth dev` or a test crate. Neither Docker nor
+# Tilt runs here: BuildKit's Dockerfile frontend lints the Dockerfile, and
+# the Tiltfile is checked as Starlark against stand-ins of Tilt's builtins and
+# the rendered chart (each script says what it does and does not check).
+scripts/check-release-binary.sh
+scripts/dockerfile-check/run.sh
+scripts/tiltfile-check/run.sh
+
 step "fuzz (a short run of every decoder target)"
 # cargo-fuzz on the stable toolchain: no sanitizer (-s none) and
 # RUSTC_BOOTSTRAP for the few unstable flags it passes. Longer runs:
