@@ -145,61 +145,33 @@ async fn dev_starts_everything_stops_cleanly_on_sigint_and_starts_again() {
 
 /// The banner's commands, in its order, run as a shell would run them.
 fn walk_through(dev: &Dev, state: &Path) {
-    let commands: Vec<Vec<String>> = dev
-        .banner
-        .iter()
-        .filter_map(|l| l.split("agentauth dev ").nth(1))
-        .map(|c| {
-            c.trim_end_matches(')')
-                .split_whitespace()
-                .map(|w| w.trim_matches('\'').to_owned())
-                .collect()
-        })
-        .collect();
-    assert_eq!(commands.len(), 6, "{commands:?}");
-    let mut grant = String::new();
-    for (step, command) in commands.iter().enumerate() {
-        let args: Vec<String> = command
-            .iter()
-            .map(|a| {
-                if a == "\"$GRANT\"" {
-                    grant.clone()
-                } else {
-                    a.clone()
-                }
-            })
-            .collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (ok, out) = walk(state, &args);
-        match step {
-            // agent-key, approve, revoke
-            0 | 2 | 4 => assert!(ok, "step {step} failed: {out}"),
-            // request: the grant name alone on stdout (GRANT=$(...))
-            1 => {
-                assert!(ok, "request failed: {out}");
-                grant = out.trim().to_owned();
-                assert!(grant.starts_with("agents/shopping-agent-"), "{out}");
-            }
-            3 => {
-                assert!(ok, "the approved call was refused: {out}");
-                assert!(
-                    out.contains("HTTP 200") && out.contains("\"allow\": true"),
-                    "{out}"
-                );
-                // What the grant does not cover is refused (docs/dev.md says so).
-                let outside = args[args.len() - 1].replace("/catalog/paper", "/orders/1");
-                let (ok, out) = walk(state, &["call", args[1], "GET", &outside]);
-                assert!(!ok && out.contains("capability_not_granted"), "{out}");
-            }
-            // After the revocation the verifier denies the same token.
-            5 => {
-                assert!(!ok, "the call after revocation was allowed: {out}");
-                assert!(
-                    out.contains("HTTP 403") && out.contains("grant_revoked"),
-                    "{out}"
-                );
-            }
-            _ => unreachable!(),
+    support::walk_through(dev, state, |step, args, ok, out| match step {
+        // agent-key, approve, revoke
+        0 | 2 | 4 => assert!(ok, "step {step} failed: {out}"),
+        // request: the grant name alone on stdout (GRANT=$(...))
+        1 => {
+            assert!(ok, "request failed: {out}");
+            assert!(out.trim().starts_with("agents/shopping-agent-"), "{out}");
         }
-    }
+        3 => {
+            assert!(ok, "the approved call was refused: {out}");
+            assert!(
+                out.contains("HTTP 200") && out.contains("\"allow\": true"),
+                "{out}"
+            );
+            // What the grant does not cover is refused (docs/dev.md says so).
+            let outside = args[args.len() - 1].replace("/catalog/paper", "/orders/1");
+            let (ok, out) = walk(state, &["call", args[1], "GET", &outside]);
+            assert!(!ok && out.contains("capability_not_granted"), "{out}");
+        }
+        // After the revocation the verifier denies the same token.
+        5 => {
+            assert!(!ok, "the call after revocation was allowed: {out}");
+            assert!(
+                out.contains("HTTP 403") && out.contains("grant_revoked"),
+                "{out}"
+            );
+        }
+        _ => unreachable!(),
+    });
 }

@@ -164,43 +164,15 @@ async fn dashboards_and_alerts_query_only_metrics_the_processes_export() {
 /// allowed call, a call outside the grant (denied), a revocation, and the
 /// call after it (denied as revoked).
 fn drive_traffic(dev: &Dev, state: &Path) {
-    let commands: Vec<Vec<String>> = dev
-        .banner
-        .iter()
-        .filter_map(|l| l.split("agentauth dev ").nth(1))
-        .map(|c| {
-            c.trim_end_matches(')')
-                .split_whitespace()
-                .map(|w| w.trim_matches('\'').to_owned())
-                .collect()
-        })
-        .collect();
-    assert_eq!(commands.len(), 6, "the banner's walk-through: {commands:?}");
-    let mut grant = String::new();
-    for (step, command) in commands.iter().enumerate() {
-        let args: Vec<String> = command
-            .iter()
-            .map(|a| {
-                if a == "\"$GRANT\"" {
-                    grant.clone()
-                } else {
-                    a.clone()
-                }
-            })
-            .collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (ok, out) = walk(state, &args);
+    support::walk_through(dev, state, |step, args, ok, out| {
         // The last call comes after the revocation and is refused.
         assert_eq!(ok, step != 5, "walk-through step {step}: {out}");
-        if step == 1 {
-            grant = out.trim().to_owned();
-        }
         if step == 3 {
             let outside = args[args.len() - 1].replace("/catalog/paper", "/orders/1");
             let (ok, out) = walk(state, &["call", args[1], "GET", &outside]);
             assert!(!ok && out.contains("capability_not_granted"), "{out}");
         }
-    }
+    });
 }
 
 /// Each process's metric families: the operator, both verifiers, the webhook.

@@ -185,3 +185,39 @@ pub fn walk(state: &Path, args: &[&str]) -> (bool, String) {
     println!("$ agentauth dev {}\n{stdout}{stderr}", args.join(" "));
     (output.status.success(), stdout)
 }
+
+/// Runs the walk-through the banner prints, in its order, as a shell would
+/// (`"$GRANT"` is the name step 1 printed), and hands each step's number,
+/// arguments, success and stdout to `check`.
+pub fn walk_through(dev: &Dev, state: &Path, mut check: impl FnMut(usize, &[&str], bool, &str)) {
+    let commands: Vec<Vec<String>> = dev
+        .banner
+        .iter()
+        .filter_map(|l| l.split("agentauth dev ").nth(1))
+        .map(|c| {
+            c.trim_end_matches(')')
+                .split_whitespace()
+                .map(|w| w.trim_matches('\'').to_owned())
+                .collect()
+        })
+        .collect();
+    assert_eq!(commands.len(), 6, "the banner's walk-through: {commands:?}");
+    let mut grant = String::new();
+    for (step, command) in commands.iter().enumerate() {
+        let args: Vec<&str> = command
+            .iter()
+            .map(|a| {
+                if a == "\"$GRANT\"" {
+                    grant.as_str()
+                } else {
+                    a.as_str()
+                }
+            })
+            .collect();
+        let (ok, out) = walk(state, &args);
+        check(step, &args, ok, &out);
+        if step == 1 {
+            grant = out.trim().to_owned();
+        }
+    }
+}

@@ -114,3 +114,37 @@ pub fn parse_manifests(yaml: &str) -> Result<Vec<serde_json::Value>, Error> {
         .map_err(|e| Error::Helm(format!("helm printed YAML that does not parse: {e}")))?;
     Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
 }
+
+/// Server-side applies one rendered manifest with `params` (e.g.
+/// `PatchParams::apply(manager).dry_run()`), finding its resource through
+/// `discovery`; `Err` carries the apiserver's reason.
+pub async fn apply_manifest(
+    client: &kube::Client,
+    discovery: &kube::discovery::Discovery,
+    object: &serde_json::Value,
+    params: &kube::api::PatchParams,
+) -> Result<(), String> {
+    use kube::api::{Api, DynamicObject, Patch};
+    use kube::discovery::Scope;
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+    let (resource, caps) = discovery
+        .resolve_gvk(&gvk)
+        .ok_or_else(|| format!("the apiserver does not serve {gvk:?}"))?;
+    let api: Api<DynamicObject> = match caps.scope {
+        Scope::Namespaced => {
+            let namespace = object["metadata"]["namespace"]
+                .as_str()
+                .ok_or("a namespaced object without metadata.namespace")?;
+            Api::namespaced_with(client.clone(), namespace, &resource)
+        }
+        Scope::Cluster => Api::all_with(client.clone(), &resource),
+    };
+    api.patch(name, params, &Patch::Apply(object))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

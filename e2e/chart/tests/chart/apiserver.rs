@@ -12,9 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use agentauth_testenv::ControlPlane;
-use kube::Client;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::core::GroupVersionKind;
+use agentauth_testenv::helm::apply_manifest;
+use kube::api::PatchParams;
 use kube::discovery::Discovery;
 use serde_json::Value;
 
@@ -72,30 +71,6 @@ async fn install_third_party_crds(cp: &ControlPlane) {
     }
 }
 
-/// Dry-runs `object` as a server-side apply; `Err` carries the apiserver's reason.
-async fn dry_run(client: &Client, discovery: &Discovery, object: &Value) -> Result<(), String> {
-    let api_version = object["apiVersion"].as_str().unwrap_or_default();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let gvk = GroupVersionKind::gvk(group, version, kind(object));
-    let (resource, caps) = discovery
-        .resolve_gvk(&gvk)
-        .ok_or_else(|| format!("the apiserver does not serve {gvk:?}"))?;
-    let api: Api<DynamicObject> = match caps.scope {
-        kube::discovery::Scope::Namespaced => {
-            let namespace = object["metadata"]["namespace"]
-                .as_str()
-                .ok_or("a namespaced object without metadata.namespace")?;
-            Api::namespaced_with(client.clone(), namespace, &resource)
-        }
-        kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
-    };
-    let params = PatchParams::apply("agentauth-chart-test").dry_run();
-    api.patch(name(object), &params, &Patch::Apply(object))
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
 #[tokio::test]
 async fn every_rendered_manifest_is_accepted_by_the_apiserver() {
     let cp = agentauth_testenv::shared().await;
@@ -106,13 +81,14 @@ async fn every_rendered_manifest_is_accepted_by_the_apiserver() {
     let client = cp.client().unwrap();
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
 
+    let dry_run = PatchParams::apply("agentauth-chart-test").dry_run();
     let mut accepted = 0;
     let mut refused = Vec::new();
     for values in values_files() {
         let namespace = cp.test_namespace("chart").await.unwrap();
         let objects = render(&values, &namespace);
         for object in &objects {
-            match dry_run(&client, &discovery, object).await {
+            match apply_manifest(&client, &discovery, object, &dry_run).await {
                 Ok(()) => accepted += 1,
                 Err(reason) => refused.push(format!(
                     "{} {} ({}): {reason}",

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use agentauth_testenv::helm::apply_manifest;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::{Discovery, Scope};
+use kube::api::{Api, PatchParams, PostParams};
+use kube::discovery::Discovery;
 use serde_json::Value;
 
 /// The field manager of this test's applies.
@@ -70,40 +70,17 @@ fn meta(name: &str) -> ObjectMeta {
 /// webhook configurations last; panics naming the first object refused.
 pub async fn apply_all(client: &Client, objects: &[Value]) {
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
     let (last, first): (Vec<&Value>, Vec<&Value>) = objects
         .iter()
         .partition(|o| APPLIED_LAST.contains(&kind(o)));
     for object in first.into_iter().chain(last) {
-        apply(client, &discovery, object).await.unwrap_or_else(|e| {
-            panic!("apply {} {}: {e}", kind(object), name(object));
-        });
+        apply_manifest(client, &discovery, object, &params)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("apply {} {}: {e}", kind(object), name(object));
+            });
     }
-}
-
-async fn apply(client: &Client, discovery: &Discovery, object: &Value) -> Result<(), String> {
-    let api_version = object["apiVersion"].as_str().unwrap_or_default();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let gvk = GroupVersionKind::gvk(group, version, kind(object));
-    let (resource, caps) = discovery
-        .resolve_gvk(&gvk)
-        .ok_or_else(|| format!("the apiserver does not serve {gvk:?}"))?;
-    let api: Api<DynamicObject> = match caps.scope {
-        Scope::Namespaced => {
-            let namespace = object["metadata"]["namespace"]
-                .as_str()
-                .ok_or("a namespaced object without metadata.namespace")?;
-            Api::namespaced_with(client.clone(), namespace, &resource)
-        }
-        Scope::Cluster => Api::all_with(client.clone(), &resource),
-    };
-    api.patch(
-        name(object),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| e.to_string())
 }
 
 /// `kind` of a rendered object.
