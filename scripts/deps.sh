@@ -8,6 +8,10 @@
 #   ensure_control_plane    # exports KUBEBUILDER_ASSETS (etcd + kube-apiserver)
 #   ensure_chromium         # Debian's chromium (apt) for the approval UI's browser tests
 #   ensure_node_modules     # approval-ui/node_modules from the lockfile (npm ci, cached)
+#   ensure_promtool         # exports AGENTAUTH_PROMTOOL (Prometheus' promtool, Go modules)
+#   go_local_tool DIR       # builds a Go program of this repository once, prints its path
+#   ensure_helm             # exports AGENTAUTH_HELM (helm v4, Go modules)
+#   ensure_simulator        # kube-controller-manager, kube-scheduler, kwok (the chart's pods)
 
 # Caches live outside the clone so a fresh clone rebuilds nothing that has
 # not changed.
