@@ -23,7 +23,7 @@
 //!          ─▶ session cookie ─▶ session (expiry, idle timeout)               (401 session_invalid)
 //!          ─▶ POST: X-CSRF-Token = the session's token                       (403 csrf_invalid)
 //!          ─▶ handler ─▶ scope, owner, RBAC `approve` (SubjectAccessReview)  (403 approver_*)
-//!          ─▶ answer | problem+json; counted in agentauth_approval_api_outcomes_total{outcome}
+//!          ─▶ answer | problem+json; counted in agentauth_approval_api_outcomes_total{route, outcome}
 //! ```
 //!
 //! **Identity for RBAC.** An Approver is a person, not a Kubernetes user;

@@ -89,10 +89,25 @@ async fn enroll_login_list_read_and_approve() {
     for kind in ["passkey_enrolled", "approver_login", "approval_recorded"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} not in {kinds:?}");
     }
+    // Both refusals are counted by outcome, under the route that refused them.
     let metrics = env.ctx.metrics.render();
+    let refusals: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("agentauth_approval_api_outcomes_total{")
+                && l.contains("outcome=\"decision_immutable\"")
+        })
+        .collect();
+    let counted: f64 = refusals
+        .iter()
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted, 2.0, "{metrics}");
     assert!(
-        metrics.contains("agentauth_approval_api_outcomes_total{outcome=\"decision_immutable\"} 2"),
-        "{metrics}"
+        refusals
+            .iter()
+            .all(|l| l.contains("route=\"/approvals/api/grants/{namespace}/{name}/")),
+        "{refusals:?}"
     );
 }
 
