@@ -322,11 +322,12 @@ impl Running {
 
     pub async fn metric(&self, needle: &str) -> f64 {
         let (_, text) = self.get("/metrics").await;
+        // Summed over every series the needle matches: a name alone means
+        // all its label sets (many start at zero).
         text.lines()
-            .find(|l| l.starts_with(needle))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+            .filter(|l| l.starts_with(needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     pub async fn stop(mut self) {
