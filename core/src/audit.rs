@@ -248,6 +248,10 @@ impl From<ChainBreak> for Error {
     }
 }
 
+/// How many of each producer's newest records a [`ChainVerifier`]
+/// remembers to tell a duplicate or a fork from a reordered record.
+pub const SEEN_WINDOW: u64 = 1 << 16;
+
 #[derive(Default)]
 struct ProducerState {
     next_seq: u64,
@@ -275,6 +279,24 @@ impl ChainVerifier {
         state.next_seq = last.seq.saturating_add(1);
         state.last_hash = last.hash.clone();
         state.seen.insert(last.seq, last.hash.clone());
+    }
+
+    /// Expects `producer`'s chain to continue after its record `seq` with
+    /// hash `hash` (a checkpoint's chain head).
+    pub fn resume_at(&mut self, producer: &str, seq: u64, hash: &str) {
+        let state = self.producers.entry(producer.to_owned()).or_default();
+        state.next_seq = seq.saturating_add(1);
+        state.last_hash = hash.to_owned();
+        state.seen.insert(seq, hash.to_owned());
+    }
+
+    /// Each producer's chain head: the sequence number and hash of its
+    /// newest accepted record.
+    pub fn heads(&self) -> impl Iterator<Item = (&str, u64, &str)> {
+        self.producers
+            .iter()
+            .filter(|(_, s)| s.next_seq > 0)
+            .map(|(p, s)| (p.as_str(), s.next_seq - 1, s.last_hash.as_str()))
     }
 
     /// Checks the next event.
@@ -336,6 +358,12 @@ impl ChainVerifier {
             ));
         }
         state.seen.insert(event.seq, event.hash.clone());
+        // A bounded memory of past records, so a long-running reader (the
+        // archiver) does not grow with the log; an older repeat is named
+        // `Reordered` rather than `Duplicate` or `Forked`.
+        if let Some(old) = event.seq.checked_sub(SEEN_WINDOW) {
+            state.seen.remove(&old);
+        }
         state.next_seq = event.seq.saturating_add(1);
         state.last_hash = event.hash.clone();
         Ok(())

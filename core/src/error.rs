@@ -205,6 +205,12 @@ error_codes! {
     AuditRecordInvalid => "audit_record_invalid", "the audit record is malformed";
     /// An audit chain is broken (missing, reordered, altered or forked record).
     AuditChainBroken => "audit_chain_broken", "the audit chain is broken";
+    /// A sealed segment's checkpoint is missing, malformed, not signed by
+    /// the pinned key, or does not match the records or the previous
+    /// checkpoint.
+    AuditCheckpointInvalid => "audit_checkpoint_invalid", "the audit checkpoint is invalid";
+    /// An inclusion proof does not lead to its signed root.
+    AuditProofInvalid => "audit_proof_invalid", "the audit inclusion proof is invalid";
 
     /// Shared state could not answer; the request is refused (fail closed).
     StateUnavailable => "state_unavailable", "the shared state is unavailable";

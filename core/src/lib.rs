@@ -17,6 +17,7 @@
 pub mod approval;
 pub mod audit;
 pub mod b64;
+pub mod checkpoint;
 pub mod capability;
 pub mod dpop;
 pub mod envelope;
@@ -28,6 +29,7 @@ pub mod jcs;
 pub mod jwk;
 pub mod jws;
 pub mod keycert;
+pub mod merkle;
 pub mod money;
 pub mod problem;
 pub mod token;
