@@ -12,6 +12,8 @@
 //!  agentauth:{audit}:stream                       the audit stream (XADD; the archiver acknowledges)
 //!  agentauth:{audit}:last:<producer>              a producer's newest event, JSON
 //!  agentauth:{audit}:seen:<producer>              hash seq -> event hash, its newest 1024   1 day after its last write
+//!  agentauth:{audit}:heartbeats                   hash producer -> its newest event, JSON (the archiver reads it)
+//!  agentauth:{audit}:archiver-lease               the archiver holding the lease               its TTL, renewed
 //!  agentauth:invalidations                        pub/sub channel of Invalidation JSON
 //! ```
 //!
@@ -114,6 +116,19 @@ pub fn scoped_jti(scope: &str, jti: &str) -> String {
 pub fn audit_last(producer: &str) -> String {
     format!("agentauth:{{audit}}:last:{producer}")
 }
+
+/// Every producer's heartbeat: field = producer, value = its newest
+/// written event (JSON), set in the same atomic step as the stream entries,
+/// so it never runs ahead of the stream. The archiver reads it before it
+/// reads the stream: a producer whose records in the stream end before its
+/// heartbeat had its tail cut.
+pub const AUDIT_HEARTBEATS: &str = "agentauth:{audit}:heartbeats";
+
+/// The archiver lease: the holder's id, with a TTL it renews.
+pub const AUDIT_ARCHIVER_LEASE: &str = "agentauth:{audit}:archiver-lease";
+
+/// The consumer group of the audit archiver on [`AUDIT_STREAM`].
+pub const AUDIT_ARCHIVER_GROUP: &str = "agentauth-archiver";
 
 /// `agentauth:{audit}:seen:<producer>`: hash of `seq` → event hash of the
 /// producer's newest events, so a retried append is recognised.

@@ -5,8 +5,10 @@
 //! The script checks the whole piece against the producer's stored end and
 //! writes it (XADD per event, the `seq → hash` window, the last event) in
 //! one atomic step, so a retry after a client-side timeout finds its events
-//! already there and skips them instead of writing them twice. All three
-//! keys carry the hash tag `{audit}` (one slot in a Redis Cluster).
+//! already there and skips them instead of writing them twice. All four
+//! keys carry the hash tag `{audit}` (one slot in a Redis Cluster). The
+//! archiver's side (consumer group, heartbeats, trimming) is in
+//! [`audit_group`](super::audit_group).
 
 use ::redis::{Script, Value};
 use agentauth_core::audit::{AuditEvent, GENESIS};
@@ -40,6 +42,7 @@ pub(super) async fn append(
         call.key(keys::AUDIT_STREAM)
             .key(keys::audit_last(producer))
             .key(keys::audit_seen(producer))
+            .key(keys::AUDIT_HEARTBEATS)
             .arg(SEEN_WINDOW)
             .arg(GENESIS)
             .arg(keys::AUDIT_FIELD)

@@ -4,6 +4,7 @@
 -- KEYS[1]  agentauth:{audit}:stream          the audit stream
 -- KEYS[2]  agentauth:{audit}:last:<producer>  the producer's newest event, JSON
 -- KEYS[3]  agentauth:{audit}:seen:<producer>  hash: seq -> event hash, newest ARGV[1] events
+-- KEYS[4]  agentauth:{audit}:heartbeats        hash: producer -> newest event, JSON (its heartbeat)
 -- ARGV[1]  window: how many (seq, hash) pairs to keep
 -- ARGV[2]  the genesis hash (prev of event 0)
 -- ARGV[3]  field name of a stream entry
@@ -84,6 +85,13 @@ for i = skipped + 1, n do
 end
 if newest then
   redis.call('SET', KEYS[2], newest)
+  -- The heartbeat is written with the events, so it never names a record
+  -- the stream does not hold: the archiver takes anything missing below it
+  -- as a cut tail.
+  local ok, event = pcall(cjson.decode, newest)
+  if ok and type(event) == 'table' and type(event.producer) == 'string' then
+    redis.call('HSET', KEYS[4], event.producer, newest)
+  end
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
 return {0, n - skipped, skipped}

@@ -16,10 +16,12 @@
 //! the background when it breaks; callers never rebuild the client.
 
 mod audit;
+mod audit_group;
 mod config;
 mod script;
 mod subscriber;
 
+pub use audit_group::{Delivery, StreamEntry};
 pub use config::RedisConfig;
 
 use std::future::Future;
