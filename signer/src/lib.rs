@@ -1,9 +1,10 @@
 //! # agentauth-signer
 //!
 //! Keys that sign for AgentAuth (DESIGN §6): a [`Signer`] trait with a local
-//! P-256 backend (the embedded default) and AWS KMS, and the key hierarchy in
-//! which a KMS root key certifies short-lived in-memory issuing keys so that
-//! token issuance does not wait on the KMS.
+//! P-256 backend (the embedded default), AWS KMS and Vault Transit
+//! ([`VaultTransitSigner`], an `ecdsa-p256` key whose version it pins), and
+//! the key hierarchy in which a KMS root key certifies short-lived in-memory
+//! issuing keys so that token issuance does not wait on the KMS.
 //!
 //! A crate of its own, rather than a module of the operator, because the
 //! audit archiver signs its checkpoints with the same root key.
@@ -36,10 +37,12 @@ use sha2::{Digest as _, Sha256};
 pub mod aws_kms;
 pub mod hierarchy;
 pub mod local;
+pub mod vault_transit;
 
 pub use aws_kms::{AwsKmsConfig, AwsKmsSigner, StaticCredentials};
 pub use hierarchy::{CurrentKey, HierarchyConfig, KeyHierarchy};
 pub use local::LocalSigner;
+pub use vault_transit::{VaultAuth, VaultMarshaling, VaultTransitConfig, VaultTransitSigner};
 
 /// Why signing failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,37 @@ pub enum SignerError {
     /// certificate failed its self-check.
     #[error("{0}")]
     Protocol(#[from] agentauth_core::Error),
+}
+
+impl SignerError {
+    /// A stable, machine-readable code for this error, for logs, metrics
+    /// labels and alerts; the message may change, the codes do not.
+    ///
+    /// | code                       | variant              | what to do |
+    /// |----------------------------|----------------------|------------|
+    /// | `signer_key_invalid`       | [`Load`]             | the key is missing, of the wrong type, or not permitted: fix the key or its policy |
+    /// | `signer_refused`           | [`Sign`]             | the backend refused or botched one signature: read the message |
+    /// | `signer_unavailable`       | [`Unavailable`]      | the backend did not answer in time: check the network; retrying may help |
+    /// | `signer_key_file_insecure` | [`InsecureKeyFile`]  | `chmod 600` the key file |
+    /// | `signer_io`                | [`Io`]               | the key file could not be read or written |
+    /// | `signer_protocol`          | [`Protocol`]         | what was to be signed was invalid (a bug upstream) |
+    ///
+    /// [`Load`]: SignerError::Load
+    /// [`Sign`]: SignerError::Sign
+    /// [`Unavailable`]: SignerError::Unavailable
+    /// [`InsecureKeyFile`]: SignerError::InsecureKeyFile
+    /// [`Io`]: SignerError::Io
+    /// [`Protocol`]: SignerError::Protocol
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignerError::Load(_) => "signer_key_invalid",
+            SignerError::Sign(_) => "signer_refused",
+            SignerError::Unavailable(_) => "signer_unavailable",
+            SignerError::InsecureKeyFile { .. } => "signer_key_file_insecure",
+            SignerError::Io { .. } => "signer_io",
+            SignerError::Protocol(_) => "signer_protocol",
+        }
+    }
 }
 
 /// A key that signs SHA-256 digests with ES256.
@@ -127,4 +161,47 @@ pub async fn sign_token<S: Signer + ?Sized>(
 ) -> Result<String, SignerError> {
     let input = token::signing_input(signer.key_id(), claims)?;
     sign_compact(signer, &input).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SignerError;
+
+    #[test]
+    fn every_variant_has_its_own_stable_code() {
+        let io = || std::io::Error::other("x");
+        let errors = [
+            (SignerError::Load("x".into()), "signer_key_invalid"),
+            (SignerError::Sign("x".into()), "signer_refused"),
+            (SignerError::Unavailable("x".into()), "signer_unavailable"),
+            (
+                SignerError::InsecureKeyFile {
+                    path: "k.pem".into(),
+                    mode: 0o644,
+                },
+                "signer_key_file_insecure",
+            ),
+            (
+                SignerError::Io {
+                    action: "read",
+                    path: "k.pem".into(),
+                    source: io(),
+                },
+                "signer_io",
+            ),
+            (
+                SignerError::Protocol(agentauth_core::Error::new(
+                    agentauth_core::ErrorCode::TokenClaimsInvalid,
+                    "x",
+                )),
+                "signer_protocol",
+            ),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for (error, code) in &errors {
+            assert_eq!(error.code(), *code, "{error:?}");
+            assert!(seen.insert(*code), "{code} used twice");
+            assert!(code.starts_with("signer_"), "{code}");
+        }
+    }
 }
