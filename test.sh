@@ -29,7 +29,7 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
-step "services the tests start: Redis, moto_server (AWS KMS)"
+step "services the tests start: Redis, moto_server (AWS KMS), Vault/OpenBao (Transit)"
 # Installers shared with ./dev.sh.
 source scripts/deps.sh
 ensure_redis
@@ -43,6 +43,8 @@ if ! "$venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOT
 fi
 export AGENTAUTH_MOTO_SERVER="$venv/bin/moto_server"
 echo "moto $MOTO_VERSION: $AGENTAUTH_MOTO_SERVER"
+# A Vault-API dev server for the Vault Transit signer (built from Go modules once).
+ensure_openbao
 # The Python SDK (sdk/python) is built into a wheel by maturin, installed into a
 # fresh venv and tested with pytest there (sdk/tests/python.rs).
 if ! python3 -c "import venv, ensurepip" 2>/dev/null; then

@@ -12,6 +12,7 @@
 #   go_local_tool DIR       # builds a Go program of this repository once, prints its path
 #   ensure_helm             # exports AGENTAUTH_HELM (helm v4, Go modules)
 #   ensure_simulator        # kube-controller-manager, kube-scheduler, kwok (the chart's pods)
+#   ensure_openbao          # exports AGENTAUTH_OPENBAO (a Vault-API server, Go modules)
 
 # Caches live outside the clone so a fresh clone rebuilds nothing that has
 # not changed.
@@ -130,4 +131,53 @@ ensure_simulator() {
   AGENTAUTH_SIMULATOR_BIN="$(e2e/control-plane/setup-simulator.sh)"
   export AGENTAUTH_SIMULATOR_BIN
   echo "AGENTAUTH_SIMULATOR_BIN=$AGENTAUTH_SIMULATOR_BIN"
+}
+
+# A Vault-API server for the Vault Transit signer's tests
+# (signer/tests/vault_transit.rs, signer/tests/contract.rs), built once from
+# Go modules into the cache; exports AGENTAUTH_OPENBAO, which the harness
+# (e2e/testenv/src/openbao.rs) runs as a dev server.
+#
+# OpenBao would be the first choice, but the Go module proxy serves no
+# version of github.com/openbao/openbao (its go.mod lacks the /v2 suffix its
+# v2.x tags would need: v2.4.1 and v2.7.1, with and without +incompatible,
+# and v2.3.2+incompatible are all refused), so this builds HashiCorp Vault at an
+# exact version: the same Transit and Kubernetes-auth API (OpenBao forked
+# Vault 1.14). `go install` refuses a main module with replace directives,
+# so the module source is copied and built in place; its replaces that point
+# at its own subfolders (api, sdk: nested modules the zip leaves out) are
+# dropped for the published versions its go.mod requires, the others stay.
+# No UI (the `ui` build tag is off). About 20 minutes on 2 busy cores the
+# first time, instant afterwards.
+ensure_openbao() {
+  local module=github.com/hashicorp/vault version=v1.21.0 name=vault
+  local out="$AGENTAUTH_CACHE/tools/$name-$version"
+  if [ ! -x "$out/$name" ]; then
+    command -v go >/dev/null || { echo "go is required to build $name" >&2; return 1; }
+    mkdir -p "$out"
+    (
+      set -euo pipefail
+      # Test binaries or shells started together on a cold cache: one builds.
+      exec 9>"$out/.build.lock"
+      flock 9
+      [ -x "$out/$name" ] && exit 0
+      start=$SECONDS
+      echo "[$name] building $module@$version (first run only) ..." >&2
+      src="$(go mod download -json "$module@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+      work="$(mktemp -d "$out/build.XXXXXX")"
+      trap 'rm -rf "$work"' EXIT
+      cp -r "$src"/. "$work"
+      chmod -R u+w "$work"
+      cd "$work"
+      for local_module in $(sed -n 's#^replace \([^ ]*\) => \./.*#\1#p' go.mod); do
+        go mod edit -dropreplace="$local_module"
+      done
+      GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$out/$name.tmp" . >&2
+      mv "$out/$name.tmp" "$out/$name"
+      echo "[$name] built in $((SECONDS - start))s: $out/$name" >&2
+    ) || return 1
+  fi
+  AGENTAUTH_OPENBAO="$out/$name"
+  export AGENTAUTH_OPENBAO
+  echo "openbao (Vault API): $("$AGENTAUTH_OPENBAO" version 2>/dev/null) ($AGENTAUTH_OPENBAO)"
 }
