@@ -23,6 +23,10 @@
 //!
 //! Every key id is the RFC 7638 thumbprint of the key's public JWK, so
 //! verifiers can check that a kid names the key it claims to.
+//!
+//! With the `gcp-kms` feature, `GcpKmsSigner` (module `gcp_kms`) signs with a
+//! Google Cloud KMS key version: getPublicKey once, asymmetricSign per call,
+//! each reply checked by its CRC32C and the signature against the key.
 
 #![forbid(unsafe_code)]
 
@@ -35,11 +39,15 @@ use async_trait::async_trait;
 use sha2::{Digest as _, Sha256};
 
 pub mod aws_kms;
+#[cfg(feature = "gcp-kms")]
+pub mod gcp_kms;
 pub mod hierarchy;
 pub mod local;
 pub mod vault_transit;
 
 pub use aws_kms::{AwsKmsConfig, AwsKmsSigner, StaticCredentials};
+#[cfg(feature = "gcp-kms")]
+pub use gcp_kms::{GcpKmsConfig, GcpKmsSigner};
 pub use hierarchy::{CurrentKey, HierarchyConfig, KeyHierarchy};
 pub use local::LocalSigner;
 pub use vault_transit::{VaultAuth, VaultMarshaling, VaultTransitConfig, VaultTransitSigner};

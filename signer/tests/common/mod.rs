@@ -2,6 +2,8 @@
 
 #![allow(dead_code, reason = "each test binary uses its own part")]
 
+pub mod gcp_standin;
+
 use agentauth_core::es256::VerifyingKey;
 use agentauth_core::token::{AccessTokenClaims, Confirmation, Expectations, GrantRef};
 use agentauth_signer::{AwsKmsConfig, Signer, StaticCredentials};
