@@ -244,6 +244,15 @@ impl Vault {
         operation: &str,
     ) -> Result<Answer, SignerError> {
         let unavailable = |e: reqwest::Error| {
+            let text = chain(&e);
+            // Retrying cannot fix an untrusted certificate: say what to configure.
+            if text.contains("invalid peer certificate") {
+                return SignerError::Load(format!(
+                    "Vault's TLS certificate at {} is not trusted ({text}); configure the CA \
+                     bundle that issued it",
+                    self.address
+                ));
+            }
             let what = if e.is_timeout() {
                 "no answer in time"
             } else if e.is_connect() {
@@ -252,9 +261,8 @@ impl Vault {
                 "the connection failed"
             };
             SignerError::Unavailable(format!(
-                "cannot reach Vault at {} for {operation} ({what}): {}",
-                self.address,
-                chain(&e)
+                "cannot reach Vault at {} for {operation} ({what}): {text}",
+                self.address
             ))
         };
         let mut request = self

@@ -288,6 +288,42 @@ async fn a_vault_that_never_answers_fails_closed_within_the_call_timeout() -> Te
     Ok(())
 }
 
+#[tokio::test]
+async fn a_tls_vault_is_trusted_through_the_configured_ca_bundle() -> TestResult {
+    let bao = OpenBao::start_tls().await?;
+    bao.cli(&["secrets", "enable", "transit"]).await?;
+    bao.cli(&["write", "-f", "transit/keys/tls", "type=ecdsa-p256"])
+        .await?;
+    let mut config = config(&bao, "tls");
+    assert!(
+        config.address.starts_with("https://127.0.0.1:"),
+        "{}",
+        config.address
+    );
+    config.ca_bundle = Some(bao.ca_path().unwrap().to_path_buf());
+    let signer = VaultTransitSigner::connect(&config).await?;
+    let token = sign_token(&signer, &claims(T0, 300)).await?;
+    token::verify(&token, &pinned(&signer), &expect(), T0)?;
+
+    // The system's roots do not know the dev server's CA.
+    let mut untrusted = config.clone();
+    untrusted.ca_bundle = None;
+    let err = VaultTransitSigner::connect(&untrusted).await.unwrap_err();
+    assert_eq!(err.code(), "signer_key_invalid", "{err:?}");
+    assert!(err.to_string().contains("configure the CA bundle"), "{err}");
+
+    // A bundle file with no certificate in it.
+    let dir = tempfile::tempdir()?;
+    let empty = dir.path().join("ca.pem");
+    std::fs::write(&empty, "not a certificate\n")?;
+    let mut broken = config.clone();
+    broken.ca_bundle = Some(empty);
+    let err = VaultTransitSigner::connect(&broken).await.unwrap_err();
+    assert_eq!(err.code(), "signer_key_invalid", "{err:?}");
+    assert!(err.to_string().contains("ca.pem"), "{err}");
+    Ok(())
+}
+
 /// Kubernetes auth end to end: OpenBao reviews a TokenRequest token with the
 /// harness's kube-apiserver, and the signer logs in again when its Vault
 /// token expires or is revoked.

@@ -9,6 +9,8 @@
 //!        ├─ enable_transit / create_key / rotate_key      (as root)
 //!        ├─ put_policy / create_token                     (scoped tokens)
 //!        └─ enable_kubernetes_auth(control plane) / kubernetes_role / service_account_token
+//!
+//!  OpenBao::start_tls ─▶ the same with -dev-tls (a fresh CA: ca_path()), set up through cli()
 //! ```
 //!
 //! The executable is `AGENTAUTH_OPENBAO`, else the newest
@@ -54,9 +56,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running dev server; stopped when dropped or when the test process ends.
 #[derive(Debug)]
 pub struct OpenBao {
+    executable: PathBuf,
     addr: SocketAddr,
     address: String,
     root_token: String,
+    /// The CA of a TLS server's certificate (`-dev-tls`).
+    ca: Option<PathBuf>,
     root: PathBuf,
     process: Supervised,
 }
@@ -65,6 +70,18 @@ impl OpenBao {
     /// Starts an in-memory, unsealed dev server with a random root token on a
     /// free loopback port and waits until it reports itself healthy.
     pub async fn start() -> Result<Self, Error> {
+        Self::start_with(false).await
+    }
+
+    /// [`OpenBao::start`] over HTTPS (`-dev-tls`: a fresh CA, see
+    /// [`OpenBao::ca_path`], and a certificate for 127.0.0.1). The harness's
+    /// own requests speak plain HTTP, so a TLS server is set up through
+    /// [`OpenBao::cli`] instead of [`OpenBao::api`] and its helpers.
+    pub async fn start_tls() -> Result<Self, Error> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> Result<Self, Error> {
         let executable = openbao_path()?;
         let mut attempt = 1;
         loop {
@@ -85,7 +102,7 @@ impl OpenBao {
             })?;
             let addr = free_addr()?;
             let root_token = crate::pki::random_token();
-            let args: Vec<OsString> = [
+            let mut args: Vec<OsString> = [
                 "server".to_owned(),
                 "-dev".to_owned(),
                 format!("-dev-root-token-id={root_token}"),
@@ -96,24 +113,34 @@ impl OpenBao {
             .into_iter()
             .map(OsString::from)
             .collect();
-            let mut process =
+            let ca = tls.then(|| dir.join("vault-ca.pem"));
+            if tls {
+                args.push("-dev-tls".into());
+                args.push(format!("-dev-tls-cert-dir={}", dir.display()).into());
+            }
+            let process =
                 Supervised::spawn("openbao", &executable, &args, dir.join("bao.log"), &dir)?;
-            match wait_until_healthy(&mut process, addr).await {
+            let scheme = if tls { "https" } else { "http" };
+            let mut server = OpenBao {
+                executable: executable.clone(),
+                addr,
+                address: format!("{scheme}://{addr}"),
+                root_token,
+                ca,
+                root,
+                process,
+            };
+            match server.wait_until_healthy().await {
                 Ok(()) => {
-                    let address = format!("http://{addr}");
-                    tracing::info!(%address, "openbao dev server ready");
-                    return Ok(OpenBao {
-                        addr,
-                        address,
-                        root_token,
-                        root,
-                        process,
-                    });
+                    tracing::info!(address = %server.address, "openbao dev server ready");
+                    return Ok(server);
                 }
                 Err(e) => {
-                    let lost_race = process.log_tail(40).contains("address already in use");
-                    drop(process);
-                    let _ = std::fs::remove_dir_all(&root);
+                    let lost_race = server
+                        .process
+                        .log_tail(40)
+                        .contains("address already in use");
+                    drop(server);
                     if !lost_race || attempt >= START_ATTEMPTS {
                         return Err(e);
                     }
@@ -121,6 +148,75 @@ impl OpenBao {
                 }
             }
         }
+    }
+
+    /// Waits until the server is initialized, unsealed and active, failing
+    /// early if it exits: `GET /v1/sys/health` answering 200, or for a TLS
+    /// server `status` (the CLI) exiting 0.
+    async fn wait_until_healthy(&mut self) -> Result<(), Error> {
+        let started = Instant::now();
+        loop {
+            self.process.check_running()?;
+            let last_error = if self.ca.is_some() {
+                match self.cli(&["status"]).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => e.to_string(),
+                }
+            } else {
+                match request(self.addr, "GET", "sys/health", None, None).await {
+                    Ok((200, _)) => return Ok(()),
+                    Ok((status, body)) => format!("sys/health said HTTP {status}: {body}"),
+                    Err(e) => e.to_string(),
+                }
+            };
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(self.process.not_ready(started.elapsed(), last_error));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs the server's own CLI (`bao`/`vault ARGS...`) against it as root,
+    /// e.g. `["write", "-f", "transit/keys/k", "type=ecdsa-p256"]`; its stdout.
+    pub async fn cli(&self, args: &[&str]) -> Result<String, Error> {
+        let mut command = std::process::Command::new(&self.executable);
+        command
+            .args(args)
+            .env("VAULT_ADDR", &self.address)
+            .env("BAO_ADDR", &self.address)
+            .env("VAULT_TOKEN", &self.root_token)
+            .env("BAO_TOKEN", &self.root_token)
+            .stdin(std::process::Stdio::null());
+        if let Some(ca) = &self.ca {
+            command.env("VAULT_CACERT", ca).env("BAO_CACERT", ca);
+        }
+        let action = format!("run `{} {}`", self.executable.display(), args.join(" "));
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|source| Error::Spawn {
+                process: "openbao CLI",
+                source,
+            })?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(Error::UnexpectedResponse {
+                action,
+                message: format!(
+                    "{}: {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            })
+        }
+    }
+
+    /// The PEM CA certificate a TLS server's certificate chains to; `None`
+    /// for plain HTTP.
+    pub fn ca_path(&self) -> Option<&std::path::Path> {
+        self.ca.as_deref()
     }
 
     /// The base URL, e.g. `http://127.0.0.1:40123`.
@@ -141,6 +237,12 @@ impl OpenBao {
     /// `method /v1/<path>` with `body` as the root token; the JSON answer
     /// (`Null` when empty) of a 2xx, else an error with the status and body.
     pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Error> {
+        if self.ca.is_some() {
+            return Err(Error::UnexpectedResponse {
+                action: format!("{method} /v1/{path} on openbao"),
+                message: "the server speaks TLS: use OpenBao::cli".into(),
+            });
+        }
         let (status, answer) =
             request(self.addr, method, path, Some(&self.root_token), body).await?;
         if (200..300).contains(&status) {
@@ -438,24 +540,6 @@ pub fn openbao_path() -> Result<PathBuf, Error> {
 fn free_addr() -> Result<SocketAddr, Error> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(Error::NoFreePort)?;
     listener.local_addr().map_err(Error::NoFreePort)
-}
-
-/// Waits until `GET /v1/sys/health` answers 200 (initialized, unsealed,
-/// active), failing early if the server exits.
-async fn wait_until_healthy(process: &mut Supervised, addr: SocketAddr) -> Result<(), Error> {
-    let started = Instant::now();
-    loop {
-        process.check_running()?;
-        let last_error = match request(addr, "GET", "sys/health", None, None).await {
-            Ok((200, _)) => return Ok(()),
-            Ok((status, body)) => format!("sys/health said HTTP {status}: {body}"),
-            Err(e) => e.to_string(),
-        };
-        if started.elapsed() > READY_TIMEOUT {
-            return Err(process.not_ready(started.elapsed(), last_error));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// One HTTP/1.0 request to `/v1/<path>`; the status and the JSON body
