@@ -402,10 +402,11 @@ fn kms_error(
         }
         _ => String::new(),
     };
+    // Google's messages end with a full stop; the advice follows a semicolon.
     other(format!(
         "{endpoint} refused {operation}: {}: {}{advice}",
         status.code.name(),
-        status.message
+        status.message.trim_end_matches('.')
     ))
 }
 
