@@ -43,6 +43,7 @@ pub mod aws_kms;
 pub mod gcp_kms;
 pub mod hierarchy;
 pub mod local;
+pub mod select;
 pub mod vault_transit;
 
 pub use aws_kms::{AwsKmsConfig, AwsKmsSigner, StaticCredentials};
@@ -50,6 +51,7 @@ pub use aws_kms::{AwsKmsConfig, AwsKmsSigner, StaticCredentials};
 pub use gcp_kms::{GcpKmsConfig, GcpKmsSigner};
 pub use hierarchy::{CurrentKey, HierarchyConfig, KeyHierarchy};
 pub use local::LocalSigner;
+pub use select::{SignerArgs, SignerKind};
 pub use vault_transit::{VaultAuth, VaultMarshaling, VaultTransitConfig, VaultTransitSigner};
 
 /// Why signing failed.

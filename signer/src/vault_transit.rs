@@ -279,15 +279,18 @@ impl Vault {
                 .header("Content-Type", "application/json")
                 .body(body.to_string());
         }
-        let response = request.send().await.map_err(unavailable)?;
+        let mut response = request.send().await.map_err(unavailable)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(unavailable)?;
-        if bytes.len() > MAX_RESPONSE_LEN {
-            return Err(SignerError::Sign(format!(
-                "Vault at {} answered {operation} with {} bytes; refusing more than {MAX_RESPONSE_LEN}",
-                self.address,
-                bytes.len()
-            )));
+        // Read in chunks so that a runaway answer is cut off, not buffered.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_LEN {
+                return Err(SignerError::Sign(format!(
+                    "Vault at {} answered {operation} with more than {MAX_RESPONSE_LEN} bytes",
+                    self.address
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
         }
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
             Value::Null

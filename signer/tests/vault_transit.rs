@@ -69,6 +69,8 @@ async fn a_transit_signed_token_verifies_in_both_encodings() -> TestResult {
     for marshaling in [VaultMarshaling::Jws, VaultMarshaling::Asn1] {
         let mut config = config(bao, &name);
         config.marshaling = marshaling;
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(bao.root_token()), "{debug}");
         let signer = VaultTransitSigner::connect(&config).await?;
         assert_eq!(signer.key_version(), 1);
         // Many signatures: Go's ECDSA gives high and low s alike, and both
