@@ -10,15 +10,6 @@ use agentauth_core::gcra::Period;
 
 use crate::http::HttpLimits;
 
-/// Which key signs (or certifies the keys that sign) tokens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SignerKind {
-    /// A P-256 key in a PEM file (or a mounted Secret).
-    Local,
-    /// An `ECC_NIST_P256` key in AWS KMS.
-    AwsKms,
-}
-
 /// Whether the root key signs tokens itself or certifies issuing keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SigningMode {
@@ -54,9 +45,9 @@ pub struct OperatorConfig {
     #[arg(long, env = "AGENTAUTH_REDIS_PASSWORD", hide_env_values = true)]
     pub redis_password: Option<String>,
 
-    /// Which key signs.
-    #[arg(long, env = "AGENTAUTH_SIGNER", value_enum, default_value = "local")]
-    pub signer: SignerKind,
+    /// The root key: it signs tokens, or certifies the keys that do.
+    #[command(flatten)]
+    pub root: agentauth_signer::SignerArgs,
 
     /// Whether the root signs every token or certifies issuing keys.
     #[arg(
@@ -66,30 +57,6 @@ pub struct OperatorConfig {
         default_value = "hierarchy"
     )]
     pub signing_mode: SigningMode,
-
-    /// PEM file of the local root key (mode 0600 or stricter).
-    #[arg(
-        long,
-        env = "AGENTAUTH_ROOT_KEY_FILE",
-        default_value = "/var/run/agentauth/root-key.pem"
-    )]
-    pub root_key_file: PathBuf,
-
-    /// Create the local root key file when it does not exist (development).
-    #[arg(long, env = "AGENTAUTH_GENERATE_ROOT_KEY", default_value_t = false)]
-    pub generate_root_key: bool,
-
-    /// AWS KMS key id or ARN (with `--signer aws-kms`).
-    #[arg(long, env = "AGENTAUTH_KMS_KEY_ID")]
-    pub kms_key_id: Option<String>,
-
-    /// AWS KMS endpoint override (LocalStack, moto).
-    #[arg(long, env = "AGENTAUTH_KMS_ENDPOINT")]
-    pub kms_endpoint: Option<String>,
-
-    /// AWS region of the KMS key.
-    #[arg(long, env = "AGENTAUTH_KMS_REGION")]
-    pub kms_region: Option<String>,
 
     /// How often a new issuing key is certified.
     #[arg(long, env = "AGENTAUTH_KEY_ROTATION", default_value = "6h")]
@@ -208,9 +175,7 @@ impl OperatorConfig {
                 self.public_url
             ));
         }
-        if self.signer == SignerKind::AwsKms && self.kms_key_id.is_none() {
-            return Err("--signer aws-kms needs --kms-key-id".into());
-        }
+        self.root.validate()?;
         if self.key_validity.as_millis() < self.key_rotation.as_millis() + 3_600_000 {
             return Err(
                 "--key-validity must exceed --key-rotation by at least the 1h token lifetime"

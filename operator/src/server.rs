@@ -18,9 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentauth_signer::aws_kms::{AwsKmsConfig, AwsKmsSigner};
 use agentauth_signer::hierarchy::{HierarchyConfig, KeyHierarchy};
-use agentauth_signer::local::LocalSigner;
 use agentauth_signer::{Signer, SignerError};
 use agentauth_state::{InProcessState, RedisConfig, RedisState, SharedState, StateError};
 
@@ -29,7 +27,7 @@ use crate::approvals::{Approvals, ApprovalsConfig};
 use crate::audit::AuditSink;
 use crate::cache::Caches;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{OperatorConfig, SignerKind, SigningMode};
+use crate::config::{OperatorConfig, SigningMode};
 use crate::context::{Context, RelyingParty};
 use crate::leader::{self, LeaseConfig};
 use crate::metered_signer::MeteredSigner;
@@ -192,21 +190,7 @@ async fn key_hierarchy(
     clock: &dyn Clock,
     metrics: &Metrics,
 ) -> Result<KeyHierarchy, ServerError> {
-    let root: Arc<dyn Signer> = match config.signer {
-        SignerKind::Local if config.generate_root_key => {
-            Arc::new(LocalSigner::load_or_generate(&config.root_key_file)?)
-        }
-        SignerKind::Local => Arc::new(LocalSigner::from_file(&config.root_key_file)?),
-        SignerKind::AwsKms => {
-            let kms = AwsKmsConfig {
-                region: config.kms_region.clone(),
-                endpoint_url: config.kms_endpoint.clone(),
-                ..AwsKmsConfig::default()
-            };
-            let key_id = config.kms_key_id.as_deref().unwrap_or_default();
-            Arc::new(AwsKmsSigner::connect(&kms, key_id).await?)
-        }
-    };
+    let root = config.root.open().await?;
     let root: Arc<dyn Signer> = Arc::new(MeteredSigner::new(root, "root", metrics.clone()));
     Ok(match config.signing_mode {
         SigningMode::Direct => KeyHierarchy::direct(root),

@@ -105,9 +105,11 @@ impl SignerArgs {
             }
             SignerKind::AwsKms => {}
             SignerKind::GcpKms if !cfg!(feature = "gcp-kms") => {
-                return Err("--signer gcp-kms: this build has no Google Cloud KMS support; \
+                return Err(
+                    "--signer gcp-kms: this build has no Google Cloud KMS support; \
                             build agentauth with `--features gcp-kms` (the image has it)"
-                    .into());
+                        .into(),
+                );
             }
             SignerKind::GcpKms if self.gcp_kms_key_version.is_none() => {
                 return Err(
@@ -118,14 +120,18 @@ impl SignerArgs {
             SignerKind::GcpKms => {}
             SignerKind::VaultTransit => {
                 if self.vault_addr.is_none() || self.vault_key.is_none() {
-                    return Err("--signer vault-transit needs --vault-addr (VAULT_ADDR) and \
+                    return Err(
+                        "--signer vault-transit needs --vault-addr (VAULT_ADDR) and \
                                 --vault-key (AGENTAUTH_VAULT_KEY)"
-                        .into());
+                            .into(),
+                    );
                 }
                 if self.vault_role.is_none() && self.vault_token.is_none() {
-                    return Err("--signer vault-transit needs --vault-role (Kubernetes auth) \
+                    return Err(
+                        "--signer vault-transit needs --vault-role (Kubernetes auth) \
                                 or VAULT_TOKEN"
-                        .into());
+                            .into(),
+                    );
                 }
             }
         }
@@ -202,7 +208,9 @@ mod tests {
 
     fn parse(args: &[&str]) -> SignerArgs {
         let argv = std::iter::once("agentauth").chain(args.iter().copied());
-        Cli::try_parse_from(argv).map(|c| c.root).unwrap_or_else(|e| panic!("{e}"))
+        Cli::try_parse_from(argv)
+            .map(|c| c.root)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
@@ -211,7 +219,14 @@ mod tests {
             (&["--signer", "aws-kms"][..], "--kms-key-id"),
             (&["--signer", "vault-transit"][..], "--vault-addr"),
             (
-                &["--signer", "vault-transit", "--vault-addr", "http://v", "--vault-key", "k"][..],
+                &[
+                    "--signer",
+                    "vault-transit",
+                    "--vault-addr",
+                    "http://v",
+                    "--vault-key",
+                    "k",
+                ][..],
                 "VAULT_TOKEN",
             ),
         ] {
