@@ -143,8 +143,11 @@ pub fn parse_hash(text: &str) -> Option<[u8; 32]> {
 /// checkpoint and the kid that signed it. Every refusal is
 /// `audit_checkpoint_invalid`.
 pub fn verify(signed: &str, trusted: &[EcPublicJwk]) -> Result<(Checkpoint, String)> {
-    let parts =
-        jws::decode::<Checkpoint>(signed, MAX_CHECKPOINT_LEN, ErrorCode::AuditCheckpointInvalid)?;
+    let parts = jws::decode::<Checkpoint>(
+        signed,
+        MAX_CHECKPOINT_LEN,
+        ErrorCode::AuditCheckpointInvalid,
+    )?;
     if parts.header.typ.as_deref() != Some(CHECKPOINT_TYPE) {
         return Err(invalid(format!("typ must be {CHECKPOINT_TYPE}")));
     }

@@ -17,8 +17,8 @@
 pub mod approval;
 pub mod audit;
 pub mod b64;
-pub mod checkpoint;
 pub mod capability;
+pub mod checkpoint;
 pub mod dpop;
 pub mod envelope;
 pub mod error;

@@ -149,7 +149,9 @@ mod tests {
     use super::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(format!("r{i}").as_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(format!("r{i}").as_bytes()))
+            .collect()
     }
 
     fn hex(bytes: &[u8]) -> String {

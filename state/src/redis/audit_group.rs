@@ -98,7 +98,9 @@ impl RedisState {
             .flat_map(|(_, entries)| entries)
             .map(|(id, fields)| {
                 let event = fields
-                    .ok_or_else(|| "the entry was deleted from the stream after delivery".to_owned())
+                    .ok_or_else(|| {
+                        "the entry was deleted from the stream after delivery".to_owned()
+                    })
                     .and_then(|fields| {
                         fields
                             .into_iter()
@@ -171,11 +173,17 @@ impl RedisState {
     /// Takes or renews the archiver lease for `holder` for `ttl_ms`;
     /// `false` while another holder has it. One archiver seals at a time:
     /// two would number their segments alike.
-    pub async fn audit_archiver_lease(&self, holder: &str, ttl_ms: u64) -> Result<bool, StateError> {
+    pub async fn audit_archiver_lease(
+        &self,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StateError> {
         let mut conn = self.conn.clone();
         let script = ::redis::Script::new(LEASE_SCRIPT);
         let mut call = script.prepare_invoke();
-        call.key(keys::AUDIT_ARCHIVER_LEASE).arg(holder).arg(ttl_ms.max(1));
+        call.key(keys::AUDIT_ARCHIVER_LEASE)
+            .arg(holder)
+            .arg(ttl_ms.max(1));
         let held: i64 = self
             .write("archiver lease", call.invoke_async(&mut conn))
             .await?;
@@ -185,9 +193,7 @@ impl RedisState {
     /// Every producer's heartbeat: its newest written event.
     pub async fn audit_heartbeats(&self) -> Result<HashMap<String, AuditEvent>, StateError> {
         let mut conn = self.conn.clone();
-        let cmd = ::redis::cmd("HGETALL")
-            .arg(keys::AUDIT_HEARTBEATS)
-            .clone();
+        let cmd = ::redis::cmd("HGETALL").arg(keys::AUDIT_HEARTBEATS).clone();
         let raw: HashMap<String, String> = self
             .write("HGETALL audit heartbeats", cmd.query_async(&mut conn))
             .await?;
