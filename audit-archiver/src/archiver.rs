@@ -475,7 +475,13 @@ impl Archiver {
         let contents = Contents {
             lines: &term.batch.lines,
             producers: term.batch.producers.clone(),
-            last_entry_id: term.batch.last_id.clone(),
+            // A segment of heartbeats alone read no entry: carry the last one
+            // forward, it is what tells redelivered entries from new ones.
+            last_entry_id: term
+                .batch
+                .last_id
+                .clone()
+                .or_else(|| term.head.last_entry_id.clone()),
             now_ms: now_ms(),
         };
         seal::seal(self.signer.as_ref(), &term.head, contents)

@@ -81,11 +81,7 @@ impl Batch {
             Ok(event) => event,
             Err(why) => return Accepted::Invalid(why),
         };
-        let sealed = head.producers.get(&event.producer);
-        if sealed
-            .and_then(|m| m.last_seq)
-            .is_some_and(|last| event.seq <= last)
-        {
+        if is_redelivery(&self.ids[self.ids.len() - 1], &event, head) {
             return Accepted::AlreadySealed;
         }
         let line = match segment::record_line(&event) {
@@ -164,6 +160,32 @@ pub(crate) fn break_label(kind: BreakKind) -> &'static str {
 }
 
 /// The time part of a stream entry id, ms.
+/// An entry sealed before: at or below its producer's sealed chain head and
+/// at or before the last sealed stream entry. A record at or below the head
+/// but newer in the stream is not one: its producer restarted its chain (a
+/// Redis that lost its data, a reused producer id) or forked it, and it is
+/// sealed and reported as a break instead of being dropped unseen.
+fn is_redelivery(id: &str, event: &AuditEvent, head: &Head) -> bool {
+    let below_head = head
+        .producers
+        .get(&event.producer)
+        .and_then(|m| m.last_seq)
+        .is_some_and(|last| event.seq <= last);
+    let sealed_in_stream = match &head.last_entry_id {
+        Some(sealed) => entry_id(id) <= entry_id(sealed),
+        // Only heartbeats were sealed so far: by seq alone.
+        None => true,
+    };
+    below_head && sealed_in_stream
+}
+
+/// A stream id `<ms>-<seq>` as numbers, for ordering (unparsable: first).
+fn entry_id(id: &str) -> (u64, u64) {
+    id.split_once('-')
+        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
+        .unwrap_or((0, 0))
+}
+
 pub(crate) fn entry_ms(id: &str) -> Option<i64> {
     id.split_once('-')?.0.parse().ok()
 }

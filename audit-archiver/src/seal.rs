@@ -20,6 +20,8 @@ pub struct Head {
     pub hash: String,
     /// Every producer's chain after it.
     pub producers: BTreeMap<String, ProducerMark>,
+    /// The stream id of the last entry sealed (`None`: none yet).
+    pub last_entry_id: Option<String>,
 }
 
 impl Head {
@@ -29,6 +31,7 @@ impl Head {
             segment: 0,
             hash: Checkpoint::genesis_prev(),
             producers: BTreeMap::new(),
+            last_entry_id: None,
         }
     }
 
@@ -45,6 +48,7 @@ impl Head {
             segment: parts.claims.segment,
             hash: checkpoint::hash(signed),
             producers: parts.claims.producers,
+            last_entry_id: parts.claims.last_entry_id,
         })
     }
 }
@@ -117,6 +121,7 @@ pub async fn seal(
             segment: checkpoint.segment,
             hash: checkpoint::hash(&signed),
             producers: checkpoint.producers.clone(),
+            last_entry_id: checkpoint.last_entry_id.clone(),
         },
         checkpoint,
     })

@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(Some(kid), jwk.kid);
         // Another key, even one claiming the same kid, is refused.
         let (forged, _) = signed(&SigningKey::generate(), &sample());
-        let err = verify(&forged, &[jwk.clone()]).unwrap_err();
+        let err = verify(&forged, std::slice::from_ref(&jwk)).unwrap_err();
         assert_eq!(err.code, ErrorCode::AuditCheckpointInvalid);
         let mut claimed = forged.split('.').map(str::to_owned).collect::<Vec<_>>();
         claimed[0] = jws.split('.').next().unwrap().to_owned();

@@ -388,3 +388,53 @@ async fn xdel(conn: &mut redis::aio::MultiplexedConnection, id: &str) {
         .await
         .unwrap();
 }
+
+/// Threat: Redis loses its data (a failover without persistence, a flush)
+/// and a producer restarts its chain at seq 0 under the same id. Its new
+/// records sit at or below the sealed chain head but are newer in the
+/// stream: they are sealed and the restart is counted and named, never
+/// acknowledged unseen as if they had been sealed already.
+#[tokio::test]
+async fn a_chain_restarted_after_redis_lost_its_data_is_sealed_not_dropped() {
+    let env = Env::new().await;
+    let producer = "operator/op-0";
+    let mut first = Chain::new(producer);
+    let running = env.start(env.config());
+    env.produce(&mut first, 30).await;
+    env.sealed(30).await;
+
+    // What Redis knew of the producer's chain is gone; the producer starts over.
+    let mut conn = env.redis().await;
+    for key in [
+        agentauth_state::keys::audit_last(producer),
+        format!("agentauth:{{audit}}:seen:{producer}"),
+    ] {
+        let _: i64 = conn.del(key).await.unwrap();
+    }
+    let mut restarted = Chain::new(producer);
+    env.produce(&mut restarted, 10).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.stream_len().await > 0 {
+        assert!(std::time::Instant::now() < deadline, "not sealed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let breaks: u64 = ["altered", "missing", "reordered", "duplicate", "forked"]
+        .iter()
+        .map(|k| running.metrics.chain_breaks.with_label_values(&[k]).get())
+        .sum();
+    let redelivered = running.metrics.redelivered.get();
+    running.stop().await;
+    assert!(breaks >= 1, "the restart is counted as a break");
+    assert_eq!(redelivered, 0, "nothing new passes for already sealed");
+
+    let all = agentauth_archiver::show::show(env.store.as_ref(), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        all.len(),
+        40,
+        "every record of both chains is in the archive"
+    );
+    let p = problem(&env).await;
+    assert_eq!(p.record, Some((producer.into(), 0)), "{p}");
+}
