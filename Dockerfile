@@ -38,7 +38,8 @@ RUN npm run build
 # On bookworm, like the runtime image (distroless debian12): the binary links
 # the glibc and libssl3 (webauthn-rs) it was built against. The image already
 # has gcc, pkg-config and libssl-dev (buildpack-deps).
-# build compiles the release agentauth binary, without the dev feature.
+# build compiles the release agentauth binary, without the dev feature and
+# with every root-key backend (gcp-kms).
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 # Only what cargo reads: every workspace member (cargo loads all their
@@ -50,6 +51,7 @@ COPY core/ core/
 COPY crds/ crds/
 COPY state/ state/
 COPY signer/ signer/
+COPY audit-archiver/ audit-archiver/
 COPY operator/ operator/
 COPY verifier/ verifier/
 COPY webhook/ webhook/
@@ -65,7 +67,7 @@ COPY e2e/chart/ e2e/chart/
 # binary's 207 MB. Symbols stay, so a backtrace still names functions.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p agentauth-cli \
+    cargo build --release --locked -p agentauth-cli --features gcp-kms \
  && strip --strip-debug -o /usr/local/bin/agentauth target/release/agentauth
 
 FROM gcr.io/distroless/cc-debian12:nonroot

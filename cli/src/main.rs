@@ -6,6 +6,7 @@
 //! code the release binary and the image must not hold (DESIGN §13).
 
 mod approver;
+mod audit;
 #[cfg(feature = "dev")]
 mod dev;
 mod root_key;
@@ -42,6 +43,12 @@ enum Command {
     /// Run the validating admission webhook (HTTPS): what the CRD schemas cannot
     /// check, and the passkey signature of every approval.
     Webhook(agentauth_webhook::WebhookConfig),
+    /// Run the audit archiver: seal the audit stream into KMS-signed,
+    /// Merkle-checkpointed segments in a directory or S3.
+    Archiver(agentauth_archiver::config::ArchiverArgs),
+    /// The sealed audit archive: verify it, prove a record, show records.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Administer human approvers (enrollment tokens for their passkeys).
     #[command(subcommand)]
     Approver(approver::ApproverCommand),
@@ -88,6 +95,14 @@ fn main() -> ExitCode {
                 runtime::shutdown_signal(),
             )));
         }
+        Command::Archiver(args) => {
+            runtime::init_logging();
+            return report(runtime::block_on(agentauth_archiver::server::run(
+                args,
+                runtime::shutdown_signal(),
+            )));
+        }
+        Command::Audit(command) => return audit::main(command),
         #[cfg(feature = "dev")]
         Command::Dev(args) => return dev::main(args),
         Command::Approver(command) => return approver::main(command),

@@ -103,6 +103,7 @@ async fn dev_starts_everything_stops_cleanly_on_sigint_and_starts_again() {
     assert_eq!(
         names,
         [
+            "archiver",
             "operator",
             "provider",
             "redis",
@@ -112,6 +113,7 @@ async fn dev_starts_everything_stops_cleanly_on_sigint_and_starts_again() {
         ]
     );
     walk_through(&dev, &state);
+    read_the_audit_archive(&dev, &state);
     let apiserver = dev.url("apiserver");
     let root_key = std::fs::read(state.join("root-key.pem")).unwrap();
     let status = dev.interrupt();
@@ -141,6 +143,39 @@ async fn dev_starts_everything_stops_cleanly_on_sigint_and_starts_again() {
         "a dead service must fail the run: {status:?}"
     );
     assert_all_stopped(&pids, &apiserver);
+}
+
+/// The banner's audit commands after the walk-through: the archive shows the
+/// agent's story up to the revoked call, and verifies against the root key.
+fn read_the_audit_archive(dev: &Dev, state: &Path) {
+    let commands = support::audit_commands(dev, state);
+    assert_eq!(commands.len(), 2, "show and verify: {commands:?}");
+    let (show, verify) = (&commands[0], &commands[1]);
+    assert_eq!((show[1].as_str(), verify[1].as_str()), ("show", "verify"));
+    // Segments are sealed every 2 s in development: wait for the last call.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let (ok, out) = support::agentauth(show);
+        assert!(ok, "audit show failed: {out}");
+        if out.contains("grant_revoked") || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for expected in [
+        "token_issued",
+        "verification  allow",
+        "deny (grant_revoked)",
+    ] {
+        assert!(out.contains(expected), "{expected} in the archive: {out}");
+    }
+    assert!(
+        out.lines()
+            .all(|l| l.contains("agent=agents/shopping-agent")),
+        "only the agent's records: {out}"
+    );
+    let (ok, out) = support::agentauth(verify);
+    assert!(ok && out.starts_with("ok:"), "audit verify: {out}");
 }
 
 /// The banner's commands, in its order, run as a shell would run them.

@@ -1,6 +1,7 @@
 //! The dashboards (`deploy/grafana/`) and the alert rules
 //! (`charts/agentauth/files/prometheus-rules.yaml`) query only metrics the
-//! real processes export. `agentauth dev` runs the operator, the webhook and
+//! real processes export. `agentauth dev` runs the operator, the webhook, the
+//! audit archiver and
 //! two verifiers; after the walk-through's traffic (an agent key, a grant
 //! request, a passkey approval, a token, an allowed and a denied call, a
 //! revocation, the denial after it) each `/metrics` is scraped. Every
@@ -33,7 +34,13 @@ use support::{Dev, start, walk};
 const NOT_OURS: [&str; 1] = ["up"];
 
 /// The banner labels of the processes `agentauth dev` runs.
-const PROCESSES: [&str; 4] = ["operator", "verifier-a", "verifier-b", "webhook"];
+const PROCESSES: [&str; 5] = [
+    "archiver",
+    "operator",
+    "verifier-a",
+    "verifier-b",
+    "webhook",
+];
 
 /// Each dashboard, and the processes of the component it shows: what its
 /// panels query, one of these must export.
@@ -175,7 +182,8 @@ fn drive_traffic(dev: &Dev, state: &Path) {
     });
 }
 
-/// Each process's metric families: the operator, both verifiers, the webhook.
+/// Each process's metric families: the archiver, the operator, both
+/// verifiers, the webhook.
 async fn scrape(dev: &Dev, state: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -191,6 +199,7 @@ async fn scrape(dev: &Dev, state: &Path) -> BTreeMap<String, BTreeMap<String, St
         .unwrap();
     let mut out = BTreeMap::new();
     for (label, client) in [
+        ("archiver", &http),
         ("operator", &http),
         ("verifier-a", &http),
         ("verifier-b", &http),

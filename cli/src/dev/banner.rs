@@ -44,6 +44,8 @@ pub struct Summary {
     pub bin_dir: String,
     /// The approval UI, when the operator serves it.
     pub ui: Option<UiLinks>,
+    /// The audit archiver (with Redis): its base URL and archive folder.
+    pub archiver: Option<(String, String)>,
 }
 
 /// Where a person approves: the UI and a first enrollment link.
@@ -172,6 +174,13 @@ pub fn render(s: &Summary) -> String {
              installed; or pass --ui-dir)",
         ),
     }
+    if let Some((url, dir)) = &s.archiver {
+        row(
+            &mut out,
+            "archiver",
+            &format!("{url}  (/metrics; seals the audit stream into {dir})"),
+        );
+    }
     row(&mut out, "examples", &s.examples.join(", "));
     row(
         &mut out,
@@ -233,6 +242,9 @@ pub fn next_commands(s: &Summary) -> Vec<String> {
             "agentauth dev revoke \"$GRANT\"".to_owned(),
             call,
         ]);
+        if s.archiver.is_some() {
+            commands.extend(ARCHIVE_COMMANDS.map(str::to_owned));
+        }
     } else {
         commands.extend([
             format!("curl -s {}/.well-known/jwks.json", s.operator),
@@ -244,6 +256,12 @@ pub fn next_commands(s: &Summary) -> Vec<String> {
     }
     commands
 }
+
+/// Reading what the walk-through left in the sealed audit archive.
+const ARCHIVE_COMMANDS: [&str; 2] = [
+    "agentauth audit show --archive-dir \"$AGENTAUTH_DEV_STATE_DIR/run/audit-archive\" --agent agents/shopping-agent",
+    "agentauth audit verify --archive-dir \"$AGENTAUTH_DEV_STATE_DIR/run/audit-archive\" --public-key \"$AGENTAUTH_DEV_STATE_DIR/run/root.jwk\"",
+];
 
 fn row(out: &mut String, label: &str, value: &str) {
     let _ = writeln!(out, "  {label:<11}{value}");
@@ -274,6 +292,7 @@ mod tests {
             walkthrough: false,
             bin_dir: "/cache/target/debug".into(),
             ui: None,
+            archiver: None,
         }
     }
 
@@ -351,6 +370,10 @@ mod tests {
         let docs = include_str!("../../../docs/dev.md");
         let mut s = summary();
         s.walkthrough = true;
+        s.archiver = Some((
+            "http://127.0.0.1:8086".into(),
+            ".agentauth-dev/run/audit-archive".into(),
+        ));
         s.provider = Some((
             "http://127.0.0.1:8084".into(),
             "https://shop.example.com".into(),

@@ -32,6 +32,12 @@ pub struct Endpoints {
     pub kubeconfig: PathBuf,
     /// The operator's namespace (enrollment-token Secrets live there).
     pub system_namespace: String,
+    /// The audit archiver's base URL (/metrics), when it runs (with Redis).
+    #[serde(default)]
+    pub archiver: Option<String>,
+    /// Where the archiver seals the audit stream.
+    #[serde(default)]
+    pub archive_dir: Option<PathBuf>,
 }
 
 impl Endpoints {

@@ -10,6 +10,7 @@
 //! | webhook (HTTPS) | base + 3 |
 //! | example provider | base + 4 |
 //! | redis | base + 5 |
+//! | audit archiver (/metrics) | base + 6 |
 
 use std::net::TcpListener;
 
@@ -30,24 +31,27 @@ pub struct Ports {
     pub provider: u16,
     /// Redis.
     pub redis: u16,
+    /// The audit archiver's /metrics and /healthz.
+    pub archiver: u16,
 }
 
-const SERVICES: [&str; 6] = [
+const SERVICES: [&str; 7] = [
     "operator",
     "verifier-a",
     "verifier-b",
     "webhook",
     "example provider",
     "redis",
+    "audit archiver",
 ];
 
 impl Ports {
     /// The ports for `base` (0: free ports), each checked to be free now.
     pub fn plan(base: u16) -> Result<Ports, DevError> {
-        let mut ports = [0_u16; 6];
+        let mut ports = [0_u16; 7];
         if base == 0 {
-            // Bound all at once so the six are distinct, then released.
-            let listeners = (0..6)
+            // Bound all at once so they are distinct, then released.
+            let listeners = (0..ports.len())
                 .map(|_| TcpListener::bind(("127.0.0.1", 0)))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(DevError::NoFreePort)?;
@@ -72,7 +76,15 @@ impl Ports {
                 *port = candidate;
             }
         }
-        let [operator, verifier_a, verifier_b, webhook, provider, redis] = ports;
+        let [
+            operator,
+            verifier_a,
+            verifier_b,
+            webhook,
+            provider,
+            redis,
+            archiver,
+        ] = ports;
         Ok(Ports {
             operator,
             verifier_a,
@@ -80,6 +92,7 @@ impl Ports {
             webhook,
             provider,
             redis,
+            archiver,
         })
     }
 }
@@ -103,7 +116,7 @@ mod tests {
     }
 
     #[test]
-    fn base_zero_picks_six_distinct_free_ports() {
+    fn base_zero_picks_distinct_free_ports() {
         let p = Ports::plan(0).unwrap();
         let mut all = vec![
             p.operator,
@@ -112,9 +125,10 @@ mod tests {
             p.webhook,
             p.provider,
             p.redis,
+            p.archiver,
         ];
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 6);
+        assert_eq!(all.len(), 7);
     }
 }

@@ -326,6 +326,10 @@ async fn start(
     let provider_url = layout.provider_url();
     let provider = spawn(session, "provider", &exe, &layout.provider_args(), &[])?;
     ready::http(&provider, &http, &format!("{provider_url}/readyz")).await?;
+    if let (Some(args), Some(url)) = (layout.archiver_args(), layout.archiver_url()) {
+        let archiver = spawn(session, "archiver", &exe, &args, &[])?;
+        ready::http(&archiver, &http, &format!("{url}/healthz")).await?;
+    }
     Endpoints {
         operator: operator_url.clone(),
         approval_origin: layout.origin(),
@@ -336,6 +340,8 @@ async fn start(
         provider_audience: PROVIDER_AUDIENCE.to_owned(),
         kubeconfig: admin_kubeconfig.clone(),
         system_namespace: cluster::SYSTEM_NAMESPACE.to_owned(),
+        archiver: layout.archiver_url(),
+        archive_dir: layout.archiver_url().map(|_| layout.archive_dir.clone()),
     }
     .save(run_dir)?;
 
@@ -370,6 +376,9 @@ async fn start(
             .map(|d| d.display().to_string())
             .unwrap_or_default(),
         ui,
+        archiver: layout
+            .archiver_url()
+            .map(|url| (url, layout.archive_dir.display().to_string())),
     };
     let text = banner::render(&summary);
     let (body, ready_line) = text.rsplit_once('\n').unwrap_or(("", &text));

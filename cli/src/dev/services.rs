@@ -14,6 +14,8 @@
 //!                                 --audience <the example providers> [--redis-url]
 //!                                 --ext-authz-audience <the shop>
 //!  provider   agentauth dev provider --verifier-url <verifier-a> --audience <the shop>
+//!  archiver   agentauth archiver  --redis-url --archive-dir <state>/run/audit-archive --root-key-file <state>/root-key.pem
+//!                                 --trim-after 1h (with Redis only: it reads the shared audit stream)
 //! ```
 
 use std::ffi::OsString;
@@ -46,6 +48,10 @@ pub struct Layout {
     pub redis_url: Option<String>,
     /// The built approval UI the operator serves, if there is one.
     pub ui_dir: Option<PathBuf>,
+    /// Where the archiver seals the audit stream: in the run folder, fresh
+    /// each run like Redis (a new Redis restarts every producer's chain,
+    /// which an archive of the last run would rightly report as a break).
+    pub archive_dir: PathBuf,
 }
 
 impl Layout {
@@ -59,6 +65,7 @@ impl Layout {
             redis_dir: run_dir.join("redis"),
             redis_url: redis.then(|| format!("redis://127.0.0.1:{}/", ports.redis)),
             ui_dir: None,
+            archive_dir: run_dir.join("audit-archive"),
         }
     }
 
@@ -173,6 +180,30 @@ impl Layout {
         owned(args)
     }
 
+    /// `agentauth archiver` arguments, when Redis runs (the archiver reads
+    /// the shared audit stream). Sealed entries stay in the stream for an
+    /// hour, for whoever looks at it with redis-cli; segments are sealed
+    /// every 2 s so `agentauth audit show` sees a walk-through at once.
+    pub fn archiver_args(&self) -> Option<Vec<OsString>> {
+        let url = self.redis_url.as_ref()?;
+        Some(owned(vec![
+            "archiver".to_owned(),
+            format!("--listen=127.0.0.1:{}", self.ports.archiver),
+            format!("--redis-url={url}"),
+            format!("--archive-dir={}", self.archive_dir.display()),
+            format!("--root-key-file={}", self.root_key.display()),
+            "--segment-max-age=2s".to_owned(),
+            "--trim-after=1h".to_owned(),
+        ]))
+    }
+
+    /// The archiver's base URL (/metrics, /healthz), when it runs.
+    pub fn archiver_url(&self) -> Option<String> {
+        self.redis_url
+            .as_ref()
+            .map(|_| format!("http://127.0.0.1:{}", self.ports.archiver))
+    }
+
     /// `agentauth dev provider` arguments: it asks verifier-a.
     pub fn provider_args(&self) -> Vec<OsString> {
         owned(vec![
@@ -234,6 +265,7 @@ mod tests {
             webhook: 8083,
             provider: 8084,
             redis: 8085,
+            archiver: 8086,
         };
         Layout::new(ports, Path::new("/s"), Path::new("/s/run"), redis)
     }
@@ -285,6 +317,21 @@ mod tests {
         with_ui.ui_dir = Some(PathBuf::from("/repo/approval-ui/dist"));
         assert!(joined(with_ui.operator_args()).contains("--ui-dir=/repo/approval-ui/dist"));
         assert_eq!(with_ui.ui_url(), "http://localhost:8080/approvals/");
+    }
+
+    #[test]
+    fn the_archiver_seals_the_shared_stream_with_the_root_key() {
+        let l = layout(true);
+        let archiver = joined(l.archiver_args().unwrap());
+        for expected in [
+            "--redis-url=redis://127.0.0.1:8085/",
+            "--root-key-file=/s/root-key.pem",
+            "--archive-dir=/s/run/audit-archive",
+            "--listen=127.0.0.1:8086",
+        ] {
+            assert!(archiver.contains(expected), "{expected} in {archiver}");
+        }
+        assert!(layout(false).archiver_args().is_none());
     }
 
     #[test]

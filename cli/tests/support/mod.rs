@@ -186,6 +186,38 @@ pub fn walk(state: &Path, args: &[&str]) -> (bool, String) {
     (output.status.success(), stdout)
 }
 
+/// The banner's `agentauth audit …` commands, as a shell would split them
+/// (`$AGENTAUTH_DEV_STATE_DIR` is `state`), without the leading `agentauth`.
+pub fn audit_commands(dev: &Dev, state: &Path) -> Vec<Vec<String>> {
+    let state = state.display().to_string();
+    dev.banner
+        .iter()
+        .filter_map(|l| l.split("agentauth audit ").nth(1))
+        .map(|c| {
+            let line = c.replace("$AGENTAUTH_DEV_STATE_DIR", &state);
+            let mut args = vec!["audit".to_owned()];
+            args.extend(
+                line.split_whitespace()
+                    .map(|w| w.trim_matches('"').to_owned()),
+            );
+            args
+        })
+        .collect()
+}
+
+/// Runs `agentauth ARGS…` (not a dev command); its success and stdout.
+pub fn agentauth(args: &[String]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_agentauth"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("$ agentauth {}\n{stdout}{stderr}", args.join(" "));
+    (output.status.success(), stdout)
+}
+
 /// Runs the walk-through the banner prints, in its order, as a shell would
 /// (`"$GRANT"` is the name step 1 printed), and hands each step's number,
 /// arguments, success and stdout to `check`.
