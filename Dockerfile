@@ -1,14 +1,14 @@
 # syntax=docker/dockerfile:1
 #
-# The AgentAuth image: the `agentauth` binary (operator, verifier, webhook;
-# the Helm chart picks the subcommand) and the built approval UI the operator
-# serves under /approvals/.
+# The AgentAuth image: the `agentauth` binary (operator, verifier, webhook,
+# archiver; the Helm chart picks the subcommand) and the built approval UI
+# the operator serves under /approvals/.
 #
 #   docker build -t agentauth .
 #
-#  ui     node: npm ci && npm run build   ─▶ approval-ui/dist ─┐
-#  build  rust: cargo build --release -p agentauth-cli ─▶ agentauth ─┤
-#  final  distroless/cc (glibc, libssl3, no shell), uid 65532 ◀──────┘
+#  ui     node: npm ci && npm run build                        ─▶ approval-ui/dist ─┐
+#  build  rust: cargo build --release -p agentauth-cli --features gcp-kms ─▶ agentauth ─┤
+#  final  distroless/cc (glibc, libssl3, no shell), uid 65532 ◀───────────────────────┘
 #
 # The release build has no `dev` feature, so the binary holds no test code:
 # no local control plane harness, no software passkey, no `agentauth dev`
@@ -37,9 +37,9 @@ RUN npm run build
 
 # On bookworm, like the runtime image (distroless debian12): the binary links
 # the glibc and libssl3 (webauthn-rs) it was built against. The image already
-# has gcc, pkg-config and libssl-dev (buildpack-deps).
-# build compiles the release agentauth binary, without the dev feature and
-# with every root-key backend (gcp-kms).
+# has gcc, pkg-config and libssl-dev (buildpack-deps). Every root-key
+# backend is in (gcp-kms); the dev feature is not.
+# build compiles the release agentauth binary.
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 # Only what cargo reads: every workspace member (cargo loads all their

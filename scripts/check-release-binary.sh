@@ -38,7 +38,7 @@ else
   ensure_openssl >&2
   start=$SECONDS
   # The Dockerfile's build, word for word.
-  cargo build --release --locked -p agentauth-cli
+  cargo build --release --locked -p agentauth-cli --features gcp-kms
   echo "release build: $((SECONDS - start))s" >&2
   binary="$CARGO_TARGET_DIR/release/agentauth"
 fi

@@ -11,8 +11,9 @@
 //
 // AgentAuth's rules:
 //   - the build stage is FROM rust:<workspace rust-version>-bookworm and runs
-//     exactly `cargo build --release --locked -p agentauth-cli` (no
-//     --features: the release binary holds no test code, DESIGN §13);
+//     exactly `cargo build --release --locked -p agentauth-cli --features
+//     gcp-kms` (every root-key backend; not `dev`: the release binary holds
+//     no test code, DESIGN §13);
 //   - it COPYs Cargo.toml, Cargo.lock and every workspace member;
 //   - the final stage is FROM gcr.io/distroless/cc-debian12:nonroot, runs as
 //     USER 65532 (numeric, for runAsNonRoot), ENTRYPOINT ["/agentauth"] in
@@ -50,7 +51,7 @@ import (
 )
 
 const (
-	buildCommand = "cargo build --release --locked -p agentauth-cli"
+	buildCommand = "cargo build --release --locked -p agentauth-cli --features gcp-kms"
 	runtimeImage = "gcr.io/distroless/cc-debian12:nonroot"
 	uiDir        = "/usr/share/agentauth/approval-ui"
 	nonrootUser  = "65532"
@@ -227,7 +228,7 @@ func checkStages(c *checker, stages []instructions.Stage, members []string) {
 			builds++
 			first := strings.TrimSpace(strings.SplitN(run, "&&", 2)[0])
 			if first != buildCommand {
-				c.fail("build stage runs %q, want exactly %q (no --features: no test code in the image)", first, buildCommand)
+				c.fail("build stage runs %q, want exactly %q (every signer, no dev feature: no test code in the image)", first, buildCommand)
 			}
 		}
 	}
