@@ -6,16 +6,19 @@
 //!
 //! ```text
 //!  ci/minimal-values.yaml  ─helm template─▶ ns A ─┐  server-side apply   Deployments ─▶ ReplicaSets ─▶ Pods
-//!  ci/hostport-values.yaml ─helm template─▶ ns B ─┴────────────────────▶ DaemonSet   ─▶ one Pod per Node
-//!                                                                       scheduler: anti-affinity, hostPort
+//!  ci/hostport-values.yaml ─helm template─▶ ns B ─┼────────────────────▶ DaemonSet   ─▶ one Pod per Node
+//!  ci/gcp-kms-values.yaml  ─helm template─▶ ns C ─┘                      archive claim ◀─ PV controller ─ PV (per install)
+//!                                                                       scheduler: anti-affinity, hostPort, bound volume
 //!                                                                       kwok: Running/Ready; PDBs, EndpointSlices
 //! ```
 //!
 //! What it proves about the chart: selectors match their pod templates
 //! (ReplicaSets, DaemonSet, PodDisruptionBudgets, Services all find their
-//! pods), the operator replicas spread over Nodes, the verifier lands on every
-//! Node (with its hostPort when asked), and the PDBs are satisfied once
-//! everything is up. What it cannot prove: anything a container does.
+//! pods), the operator replicas (and the archiver's, with an S3 archive)
+//! spread over Nodes, the verifier lands on every Node (with its hostPort
+//! when asked), the archiver's claim binds and its pod is scheduled with it,
+//! and the PDBs are satisfied once everything is up. What it cannot prove:
+//! anything a container does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod pods {
@@ -29,7 +32,7 @@ use std::time::{Duration, Instant};
 use agentauth_testenv::helm::{chart_dir, render_chart};
 use agentauth_testenv::{ControlPlane, Simulator};
 
-use pods::apply::{apply_all, create_referenced_inputs};
+use pods::apply::{apply_all, create_claimed_volumes, create_referenced_inputs};
 use pods::observe::{Install, dump_state, observe};
 
 /// Simulated Nodes: enough for the operator's two replicas to spread with one
@@ -42,10 +45,13 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The documented values files installed, each as its own release in its own
 /// namespace, and the verifier hostPort each asks for
-/// (`verifier.hostPort` in ci/hostport-values.yaml).
-const INSTALLS: [(&str, &str, Option<i32>); 2] = [
+/// (`verifier.hostPort` in ci/hostport-values.yaml). The first two keep the
+/// archive on a claim (one archiver); gcp-kms-values.yaml keeps it in S3
+/// (two archivers, spread, with a PodDisruptionBudget).
+const INSTALLS: [(&str, &str, Option<i32>); 3] = [
     ("minimal-values.yaml", "agentauth", None),
     ("hostport-values.yaml", "agentauth-hp", Some(18081)),
+    ("gcp-kms-values.yaml", "agentauth-gcp", None),
 ];
 
 fn values_file(name: &str) -> PathBuf {
@@ -77,6 +83,7 @@ async fn chart_workloads_reconcile_on_simulated_nodes() {
         )
         .unwrap_or_else(|e| panic!("{values}: {e}"));
         create_referenced_inputs(&client, &namespace).await;
+        create_claimed_volumes(&client, &namespace, &objects).await;
         apply_all(&client, &objects).await;
         installs.push(Install::new(values, namespace, objects, host_port));
     }

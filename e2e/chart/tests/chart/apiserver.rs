@@ -106,7 +106,7 @@ async fn every_rendered_manifest_is_accepted_by_the_apiserver() {
     );
     println!("rendered manifests accepted by the apiserver (dry run): {accepted}");
     assert!(
-        accepted >= 100,
-        "five combinations render over 100 objects, got {accepted}"
+        accepted >= 200,
+        "seven combinations render over 200 objects, got {accepted}"
     );
 }

@@ -30,7 +30,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use super::support::{kind, name, render_release, values_file};
+use super::support::{kind, name, render_release, values_file, values_files};
 
 /// One permission: `verb` on `group`/`resource`, in `namespace` (`None`:
 /// every namespace, or a cluster-scoped resource), optionally one `name`.
@@ -159,6 +159,20 @@ const VERIFIER_MUST_NOT: &[Can] = &[
     all("get", "", "secrets"),
     here("get", "", "configmaps"),
     all("create", "authorization.k8s.io", "subjectaccessreviews"),
+];
+
+/// The archiver never calls the apiserver either: it reads Redis and writes
+/// its volume or bucket, and its lease is in Redis, not a Kubernetes Lease.
+const ARCHIVER_MUST_NOT: &[Can] = &[
+    here("get", "", "secrets"),
+    here("get", "", "configmaps"),
+    here("get", "", "persistentvolumeclaims"),
+    here("create", "coordination.k8s.io", "leases"),
+    here("get", "coordination.k8s.io", "leases"),
+    all("get", AA, "agents"),
+    all("list", AA, "capabilitygrants"),
+    all("create", "authorization.k8s.io", "subjectaccessreviews"),
+    all("create", "authentication.k8s.io", "tokenreviews"),
 ];
 
 /// A release of the chart's RBAC in a fresh namespace.
@@ -486,6 +500,75 @@ async fn the_verifier_account_may_do_nothing() {
         assert!(!allowed(&client, &release, &user, can).await, "{can:?}");
     }
     assert!(release.rules_of("verifier").is_empty());
+}
+
+#[tokio::test]
+async fn the_archiver_account_may_do_nothing() {
+    let cp = agentauth_testenv::shared().await;
+    let release = Release::install(cp, "chart-rbac-arc").await;
+    let account = release
+        .objects
+        .iter()
+        .find(|o| kind(o) == "ServiceAccount" && name(o).ends_with("-archiver"))
+        .expect("the archiver has its own ServiceAccount");
+    assert_eq!(account["automountServiceAccountToken"], false);
+    assert!(
+        !release
+            .objects
+            .iter()
+            .any(|o| matches!(kind(o), "RoleBinding" | "ClusterRoleBinding")
+                && o["subjects"]
+                    .to_string()
+                    .contains(&format!("{}-archiver", release.base))),
+        "no binding names the archiver"
+    );
+    // Nothing grants it anything (a binding would first have to be in force).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let client = cp.client().unwrap();
+    let user = release.user("archiver");
+    for can in ARCHIVER_MUST_NOT {
+        assert!(!allowed(&client, &release, &user, can).await, "{can:?}");
+    }
+    assert!(release.rules_of("archiver").is_empty());
+}
+
+/// Only Vault's Kubernetes auth needs the archiver's token mounted: with
+/// any other signer no token reaches its pod.
+#[test]
+fn the_archiver_token_is_mounted_for_vault_transit_only() {
+    let mut with_vault = 0;
+    for values in values_files() {
+        let objects = render_release(&values, "agentauth", "agentauth-system");
+        let pod = &objects
+            .iter()
+            .find(|o| kind(o) == "Deployment" && name(o) == "agentauth-archiver")
+            .unwrap()["spec"]["template"]["spec"];
+        let vault = pod["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "AGENTAUTH_SIGNER" && e["value"] == "vault-transit");
+        let account = objects
+            .iter()
+            .find(|o| kind(o) == "ServiceAccount" && name(o) == "agentauth-archiver")
+            .unwrap();
+        for (what, automount) in [
+            ("ServiceAccount", &account["automountServiceAccountToken"]),
+            ("pod", &pod["automountServiceAccountToken"]),
+        ] {
+            assert_eq!(
+                automount,
+                &Value::Bool(vault),
+                "{}: the archiver's {what} automountServiceAccountToken",
+                values.display()
+            );
+        }
+        with_vault += usize::from(vault);
+    }
+    assert_eq!(
+        with_vault, 1,
+        "ci/vault-transit-values.yaml is the one with Vault"
+    );
 }
 
 /// The operator's own controllers and leader election, run as the chart's

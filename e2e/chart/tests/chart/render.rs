@@ -98,10 +98,28 @@ fn the_defaults_alone_are_refused_naming_each_required_value() {
 #[test]
 fn bad_values_are_refused_by_the_schema() {
     let minimal = values_file("minimal-values.yaml");
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 11] = [
         // A password in a URL would sit in a ConfigMap-like plain value.
         ("redis.url=redis://:hunter2@redis:6379", "/redis/url"),
-        ("signer.kind=gcp-kms", "/signer/kind"),
+        ("signer.kind=azure-key-vault", "/signer/kind"),
+        // Each KMS names the key it signs with.
+        ("signer.kind=gcp-kms", "/signer/gcpKms/keyVersion"),
+        (
+            "signer.kind=gcp-kms,signer.gcpKms.keyVersion=projects/p/cryptoKeys/root",
+            "/signer/gcpKms/keyVersion",
+        ),
+        // Vault: Kubernetes auth as a role, never a token in the values.
+        (
+            "signer.kind=vault-transit,signer.vaultTransit.address=https://vault:8200,\
+             signer.vaultTransit.key=root",
+            "/signer/vaultTransit/role",
+        ),
+        (
+            "signer.kind=vault-transit,signer.vaultTransit.role=agentauth,\
+             signer.vaultTransit.key=root",
+            "/signer/vaultTransit/address",
+        ),
+        ("archiver.store.kind=s3", "/archiver/store/s3/bucket"),
         ("tokens.ttl=5 minutes", "/tokens/ttl"),
         ("verifier.exposure=nodePort", "/verifier/exposure"),
         ("operator.replicas=0", "/operator/replicas"),
@@ -139,10 +157,17 @@ fn every_workload_runs_hardened() {
             .iter()
             .filter(|o| matches!(kind(o), "Deployment" | "DaemonSet"))
             .collect();
+        let mut names: Vec<&str> = workloads.iter().map(|w| name(w)).collect();
+        names.sort_unstable();
         assert_eq!(
-            workloads.len(),
-            3,
-            "{}: operator, verifier, webhook",
+            names,
+            [
+                "agentauth-archiver",
+                "agentauth-operator",
+                "agentauth-verifier",
+                "agentauth-webhook"
+            ],
+            "{}",
             values.display()
         );
         for workload in workloads {
@@ -186,7 +211,64 @@ fn every_workload_runs_hardened() {
                 );
             }
         }
+
+        // The archiver like the others: a /tmp of its own on the read-only
+        // root, and probes on the port it serves /healthz on.
+        let archiver = find(&objects, "Deployment", "agentauth-archiver");
+        let pod = &archiver["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        assert_eq!(container["args"][0], "archiver", "{}", values.display());
+        assert!(
+            volume(pod, "tmp")["emptyDir"].is_object() && mount(pod, "tmp")["mountPath"] == "/tmp",
+            "{}: the archiver's /tmp",
+            values.display()
+        );
+        for probe in ["livenessProbe", "readinessProbe"] {
+            assert_eq!(
+                container[probe]["httpGet"],
+                serde_json::json!({"path": "/healthz", "port": "http"}),
+                "{}: {probe}",
+                values.display()
+            );
+        }
+        assert_eq!(container["ports"][0]["containerPort"], 8090);
+        assert_eq!(env(archiver, "AGENTAUTH_LISTEN"), "0.0.0.0:8090");
     }
+}
+
+/// The container's env var `name` (its literal value), panicking when unset.
+fn env<'a>(workload: &'a Value, wanted: &str) -> &'a str {
+    env_opt(workload, wanted).unwrap_or_else(|| panic!("{} sets no {wanted}", name(workload)))
+}
+
+/// The container's env var `name` (its literal value), if set.
+fn env_opt<'a>(workload: &'a Value, wanted: &str) -> Option<&'a str> {
+    workload["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == wanted)
+        .map(|e| e["value"].as_str().unwrap_or_default())
+}
+
+/// The pod's volume `wanted`.
+fn volume<'a>(pod: &'a Value, wanted: &str) -> &'a Value {
+    pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == wanted)
+        .unwrap_or_else(|| panic!("no volume {wanted}"))
+}
+
+/// The first container's mount of volume `wanted`.
+fn mount<'a>(pod: &'a Value, wanted: &str) -> &'a Value {
+    pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == wanted)
+        .unwrap_or_else(|| panic!("no mount of {wanted}"))
 }
 
 #[test]
@@ -242,39 +324,46 @@ fn the_verifier_is_a_daemonset_reached_on_its_own_node() {
 /// fsGroup only), never passed in the environment.
 #[test]
 fn key_secrets_are_mounted_read_only_with_mode_0400() {
-    let objects = render(&values_file("hostport-values.yaml"), RELEASE_NAMESPACE);
-    for (workload_kind, workload, volume) in [
-        ("Deployment", "agentauth-operator", "root-key"),
-        ("Deployment", "agentauth-operator", "dpop-nonce"),
-        ("DaemonSet", "agentauth-verifier", "dpop-nonce"),
-        ("Deployment", "agentauth-webhook", "tls"),
+    let hostport = render(&values_file("hostport-values.yaml"), RELEASE_NAMESPACE);
+    let gcp = render(&values_file("gcp-kms-values.yaml"), RELEASE_NAMESPACE);
+    for (objects, workload_kind, workload, volume_name) in [
+        (&hostport, "Deployment", "agentauth-operator", "root-key"),
+        (&hostport, "Deployment", "agentauth-operator", "dpop-nonce"),
+        (&hostport, "DaemonSet", "agentauth-verifier", "dpop-nonce"),
+        (&hostport, "Deployment", "agentauth-webhook", "tls"),
+        // The archiver signs checkpoints with the same root key.
+        (&hostport, "Deployment", "agentauth-archiver", "root-key"),
+        (&gcp, "Deployment", "agentauth-archiver", "s3-credentials"),
     ] {
-        let pod = &find(&objects, workload_kind, workload)["spec"]["template"]["spec"];
-        let volume_spec = pod["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == volume)
-            .unwrap_or_else(|| panic!("{workload} has no volume {volume}"));
+        let what = format!("{workload}/{volume_name}");
+        let pod = &find(objects, workload_kind, workload)["spec"]["template"]["spec"];
         assert_eq!(
-            volume_spec["secret"]["defaultMode"], 0o400,
-            "{workload}/{volume}"
+            volume(pod, volume_name)["secret"]["defaultMode"],
+            0o400,
+            "{what}"
         );
-        let mount = pod["containers"][0]["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == volume)
-            .unwrap();
-        assert_eq!(mount["readOnly"], true, "{workload}/{volume}");
+        assert_eq!(mount(pod, volume_name)["readOnly"], true, "{what}");
         assert_eq!(pod["securityContext"]["fsGroup"], 65532, "{workload}");
     }
-    let operator = find(&objects, "Deployment", "agentauth-operator");
-    let env = operator["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
-    assert!(
-        env.contains("secretKeyRef") && env.contains("AGENTAUTH_REDIS_PASSWORD"),
-        "the Redis password comes from its Secret"
+    // The operator's and the archiver's key mounts are the same (one helper).
+    let pod = |workload: &str| &find(&hostport, "Deployment", workload)["spec"]["template"]["spec"];
+    assert_eq!(
+        volume(pod("agentauth-operator"), "root-key"),
+        volume(pod("agentauth-archiver"), "root-key")
     );
+    assert_eq!(
+        mount(pod("agentauth-operator"), "root-key"),
+        mount(pod("agentauth-archiver"), "root-key")
+    );
+    for workload in ["agentauth-operator", "agentauth-archiver"] {
+        let all_env = find(&hostport, "Deployment", workload)["spec"]["template"]["spec"]
+            ["containers"][0]["env"]
+            .to_string();
+        assert!(
+            all_env.contains("secretKeyRef") && all_env.contains("AGENTAUTH_REDIS_PASSWORD"),
+            "{workload}: the Redis password comes from its Secret"
+        );
+    }
 }
 
 /// Without cert-manager the chart generates a CA and a serving certificate:
@@ -462,5 +551,224 @@ fn the_prometheus_rule_is_the_plain_rules_file() {
         .unwrap()
         .remove(0);
     assert_eq!(rule["spec"]["groups"], plain["groups"]);
-    assert_eq!(of_kind(&objects, "ServiceMonitor").len(), 3);
+    assert_eq!(of_kind(&objects, "ServiceMonitor").len(), 4);
+    // The archiver's is found by its Service, so its job is that Service's name.
+    let monitor = find(&objects, "ServiceMonitor", "agentauth-archiver");
+    let service = find(&objects, "Service", "agentauth-archiver");
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"],
+        service["spec"]["selector"]
+    );
+    for (label, value) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&service["metadata"]["labels"][label], value, "{label}");
+    }
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
+    assert_eq!(service["spec"]["ports"][0]["name"], "http");
+    assert_eq!(service["spec"]["ports"][0]["port"], 8090);
+}
+
+/// The archive on a ReadWriteOnce claim runs one archiver, replaced rather
+/// than rolled (two pods would wait on one volume); in S3 it runs two,
+/// spread and protected by a budget, with no claim.
+#[test]
+fn the_archiver_runs_one_replica_on_a_claim_and_two_on_s3() {
+    let objects = render(&values_file("minimal-values.yaml"), RELEASE_NAMESPACE);
+    let archiver = find(&objects, "Deployment", "agentauth-archiver");
+    assert_eq!(archiver["spec"]["replicas"], 1);
+    assert_eq!(archiver["spec"]["strategy"]["type"], "Recreate");
+    let claim = find(&objects, "PersistentVolumeClaim", "agentauth-archiver");
+    assert_eq!(
+        claim["spec"]["accessModes"],
+        serde_json::json!(["ReadWriteOnce"])
+    );
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "10Gi");
+    assert!(
+        claim["spec"]["storageClassName"].is_null(),
+        "the cluster's default class"
+    );
+    assert_eq!(
+        claim["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+        "uninstalling must not delete the audit evidence"
+    );
+    let pod = &archiver["spec"]["template"]["spec"];
+    assert_eq!(
+        volume(pod, "archive")["persistentVolumeClaim"]["claimName"],
+        "agentauth-archiver"
+    );
+    assert_eq!(
+        mount(pod, "archive")["mountPath"],
+        env(archiver, "AGENTAUTH_ARCHIVE_DIR")
+    );
+    assert_eq!(env_opt(archiver, "AGENTAUTH_ARCHIVE_S3_BUCKET"), None);
+    assert!(
+        of_kind(&objects, "PodDisruptionBudget")
+            .iter()
+            .all(|p| name(p) != "agentauth-archiver"),
+        "a budget for one replica would block every drain"
+    );
+
+    let objects = render(&values_file("gcp-kms-values.yaml"), RELEASE_NAMESPACE);
+    let archiver = find(&objects, "Deployment", "agentauth-archiver");
+    assert_eq!(archiver["spec"]["replicas"], 2);
+    assert!(
+        archiver["spec"]["strategy"].is_null(),
+        "rolling: a new replica waits for the lease"
+    );
+    assert!(of_kind(&objects, "PersistentVolumeClaim").is_empty());
+    let pod = &archiver["spec"]["template"]["spec"];
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["persistentVolumeClaim"].is_null())
+    );
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+            ["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(
+        env(archiver, "AGENTAUTH_ARCHIVE_S3_BUCKET"),
+        "acme-agentauth-audit"
+    );
+    assert_eq!(
+        env(archiver, "AGENTAUTH_ARCHIVE_S3_PREFIX"),
+        "prod/agentauth/audit/"
+    );
+    assert_eq!(env(archiver, "AGENTAUTH_ARCHIVE_S3_REGION"), "eu-west-1");
+    assert_eq!(
+        env(archiver, "AWS_SHARED_CREDENTIALS_FILE"),
+        format!(
+            "{}/credentials",
+            mount(pod, "s3-credentials")["mountPath"].as_str().unwrap()
+        )
+    );
+    assert_eq!(env_opt(archiver, "AGENTAUTH_ARCHIVE_DIR"), None);
+    let budget = find(&objects, "PodDisruptionBudget", "agentauth-archiver");
+    assert_eq!(budget["spec"]["minAvailable"], 1);
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"],
+        archiver["spec"]["selector"]["matchLabels"]
+    );
+
+    // Off: nothing of the archiver is rendered.
+    let home = tempfile::tempdir().unwrap();
+    let objects = render_chart(
+        home.path(),
+        "agentauth",
+        RELEASE_NAMESPACE,
+        &[values_file("minimal-values.yaml")],
+        &["--set", "archiver.enabled=false"],
+    )
+    .unwrap();
+    let left: Vec<String> = objects
+        .iter()
+        .filter(|o| name(o).contains("archiver"))
+        .map(|o| format!("{} {}", kind(o), name(o)))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "archiver.enabled=false still renders {left:?}"
+    );
+}
+
+/// Each root-key signer sets the flags signer/src/select.rs reads, the same
+/// in the operator and the archiver (they share the helper), and its
+/// cloud identity on both ServiceAccounts.
+#[test]
+fn each_signer_renders_its_flags_in_the_operator_and_the_archiver() {
+    let gcp = render(&values_file("gcp-kms-values.yaml"), RELEASE_NAMESPACE);
+    let vault = render(&values_file("vault-transit-values.yaml"), RELEASE_NAMESPACE);
+    let aws = render(&values_file("aws-kms-values.yaml"), RELEASE_NAMESPACE);
+    for workload in ["agentauth-operator", "agentauth-archiver"] {
+        let deployment = find(&gcp, "Deployment", workload);
+        assert_eq!(env(deployment, "AGENTAUTH_SIGNER"), "gcp-kms", "{workload}");
+        assert_eq!(
+            env(deployment, "AGENTAUTH_GCP_KMS_KEY_VERSION"),
+            "projects/acme-security/locations/europe-west1/keyRings/agentauth/cryptoKeys/root/cryptoKeyVersions/1",
+            "{workload}"
+        );
+        assert_eq!(
+            env_opt(deployment, "AGENTAUTH_ROOT_KEY_FILE"),
+            None,
+            "{workload}"
+        );
+        let account = find(&gcp, "ServiceAccount", workload);
+        assert_eq!(
+            account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"],
+            "agentauth-signer@acme-security.iam.gserviceaccount.com",
+            "{workload}: GKE Workload Identity"
+        );
+
+        let deployment = find(&vault, "Deployment", workload);
+        for (var, value) in [
+            ("AGENTAUTH_SIGNER", "vault-transit"),
+            ("VAULT_ADDR", "https://vault.vault.svc:8200"),
+            ("AGENTAUTH_VAULT_KEY", "agentauth-root"),
+            ("AGENTAUTH_VAULT_TRANSIT_MOUNT", "transit"),
+            ("AGENTAUTH_VAULT_ROLE", "agentauth"),
+            ("VAULT_CACERT", "/var/run/agentauth/vault-ca/ca.crt"),
+        ] {
+            assert_eq!(env(deployment, var), value, "{workload}: {var}");
+        }
+        assert_eq!(env_opt(deployment, "VAULT_TOKEN"), None, "{workload}");
+        assert_eq!(env_opt(deployment, "VAULT_NAMESPACE"), None, "{workload}");
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(volume(pod, "vault-ca")["secret"]["secretName"], "vault-ca");
+        assert_eq!(mount(pod, "vault-ca")["readOnly"], true, "{workload}");
+        assert_eq!(
+            mount(pod, "vault-ca")["mountPath"],
+            "/var/run/agentauth/vault-ca",
+            "{workload}"
+        );
+
+        let deployment = find(&aws, "Deployment", workload);
+        assert_eq!(env(deployment, "AGENTAUTH_SIGNER"), "aws-kms", "{workload}");
+        assert_eq!(
+            env(deployment, "AGENTAUTH_KMS_REGION"),
+            "eu-west-1",
+            "{workload}"
+        );
+        assert_eq!(
+            find(&aws, "ServiceAccount", workload)["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::111122223333:role/agentauth-operator",
+            "{workload}: the KMS key's IRSA role (no bucket role given)"
+        );
+    }
+    // The operator's signing-mode flags are its own, not the archiver's.
+    assert_eq!(
+        env_opt(
+            find(&aws, "Deployment", "agentauth-archiver"),
+            "AGENTAUTH_SIGNING_MODE"
+        ),
+        None
+    );
+
+    // Egress: the KMS port, or Vault's, from both; GKE's metadata server for gcp-kms.
+    let egress_ports = |objects: &[Value], policy: &str| -> Vec<i64> {
+        let mut ports: Vec<i64> = find(objects, "NetworkPolicy", policy)["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| rule["ports"].as_array().unwrap().iter())
+            .map(|p| p["port"].as_i64().unwrap())
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    };
+    assert_eq!(egress_ports(&vault, "agentauth-archiver"), [53, 6379, 8200]);
+    assert!(egress_ports(&vault, "agentauth-operator").contains(&8200));
+    assert_eq!(
+        egress_ports(&gcp, "agentauth-archiver"),
+        [53, 80, 443, 988, 6379]
+    );
+    assert!(egress_ports(&gcp, "agentauth-operator").contains(&988));
+    let minimal = render(&values_file("minimal-values.yaml"), RELEASE_NAMESPACE);
+    assert_eq!(
+        egress_ports(&minimal, "agentauth-archiver"),
+        [53, 6379],
+        "a local key and a volume: DNS and Redis only, no apiserver"
+    );
 }

@@ -23,8 +23,8 @@ pub fn values_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 5,
-        "charts/agentauth/ci should document at least five combinations, found {files:?}"
+        files.len() >= 7,
+        "charts/agentauth/ci should document at least seven combinations, found {files:?}"
     );
     files
 }

@@ -1,10 +1,15 @@
 //! Installing a render for real: the inputs the values files name but the
-//! chart does not create, then every rendered object by server-side apply.
+//! chart does not create (Secrets, a ConfigMap, the volume behind the
+//! archive's claim), then every rendered object by server-side apply.
 
 use std::collections::BTreeMap;
 
 use agentauth_testenv::helm::apply_manifest;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, HostPathVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeSpec,
+    Secret,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, PatchParams, PostParams};
@@ -29,14 +34,23 @@ const APPLIED_LAST: [&str; 2] = [
 /// different cluster from the one documented.
 pub async fn create_referenced_inputs(client: &Client, namespace: &str) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    for (name, key) in [
-        ("agentauth-root-key", "root-key.pem"),
-        ("redis-auth", "redis-password"),
-        ("agentauth-dpop-nonce", "dpop-nonce.key"),
+    for (name, keys) in [
+        ("agentauth-root-key", &["root-key.pem"][..]),
+        // redis.passwordKey: the default, and hostport-values.yaml's.
+        ("redis-auth", &["password", "redis-password"]),
+        ("agentauth-dpop-nonce", &["dpop-nonce.key"]),
+        // signer.vaultTransit.caBundle (vault-transit-values.yaml).
+        ("vault-ca", &["ca.crt"]),
+        // archiver.store.s3.credentials (gcp-kms-values.yaml).
+        ("agentauth-archive-s3", &["credentials"]),
     ] {
         let secret = Secret {
             metadata: meta(name),
-            string_data: Some(BTreeMap::from([(key.to_owned(), "dummy".to_owned())])),
+            string_data: Some(
+                keys.iter()
+                    .map(|key| ((*key).to_owned(), "dummy".to_owned()))
+                    .collect(),
+            ),
             ..Secret::default()
         };
         secrets
@@ -57,6 +71,51 @@ pub async fn create_referenced_inputs(client: &Client, namespace: &str) {
         .create(&PostParams::default(), &routes)
         .await
         .unwrap_or_else(|e| panic!("create ConfigMap {namespace}/shop-routes: {e}"));
+}
+
+/// For each PersistentVolumeClaim of a render (the archive's, with store
+/// pvc), a PersistentVolume bound to it in advance: kube-controller-manager's
+/// PV controller binds the two, as a provisioner would have. A hostPath
+/// volume without a StorageClass, as large as the claim asks; no container
+/// runs here, so nothing writes to it.
+pub async fn create_claimed_volumes(client: &Client, namespace: &str, objects: &[Value]) {
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    for claim in objects
+        .iter()
+        .filter(|o| kind(o) == "PersistentVolumeClaim")
+    {
+        let size = claim["spec"]["resources"]["requests"]["storage"]
+            .as_str()
+            .unwrap_or_else(|| panic!("claim {} asks for no storage", name(claim)));
+        let volume_name = format!("{namespace}-{}", name(claim));
+        let volume = PersistentVolume {
+            metadata: meta(&volume_name),
+            spec: Some(PersistentVolumeSpec {
+                capacity: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    Quantity(size.to_owned()),
+                )])),
+                access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+                host_path: Some(HostPathVolumeSource {
+                    path: format!("/var/lib/agentauth-test/{volume_name}"),
+                    type_: Some("DirectoryOrCreate".to_owned()),
+                }),
+                // Only this claim may have it: each install gets its own.
+                claim_ref: Some(ObjectReference {
+                    namespace: Some(namespace.to_owned()),
+                    name: Some(name(claim).to_owned()),
+                    ..ObjectReference::default()
+                }),
+                persistent_volume_reclaim_policy: Some("Retain".to_owned()),
+                ..PersistentVolumeSpec::default()
+            }),
+            ..PersistentVolume::default()
+        };
+        volumes
+            .create(&PostParams::default(), &volume)
+            .await
+            .unwrap_or_else(|e| panic!("create PersistentVolume {volume_name}: {e}"));
+    }
 }
 
 fn meta(name: &str) -> ObjectMeta {

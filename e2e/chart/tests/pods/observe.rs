@@ -1,12 +1,13 @@
-//! Reading what the cluster made of a render: one pass over its Deployments,
-//! DaemonSet, PodDisruptionBudgets and Services, saying either what is still
-//! awaited or, once all is settled, a one-line summary.
+//! Reading what the cluster made of a render: one pass over its
+//! PersistentVolumeClaims, Deployments, DaemonSet, PodDisruptionBudgets and
+//! Services, saying either what is still awaited or, once all is settled, a
+//! one-line summary.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
@@ -15,7 +16,8 @@ use serde_json::Value;
 
 use super::apply::{kind, name};
 
-/// The label naming a workload's part of the chart (`operator`, `webhook`, `verifier`).
+/// The label naming a workload's part of the chart (`operator`, `webhook`,
+/// `verifier`, `archiver`).
 const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
 /// One release of the chart installed in its own namespace.
@@ -55,6 +57,20 @@ pub async fn observe(client: &Client, install: &Install, nodes: usize) -> Result
     let ns = install.namespace.as_str();
     let mut summary = Vec::new();
     let mut waiting = Vec::new();
+
+    // A pod whose claim is not bound is never scheduled: report the claim.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    for rendered in install.rendered("PersistentVolumeClaim") {
+        let name = name(rendered);
+        let live = claims.get(name).await.map_err(|e| e.to_string())?;
+        let phase = live.status.and_then(|s| s.phase).unwrap_or_default();
+        let volume = live.spec.and_then(|s| s.volume_name).unwrap_or_default();
+        if phase == "Bound" {
+            summary.push(format!("claim {name} bound to {volume}"));
+        } else {
+            waiting.push(format!("PersistentVolumeClaim {name}: {phase:?}"));
+        }
+    }
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     for rendered in install.rendered("Deployment") {
@@ -264,6 +280,21 @@ pub async fn dump_state(client: &Client, install: &Install) -> String {
             out,
             "DaemonSet {}: {status}",
             d.metadata.name.unwrap_or_default()
+        );
+    }
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    for c in claims
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        let status = serde_json::to_string(&c.status).unwrap_or_default();
+        let volume = c.spec.and_then(|s| s.volume_name).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "PersistentVolumeClaim {} (volume {volume:?}): {status}",
+            c.metadata.name.unwrap_or_default()
         );
     }
     let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
