@@ -44,7 +44,8 @@ const PROCESSES: [&str; 5] = [
 
 /// Each dashboard, and the processes of the component it shows: what its
 /// panels query, one of these must export.
-const DASHBOARDS: [(&str, &[&str]); 3] = [
+const DASHBOARDS: [(&str, &[&str]); 4] = [
+    ("deploy/grafana/agentauth-archiver.json", &["archiver"]),
     ("deploy/grafana/agentauth-operator.json", &["operator"]),
     (
         "deploy/grafana/agentauth-verifier.json",
