@@ -20,11 +20,7 @@ use std::time::Duration;
 use agentauth_core::es256::VerifyingKey;
 use agentauth_core::jwk::EcPublicJwk;
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kms::Client;
-use aws_sdk_kms::config::Credentials;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
@@ -32,6 +28,7 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 use p256::pkcs8::DecodePublicKey as _;
 
+use crate::aws_sdk::{AwsSettings, sdk_config};
 use crate::{Signer, SignerError, published_jwk};
 
 /// Static AWS credentials (for emulators and development; production uses
@@ -96,35 +93,18 @@ impl AwsKmsConfig {
 
     /// A KMS client with these settings.
     pub async fn client(&self) -> Result<Client, SignerError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(self.connect_timeout)
-                    .operation_timeout(self.operation_timeout)
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts.max(1)));
-        if let Some(region) = &self.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(url) = &self.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        if let Some(c) = &self.credentials {
-            loader = loader.credentials_provider(Credentials::new(
-                &c.access_key_id,
-                &c.secret_access_key,
-                None,
-                None,
-                "agentauth-static",
-            ));
-        }
-        let sdk = loader.load().await;
-        if sdk.region().is_none() {
-            return Err(SignerError::Load(
-                "no AWS region: configure one, or set AWS_REGION".into(),
-            ));
-        }
+        let sdk = sdk_config(AwsSettings {
+            region: self.region.as_deref(),
+            endpoint_url: self.endpoint_url.as_deref(),
+            credentials: self.credentials.as_ref(),
+            connect_timeout: self.connect_timeout,
+            operation_timeout: self.operation_timeout,
+            max_attempts: self.max_attempts,
+        })
+        .await
+        .ok_or_else(|| {
+            SignerError::Load("no AWS region: configure one, or set AWS_REGION".into())
+        })?;
         Ok(Client::new(&sdk))
     }
 }

@@ -39,6 +39,7 @@ use async_trait::async_trait;
 use sha2::{Digest as _, Sha256};
 
 pub mod aws_kms;
+pub mod aws_sdk;
 #[cfg(feature = "gcp-kms")]
 pub mod gcp_kms;
 pub mod hierarchy;

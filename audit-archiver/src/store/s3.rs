@@ -25,12 +25,9 @@
 use std::time::Duration;
 
 use agentauth_signer::StaticCredentials;
+use agentauth_signer::aws_sdk::{AwsSettings, sdk_config};
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -102,36 +99,21 @@ impl S3Config {
     /// An S3 client with these settings (timeouts, retries, endpoint,
     /// addressing style, credentials).
     pub async fn client(&self) -> Result<Client, StoreError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(self.connect_timeout)
-                    .operation_timeout(self.operation_timeout)
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts.max(1)));
-        if let Some(region) = &self.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(url) = &self.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        if let Some(c) = &self.credentials {
-            loader = loader.credentials_provider(Credentials::new(
-                &c.access_key_id,
-                &c.secret_access_key,
-                None,
-                None,
-                "agentauth-static",
-            ));
-        }
-        let sdk = loader.load().await;
-        if sdk.region().is_none() {
-            return Err(StoreError::Failed(format!(
+        let sdk = sdk_config(AwsSettings {
+            region: self.region.as_deref(),
+            endpoint_url: self.endpoint_url.as_deref(),
+            credentials: self.credentials.as_ref(),
+            connect_timeout: self.connect_timeout,
+            operation_timeout: self.operation_timeout,
+            max_attempts: self.max_attempts,
+        })
+        .await
+        .ok_or_else(|| {
+            StoreError::Failed(format!(
                 "no AWS region for the archive bucket {}: configure one, or set AWS_REGION",
                 self.bucket
-            )));
-        }
+            ))
+        })?;
         let path_style = self.force_path_style.unwrap_or(self.endpoint_url.is_some());
         let config = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(path_style)
