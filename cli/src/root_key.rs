@@ -3,12 +3,13 @@
 //! Every verifier pins the root key's public JWK (the chart's
 //! `rootKey.publicJwk`), so an operator of AgentAuth needs it in hand before
 //! the first install: `generate` makes a local root key and prints its JWK;
-//! `jwk` prints the JWK of an existing key, local or in AWS KMS.
+//! `jwk` prints the JWK of an existing key: a local file, or a KMS key by the
+//! operator's own signer flags (AWS KMS, Google Cloud KMS, Vault Transit).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use agentauth_signer::{AwsKmsConfig, AwsKmsSigner, LocalSigner, Signer};
+use agentauth_signer::{LocalSigner, Signer, SignerArgs, SignerKind};
 
 /// `agentauth root-key` subcommands.
 #[derive(clap::Subcommand)]
@@ -23,23 +24,17 @@ pub enum RootKeyCommand {
     Jwk(JwkArgs),
 }
 
-/// Where the root key is: one of --file or --kms-key-id.
+/// Where the root key is: a local file, or a KMS key by the operator's flags.
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("key").required(true).args(["file", "kms_key_id"])))]
 pub struct JwkArgs {
     /// A local key file (PEM), as the operator's --root-key-file.
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// An ECC_NIST_P256 key in AWS KMS (id, ARN or alias), as the
-    /// operator's --kms-key-id; credentials come from the AWS default chain.
-    #[arg(long, env = "AGENTAUTH_KMS_KEY_ID")]
-    pub kms_key_id: Option<String>,
-    /// The AWS region of the KMS key.
-    #[arg(long, env = "AGENTAUTH_KMS_REGION")]
-    pub kms_region: Option<String>,
-    /// Another endpoint than AWS's own.
-    #[arg(long, env = "AGENTAUTH_KMS_ENDPOINT")]
-    pub kms_endpoint: Option<String>,
+    /// Or a KMS key, by the same flags as the operator: `--kms-key-id`
+    /// alone means AWS KMS; `--signer gcp-kms` or `--signer vault-transit`
+    /// with theirs.
+    #[command(flatten)]
+    pub root: SignerArgs,
 }
 
 /// Runs one `root-key` subcommand.
@@ -84,20 +79,23 @@ fn jwk(args: &JwkArgs) -> Result<String, String> {
         let signer = LocalSigner::from_file(file).map_err(|e| e.to_string())?;
         return public_jwk(&signer);
     }
-    let key_id = args.kms_key_id.as_deref().unwrap_or_default();
-    let config = AwsKmsConfig {
-        region: args.kms_region.clone(),
-        endpoint_url: args.kms_endpoint.clone(),
-        ..AwsKmsConfig::default()
-    };
+    let mut root = args.root.clone();
+    if root.signer == SignerKind::Local {
+        if root.kms_key_id.is_none() {
+            return Err(
+                "which key? Pass --file root-key.pem (a local key), --kms-key-id \
+                        (AWS KMS), or --signer gcp-kms / vault-transit with their flags"
+                    .into(),
+            );
+        }
+        root.signer = SignerKind::AwsKms;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let signer = runtime
-        .block_on(AwsKmsSigner::connect(&config, key_id))
-        .map_err(|e| e.to_string())?;
-    public_jwk(&signer)
+    let signer = runtime.block_on(root.open()).map_err(|e| e.to_string())?;
+    public_jwk(signer.as_ref())
 }
 
 fn public_jwk(signer: &dyn Signer) -> Result<String, String> {

@@ -1,7 +1,7 @@
 //! `agentauth root-key`: the root key an install needs before its first
 //! verifier starts. The printed JWK must be the one the operator signs with
-//! (a local file, or a real AWS KMS key on `moto_server`), and an existing
-//! key is never replaced.
+//! (a local file, a real AWS KMS key on `moto_server`, a Transit key of a
+//! real Vault-API server), and an existing key is never replaced.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,7 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
 use agentauth_signer::aws_kms::create_key;
-use agentauth_signer::{AwsKmsConfig, AwsKmsSigner, LocalSigner, Signer, StaticCredentials};
+use agentauth_signer::{
+    AwsKmsConfig, AwsKmsSigner, LocalSigner, Signer, StaticCredentials, VaultAuth,
+    VaultTransitConfig, VaultTransitSigner,
+};
 use serde_json::Value;
 
 fn agentauth(args: &[&str]) -> Output {
@@ -97,6 +100,32 @@ async fn jwk_prints_the_public_key_of_a_real_aws_kms_key() {
         ])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .unwrap();
+    assert_eq!(
+        jwk_of(&out),
+        serde_json::to_value(signer.public_jwk()).unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwk_prints_the_public_key_of_a_real_vault_transit_key() {
+    let bao = agentauth_testenv::shared_openbao().await.unwrap();
+    bao.enable_transit("transit").await.unwrap();
+    let name = format!("root-key-cli-{}", std::process::id());
+    bao.create_key("transit", &name, "ecdsa-p256")
+        .await
+        .unwrap();
+    let config = VaultTransitConfig::new(
+        bao.address(),
+        name.as_str(),
+        VaultAuth::Token(bao.root_token().to_owned()),
+    );
+    let signer = VaultTransitSigner::connect(&config).await.unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agentauth"))
+        .args(["root-key", "jwk", "--signer", "vault-transit"])
+        .args(["--vault-addr", bao.address(), "--vault-key", &name])
+        .env("VAULT_TOKEN", bao.root_token())
         .output()
         .unwrap();
     assert_eq!(
