@@ -128,6 +128,9 @@ struct Term {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often `agentauth_archiver_backlog_entries` is read from Redis
+/// (besides after every seal).
+const BACKLOG_REFRESH: Duration = Duration::from_secs(1);
 
 impl Archiver {
     /// An archiver of `state`'s stream into `store`, signing with `signer`.
@@ -196,7 +199,14 @@ impl Archiver {
         };
         let mut renewed = Instant::now();
         let mut backoff = self.config.poll_interval;
+        let mut backlog_read: Option<Instant> = None;
         loop {
+            // Also while nothing seals (a failing store, a slow signer), so
+            // the backlog gauge shows the pile-up rather than its last value.
+            if backlog_read.is_none_or(|at| at.elapsed() >= BACKLOG_REFRESH) {
+                self.refresh_backlog().await;
+                backlog_read = Some(Instant::now());
+            }
             if renewed.elapsed() >= self.config.lease_ttl / 3 {
                 match self
                     .state

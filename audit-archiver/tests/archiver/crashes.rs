@@ -151,6 +151,26 @@ async fn a_failing_store_delays_sealing_and_acknowledges_nothing_early() {
     assert_eq!(summary.records, 30);
 }
 
+/// While the store keeps failing, the backlog gauge shows what waits: it is
+/// read on a timer, not only after a seal that never comes.
+#[tokio::test]
+async fn while_nothing_seals_the_backlog_gauge_shows_what_waits() {
+    let env = Env::new().await;
+    let mut a = Chain::new("verifier/node-a");
+    let failing = Arc::new(FailingPuts {
+        inner: env.store.clone(),
+        failures: AtomicUsize::new(usize::MAX),
+    });
+    let running = env.start_with(env.config(), failing);
+    env.produce(&mut a, 30).await;
+    wait_until("the backlog gauge counts the 30 waiting entries", || async {
+        running.metrics.backlog.get() == 30
+    })
+    .await;
+    assert_eq!(running.metrics.records.get(), 0);
+    running.crash().await;
+}
+
 async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
