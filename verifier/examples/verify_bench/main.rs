@@ -19,14 +19,20 @@
 //! Phases: warm (each token verified once before measuring), cold (a new
 //! token per request), naive baseline (the warm inputs). Prints a Markdown
 //! report on stdout.
+//!
+//! With `VERIFY_BENCH_ARCHIVER=<path of an agentauth binary>`, the audit
+//! archiver runs beside the verifier and its throughput and lag under this
+//! load are reported too (`archiver.rs`); with `VERIFY_BENCH_ARCHIVER_LATE=1`
+//! as well, it starts after the load and drains what the whole run wrote.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod archiver;
 mod fixtures;
 mod load;
 mod naive;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,6 +80,16 @@ fn orchestrate() {
         let mut naive = spawn(&exe, "serve-naive", &dir, &redis.url(), naive_port);
         wait_ready(verifier_port).await;
         wait_ready(naive_port).await;
+        // VERIFY_BENCH_ARCHIVER_LATE=1: the archiver starts only after the
+        // load, so it drains a stream the whole run filled (its capacity).
+        let archiver_exe = std::env::var_os("VERIFY_BENCH_ARCHIVER");
+        let late = std::env::var_os("VERIFY_BENCH_ARCHIVER_LATE").is_some();
+        let start_archiver = || {
+            archiver_exe.as_ref().map(|exe| {
+                archiver::start(Path::new(exe), fx.dir.path(), &redis.url(), free_port())
+            })
+        };
+        let archiver = if late { None } else { start_archiver() };
 
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let rss = Arc::new(RssWatch::new(verifier.id()));
@@ -133,6 +149,9 @@ fn orchestrate() {
         let _ = watcher.join();
         let rss = [rss_load.max(rss_after), naive_rss];
         println!("{}", report(cores, &rounds, [&warm_few, &cold_few], rss));
+        if let Some(archiver) = if late { start_archiver() } else { archiver } {
+            println!("{}", archiver.finish());
+        }
         if std::env::var_os("VERIFY_BENCH_PERF").is_some() {
             // perf writes its data on SIGINT, and ends the verifier it runs.
             let _ = Command::new("kill")
