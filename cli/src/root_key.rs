@@ -21,7 +21,7 @@ pub enum RootKeyCommand {
         file: PathBuf,
     },
     /// Print the public JWK of the root key, to pin in every verifier.
-    Jwk(JwkArgs),
+    Jwk(Box<JwkArgs>),
 }
 
 /// Where the root key is: a local file, or a KMS key by the operator's flags.

@@ -163,9 +163,10 @@ async fn while_nothing_seals_the_backlog_gauge_shows_what_waits() {
     });
     let running = env.start_with(env.config(), failing);
     env.produce(&mut a, 30).await;
-    wait_until("the backlog gauge counts the 30 waiting entries", || async {
-        running.metrics.backlog.get() == 30
-    })
+    wait_until(
+        "the backlog gauge counts the 30 waiting entries",
+        || async { running.metrics.backlog.get() == 30 },
+    )
     .await;
     assert_eq!(running.metrics.records.get(), 0);
     running.crash().await;
