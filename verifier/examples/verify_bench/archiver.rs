@@ -148,6 +148,7 @@ impl Archiver {
         let drained = drain_started.elapsed();
         self.watch.stop.store(true, Ordering::SeqCst);
         let _ = self.watcher.join();
+        let peak_kib = peak_rss_kib(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
 
@@ -184,6 +185,7 @@ impl Archiver {
              | backlog when the load stopped | {:.0} entries |\n\
              | its whole segments ({:.0} records) sealed in | {:.2} s ({:.0} records/s) |\n\
              | all of it sealed (the last segment waits for its 10 s age) | {:.1} s |\n\
+             | archiver peak resident memory (VmHWM) | {:.1} MiB |\n\
              | `agentauth audit verify` over the archive ({:.1} s) | {} |\n",
             under_load.as_secs_f64(),
             load_end.records,
@@ -195,8 +197,20 @@ impl Archiver {
             whole_sealed.as_secs_f64(),
             (whole - load_end.records) / whole_sealed.as_secs_f64().max(0.001),
             drained.as_secs_f64(),
+            peak_kib as f64 / 1024.0,
             verify_time.as_secs_f64(),
             verdict,
         )
     }
+}
+
+/// The process's peak resident set (VmHWM), KiB; 0 when unreadable.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
 }
