@@ -26,7 +26,7 @@ use agentauth_state::RedisState;
 use agentauth_state::redis::Delivery;
 
 use crate::archive;
-use crate::batch::{Accepted, Batch, break_label, entry_ms};
+use crate::batch::{Accepted, Batch, entry_ms};
 use crate::metrics::Metrics;
 use crate::seal::{self, Contents, Head, Sealed};
 use crate::store::{SegmentStore, StoreError};
@@ -361,7 +361,7 @@ impl Archiver {
                 Accepted::Broken(b) => {
                     self.metrics
                         .chain_breaks
-                        .with_label_values(&[break_label(b.kind)])
+                        .with_label_values(&[b.kind.as_str()])
                         .inc();
                     tracing::error!(entry = id, problem = b.message, "audit chain broken");
                 }

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use agentauth_core::audit::{AuditEvent, BreakKind, ChainBreak, ChainVerifier};
+use agentauth_core::audit::{AuditEvent, ChainBreak, ChainVerifier};
 use agentauth_core::checkpoint::ProducerMark;
-use agentauth_state::redis::StreamEntry;
+use agentauth_state::redis::{StreamEntry, parse_entry_id};
 
 use crate::seal::Head;
 use crate::segment;
@@ -103,14 +103,7 @@ impl Batch {
     }
 
     fn advance(&mut self, event: &AuditEvent) {
-        let mark = self
-            .producers
-            .entry(event.producer.clone())
-            .or_insert(ProducerMark {
-                last_seq: None,
-                last_hash: None,
-                heartbeat_seq: None,
-            });
+        let mark = self.producers.entry(event.producer.clone()).or_default();
         if mark.last_seq.is_none_or(|last| event.seq > last) {
             mark.last_seq = Some(event.seq);
             mark.last_hash = Some(event.hash.clone());
@@ -123,14 +116,7 @@ impl Batch {
     pub fn note_heartbeats(&mut self, heartbeats: &HashMap<String, AuditEvent>) -> usize {
         let mut found = 0;
         for (producer, beat) in heartbeats {
-            let mark = self
-                .producers
-                .entry(producer.clone())
-                .or_insert(ProducerMark {
-                    last_seq: None,
-                    last_hash: None,
-                    heartbeat_seq: None,
-                });
+            let mark = self.producers.entry(producer.clone()).or_default();
             if mark.heartbeat_seq.is_some_and(|seen| seen >= beat.seq) {
                 continue;
             }
@@ -148,18 +134,6 @@ impl Batch {
     }
 }
 
-/// The metric label of a chain break.
-pub(crate) fn break_label(kind: BreakKind) -> &'static str {
-    match kind {
-        BreakKind::Altered => "altered",
-        BreakKind::Missing => "missing",
-        BreakKind::Reordered => "reordered",
-        BreakKind::Duplicate => "duplicate",
-        BreakKind::Forked => "forked",
-    }
-}
-
-/// The time part of a stream entry id, ms.
 /// An entry sealed before: at or below its producer's sealed chain head and
 /// at or before the last sealed stream entry. A record at or below the head
 /// but newer in the stream is not one: its producer restarted its chain (a
@@ -172,20 +146,17 @@ fn is_redelivery(id: &str, event: &AuditEvent, head: &Head) -> bool {
         .and_then(|m| m.last_seq)
         .is_some_and(|last| event.seq <= last);
     let sealed_in_stream = match &head.last_entry_id {
-        Some(sealed) => entry_id(id) <= entry_id(sealed),
+        // Ids come from Redis and always parse; an unparsable one orders first.
+        Some(sealed) => {
+            parse_entry_id(id).unwrap_or_default() <= parse_entry_id(sealed).unwrap_or_default()
+        }
         // Only heartbeats were sealed so far: by seq alone.
         None => true,
     };
     below_head && sealed_in_stream
 }
 
-/// A stream id `<ms>-<seq>` as numbers, for ordering (unparsable: first).
-fn entry_id(id: &str) -> (u64, u64) {
-    id.split_once('-')
-        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
-        .unwrap_or((0, 0))
-}
-
+/// The time part of a stream entry id, ms.
 pub(crate) fn entry_ms(id: &str) -> Option<i64> {
-    id.split_once('-')?.0.parse().ok()
+    i64::try_from(parse_entry_id(id)?.0).ok()
 }

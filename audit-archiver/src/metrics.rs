@@ -1,5 +1,6 @@
 //! The archiver's Prometheus metrics, served on `/metrics`.
 
+use agentauth_core::audit::BreakKind;
 use prometheus::{
     Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
@@ -64,8 +65,8 @@ impl Metrics {
             "Records read whose producer chain was broken, by kind",
             "kind",
         )?;
-        for kind in ["altered", "missing", "reordered", "duplicate", "forked"] {
-            chain_breaks.with_label_values(&[kind]);
+        for kind in BreakKind::ALL {
+            chain_breaks.with_label_values(&[kind.as_str()]);
         }
         let lag_seconds = prometheus::Gauge::new(
             "agentauth_archiver_lag_seconds",

@@ -227,6 +227,28 @@ pub enum BreakKind {
     Forked,
 }
 
+impl BreakKind {
+    /// Every kind, for metrics that start each label at zero.
+    pub const ALL: [BreakKind; 5] = [
+        BreakKind::Altered,
+        BreakKind::Missing,
+        BreakKind::Reordered,
+        BreakKind::Duplicate,
+        BreakKind::Forked,
+    ];
+
+    /// The stable word (a metric label).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BreakKind::Altered => "altered",
+            BreakKind::Missing => "missing",
+            BreakKind::Reordered => "reordered",
+            BreakKind::Duplicate => "duplicate",
+            BreakKind::Forked => "forked",
+        }
+    }
+}
+
 /// The first broken record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainBreak {

@@ -39,7 +39,7 @@ pub const VERSION: u32 = 1;
 pub const MAX_CHECKPOINT_LEN: usize = 1024 * 1024;
 
 /// A producer's chain as of a checkpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProducerMark {
     /// The sequence number of its newest sealed record; `None` when none

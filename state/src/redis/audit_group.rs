@@ -222,11 +222,15 @@ end
 return 0
 ";
 
+/// A stream entry id `<ms>-<n>` as its two numbers, which order entries.
+pub fn parse_entry_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, n) = id.split_once('-')?;
+    Some((ms.parse().ok()?, n.parse().ok()?))
+}
+
 /// The smallest entry id after `id` (`<ms>-<n>` → `<ms>-<n+1>`).
 fn next_entry_id(id: &str) -> Option<String> {
-    let (ms, n) = id.split_once('-')?;
-    let ms: u64 = ms.parse().ok()?;
-    let n: u64 = n.parse().ok()?;
+    let (ms, n) = parse_entry_id(id)?;
     Some(match n.checked_add(1) {
         Some(n) => format!("{ms}-{n}"),
         None => format!("{}-0", ms.checked_add(1)?),

@@ -21,7 +21,7 @@ mod config;
 mod script;
 mod subscriber;
 
-pub use audit_group::{Delivery, StreamEntry};
+pub use audit_group::{Delivery, StreamEntry, parse_entry_id};
 pub use config::RedisConfig;
 
 use std::future::Future;
