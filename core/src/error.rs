@@ -277,6 +277,23 @@ impl From<ErrorCode> for Error {
 /// Result with the core [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error and its `source()` chain on one line, `outer: inner: …`, for
+/// messages that outlive the error. A cause its parent already prints (kube's
+/// and reqwest's errors do) is said once.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +313,35 @@ mod tests {
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
         }
         assert_eq!(ErrorCode::from_wire("no_such_code"), None);
+    }
+
+    #[test]
+    fn a_chain_names_each_cause_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error, bool);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                if self.1 {
+                    write!(f, "connect failed: {}", self.0)
+                } else {
+                    f.write_str("connect failed")
+                }
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused = || std::io::Error::other("connection refused");
+        assert_eq!(
+            chain(&Outer(refused(), false)),
+            "connect failed: connection refused"
+        );
+        assert_eq!(
+            chain(&Outer(refused(), true)),
+            "connect failed: connection refused"
+        );
     }
 
     #[test]

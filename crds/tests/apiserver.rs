@@ -119,16 +119,7 @@ impl Env {
     }
 }
 
-/// An error with its sources, `outer: inner: …`.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(&format!(": {e}"));
-        source = e.source();
-    }
-    text
-}
+pub use agentauth_core::error::chain;
 
 /// The apiserver's message for a refused request, or why there is none.
 pub fn refusal(result: Result<DynamicObject, kube::Error>) -> Result<String, String> {

@@ -31,6 +31,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use agentauth_core::error::chain;
 use agentauth_core::es256::VerifyingKey;
 use agentauth_core::jwk::EcPublicJwk;
 use async_trait::async_trait;
@@ -661,20 +662,4 @@ impl Signer for VaultTransitSigner {
         })?;
         Ok(signature.to_bytes().into())
     }
-}
-
-/// An error with its `source()` chain (reqwest puts the cause, e.g.
-/// "connection refused", there).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

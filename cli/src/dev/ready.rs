@@ -24,7 +24,7 @@ pub async fn http(service: &Handle, client: &reqwest::Client, url: &str) -> Resu
         match client.get(url).send().await {
             Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => Err(format!("{url} answered {}", response.status())),
-            Err(e) => Err(format!("{url}: {}", error_chain(&e))),
+            Err(e) => Err(format!("{url}: {}", agentauth_core::error::chain(&e))),
         }
     })
     .await
@@ -107,16 +107,4 @@ fn ping(addr: SocketAddr) -> Result<(), String> {
     } else {
         Err(format!("PING answered {:?}", reply.trim_end()))
     }
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
