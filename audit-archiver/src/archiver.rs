@@ -49,9 +49,9 @@ pub struct ArchiverConfig {
     pub poll_interval: Duration,
     /// The lease's time to live; renewed every third of it.
     pub lease_ttl: Duration,
-    /// Trim sealed entries from the stream once they are this old; `None`
-    /// keeps the stream whole.
-    pub trim_after: Option<Duration>,
+    /// Trim sealed entries from the stream once they are this old (zero:
+    /// as soon as their segment is stored).
+    pub trim_after: Duration,
 }
 
 impl Default for ArchiverConfig {
@@ -65,7 +65,7 @@ impl Default for ArchiverConfig {
             page: 1000,
             poll_interval: Duration::from_millis(200),
             lease_ttl: Duration::from_secs(15),
-            trim_after: Some(Duration::ZERO),
+            trim_after: Duration::ZERO,
         }
     }
 }
@@ -506,7 +506,7 @@ impl Archiver {
     /// The newest entry id to trim through: sealed, and older than
     /// `trim_after`.
     fn trim_through(&self, last_sealed: Option<&str>) -> Option<String> {
-        let keep = self.config.trim_after?;
+        let keep = self.config.trim_after;
         let last = last_sealed?;
         let cutoff = now_ms() - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
         if entry_ms(last)? < cutoff {

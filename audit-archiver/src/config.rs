@@ -121,9 +121,7 @@ impl ArchiverArgs {
             consumer: self.consumer.clone(),
             max_records: self.segment_max_records,
             max_age: Duration::from_millis(self.segment_max_age.as_millis()),
-            trim_after: Some(Duration::from_millis(
-                self.trim_after.map_or(0, Period::as_millis),
-            )),
+            trim_after: Duration::from_millis(self.trim_after.map_or(0, Period::as_millis)),
             ..crate::ArchiverConfig::default()
         }
     }
@@ -174,7 +172,8 @@ pub fn parse_keys(text: &str) -> Result<Vec<EcPublicJwk>, String> {
                 .map_err(|e| format!("not a JWK or JWKS: {e}"))?,
         ],
     };
-    // Only the public members: a JWKS entry may carry a certificate too.
+    // Only the JWK members: a JWKS entry may carry a certificate too. `d`
+    // stays so that a private key is refused by name, not accepted.
     values
         .into_iter()
         .map(|mut v| {

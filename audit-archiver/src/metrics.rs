@@ -42,15 +42,12 @@ impl Metrics {
     /// starts at zero, so an `increase()` alert sees the first event.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
-            let c = IntCounter::new(name, help)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
+        let counter = |name: &str, help: &str| register(&registry, IntCounter::new(name, help)?);
         let counters = |name: &str, help: &str, label: &str| {
-            let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
-            registry.register(Box::new(c.clone()))?;
-            Ok::<_, prometheus::Error>(c)
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), &[label])?,
+            )
         };
         let errors = counters(
             "agentauth_archiver_errors_total",
@@ -68,31 +65,39 @@ impl Metrics {
         for kind in BreakKind::ALL {
             chain_breaks.with_label_values(&[kind.as_str()]);
         }
-        let lag_seconds = prometheus::Gauge::new(
-            "agentauth_archiver_lag_seconds",
-            "Age of the oldest audit entry read and not yet sealed (0 when none)",
+        let lag_seconds = register(
+            &registry,
+            prometheus::Gauge::new(
+                "agentauth_archiver_lag_seconds",
+                "Age of the oldest audit entry read and not yet sealed (0 when none)",
+            )?,
         )?;
-        registry.register(Box::new(lag_seconds.clone()))?;
-        let backlog = IntGauge::new(
-            "agentauth_archiver_backlog_entries",
-            "Audit stream entries not yet delivered to the archiver or not yet acknowledged",
+        let backlog = register(
+            &registry,
+            IntGauge::new(
+                "agentauth_archiver_backlog_entries",
+                "Audit stream entries not yet delivered to the archiver or not yet acknowledged",
+            )?,
         )?;
-        registry.register(Box::new(backlog.clone()))?;
-        let is_leader = IntGauge::new(
-            "agentauth_archiver_is_leader",
-            "1 while this process holds the archiver lease",
+        let is_leader = register(
+            &registry,
+            IntGauge::new(
+                "agentauth_archiver_is_leader",
+                "1 while this process holds the archiver lease",
+            )?,
         )?;
-        registry.register(Box::new(is_leader.clone()))?;
         // 1 ms to ~16 s: a local key and a directory take milliseconds; a KMS
         // signature and an S3 PUT take tens to hundreds.
-        let seal_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "agentauth_archiver_seal_duration_seconds",
-                "Time to seal one segment: Merkle root, checkpoint signature, durable write",
-            )
-            .buckets(prometheus::exponential_buckets(0.001, 2.0, 15)?),
+        let seal_duration = register(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "agentauth_archiver_seal_duration_seconds",
+                    "Time to seal one segment: Merkle root, checkpoint signature, durable write",
+                )
+                .buckets(prometheus::exponential_buckets(0.001, 2.0, 15)?),
+            )?,
         )?;
-        registry.register(Box::new(seal_duration.clone()))?;
         Ok(Metrics {
             records: counter("agentauth_archiver_records_total", "Audit records sealed")?,
             segments: counter("agentauth_archiver_segments_total", "Segments sealed")?,
@@ -127,4 +132,13 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// Registers `metric` in `registry` and hands it back.
+fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> Result<M, prometheus::Error> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
