@@ -54,6 +54,7 @@ pub(super) async fn append(
                 .arg(&event.hash)
                 .arg(super::to_json(event)?);
         }
+        call.arg(producer);
         let mut conn = state.conn.clone();
         let reply: Value = state
             .write("append_audit", call.invoke_async(&mut conn))

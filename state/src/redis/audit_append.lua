@@ -11,6 +11,7 @@
 -- ARGV[4]  ttl of KEYS[3], ms (refreshed on every write)
 -- ARGV[5]  n, the number of events; then per event 4 values:
 --          seq (decimal), prev, hash, JSON
+-- ARGV[6 + 4n]  the producer (the field of its heartbeat)
 --
 -- Reply: {0, written, skipped}
 --        {1, kind ("gap" | "fork" | "beyond_window"), seq, message}: nothing written
@@ -88,10 +89,7 @@ if newest then
   -- The heartbeat is written with the events, so it never names a record
   -- the stream does not hold: the archiver takes anything missing below it
   -- as a cut tail.
-  local ok, event = pcall(cjson.decode, newest)
-  if ok and type(event) == 'table' and type(event.producer) == 'string' then
-    redis.call('HSET', KEYS[4], event.producer, newest)
-  end
+  redis.call('HSET', KEYS[4], ARGV[6 + 4 * n], newest)
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
 return {0, n - skipped, skipped}
