@@ -9,6 +9,7 @@ mod approver;
 mod audit;
 #[cfg(feature = "dev")]
 mod dev;
+mod grants;
 mod root_key;
 mod runtime;
 
@@ -52,6 +53,10 @@ enum Command {
     /// Administer human approvers (enrollment tokens for their passkeys).
     #[command(subcommand)]
     Approver(approver::ApproverCommand),
+    /// CapabilityGrants in bulk: emergency revocation of every grant of an
+    /// agent or of a service provider.
+    #[command(subcommand)]
+    Grants(grants::GrantsCommand),
     /// The root signing key: generate a local one, or print the public JWK
     /// every verifier pins (the Helm chart's rootKey.publicJwk).
     #[command(subcommand)]
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "dev")]
         Command::Dev(args) => return dev::main(args),
         Command::Approver(command) => return approver::main(command),
+        Command::Grants(command) => return grants::main(command),
         Command::RootKey(command) => return root_key::main(command),
         Command::Webhook(config) => {
             runtime::init_logging();
