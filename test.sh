@@ -60,10 +60,12 @@ fi
 export AGENTAUTH_MATURIN="$venv/bin/maturin"
 echo "maturin $MATURIN_VERSION: $AGENTAUTH_MATURIN"
 
-step "local Kubernetes control plane (etcd + kube-apiserver), helm for the chart tests"
+step "local Kubernetes control plane (etcd + kube-apiserver), helm for the chart tests, Chaos Mesh CRDs"
 ensure_control_plane
 ensure_helm
 ensure_simulator
+# chaos/tests/chaos_mesh.rs validates chaos/chaos-mesh/*.yaml against them.
+ensure_chaos_mesh_crds
 
 step "approval UI: node modules, build, unit tests (vitest)"
 # The browser end-to-end test (cli/tests/browser.rs, in the cargo tests

@@ -13,6 +13,7 @@
 #   ensure_helm             # exports AGENTAUTH_HELM (helm v4, Go modules)
 #   ensure_simulator        # kube-controller-manager, kube-scheduler, kwok (the chart's pods)
 #   ensure_openbao          # exports AGENTAUTH_OPENBAO (a Vault-API server, Go modules)
+#   ensure_chaos_mesh_crds  # exports AGENTAUTH_CHAOS_MESH_CRDS (Chaos Mesh's CRD YAML, Go module proxy)
 
 # Caches live outside the clone so a fresh clone rebuilds nothing that has
 # not changed.
@@ -180,4 +181,28 @@ ensure_openbao() {
   AGENTAUTH_OPENBAO="$out/$name"
   export AGENTAUTH_OPENBAO
   echo "openbao (Vault API): $("$AGENTAUTH_OPENBAO" version 2>/dev/null) ($AGENTAUTH_OPENBAO)"
+}
+
+# Chaos Mesh's CRDs (PodChaos, NetworkChaos, TimeChaos, …), against which
+# chaos/tests/chaos_mesh.rs validates the manifests of chaos/chaos-mesh/
+# (server-side dry run, strict field validation). They come from the Go
+# module proxy: its v2 tags lack the /v2 module suffix and are not served,
+# so this is an exact pseudo-version of the master branch. Copied once into
+# the cache; exports AGENTAUTH_CHAOS_MESH_CRDS (the folder of the YAML files).
+ensure_chaos_mesh_crds() {
+  local module=github.com/chaos-mesh/chaos-mesh version=v0.9.1-0.20260902003049-47411975a8cb
+  local out="$AGENTAUTH_CACHE/tools/chaos-mesh-crds-$version"
+  if ! ls "$out"/chaos-mesh.org_podchaos.yaml >/dev/null 2>&1; then
+    command -v go >/dev/null || { echo "go is required to download the Chaos Mesh CRDs" >&2; return 1; }
+    local src
+    src="$(go mod download -json "$module@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+    [ -d "$src/config/crd/bases" ] || { echo "no config/crd/bases in $module@$version" >&2; return 1; }
+    mkdir -p "$out.tmp"
+    cp "$src"/config/crd/bases/*.yaml "$out.tmp"/
+    rm -rf "$out"
+    mv "$out.tmp" "$out"
+  fi
+  AGENTAUTH_CHAOS_MESH_CRDS="$out"
+  export AGENTAUTH_CHAOS_MESH_CRDS
+  echo "Chaos Mesh CRDs ($version): $AGENTAUTH_CHAOS_MESH_CRDS"
 }

@@ -57,6 +57,19 @@ struct Local {
     apiserver: Supervised,
     etcd: Supervised,
     started_in: Duration,
+    /// What [`ControlPlane::start_apiserver`] needs to start it again.
+    restart: ApiserverRestart,
+}
+
+/// The apiserver's binary, flags and files, kept so a stopped apiserver can
+/// be started again exactly as before (its watchdog removes its folder,
+/// certificates included, when it stops it).
+struct ApiserverRestart {
+    binary: PathBuf,
+    args: Vec<OsString>,
+    dir: PathBuf,
+    files: Vec<(PathBuf, String)>,
+    running: bool,
 }
 
 impl Drop for Local {
@@ -200,31 +213,32 @@ impl ControlPlane {
 
         // The flags follow controller-runtime's envtest defaults, with a static
         // token file instead of client certificates for authentication.
+        let apiserver_args = args([
+            format!("--etcd-servers={etcd_url}"),
+            "--advertise-address=127.0.0.1".to_owned(),
+            "--bind-address=127.0.0.1".to_owned(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", api_dir.display()),
+            format!("--tls-cert-file={}", serving_cert.display()),
+            format!("--tls-private-key-file={}", serving_key.display()),
+            format!("--client-ca-file={}", ca.display()),
+            format!("--token-auth-file={}", tokens.display()),
+            "--authorization-mode=RBAC".to_owned(),
+            format!("--service-account-issuer={server}"),
+            format!("--service-account-key-file={}", sa_public_key.display()),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
+            "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
+            // No controller-manager creates service accounts here.
+            "--disable-admission-plugins=ServiceAccount".to_owned(),
+            "--allow-privileged=true".to_owned(),
+            // The `kubernetes` Service cannot point at a loopback address;
+            // without this the apiserver logs an error about it every 10 s.
+            "--endpoint-reconciler-type=none".to_owned(),
+        ]);
         let mut apiserver = Supervised::spawn(
             "kube-apiserver",
             &binaries.kube_apiserver,
-            &args([
-                format!("--etcd-servers={etcd_url}"),
-                "--advertise-address=127.0.0.1".to_owned(),
-                "--bind-address=127.0.0.1".to_owned(),
-                format!("--secure-port={api_port}"),
-                format!("--cert-dir={}", api_dir.display()),
-                format!("--tls-cert-file={}", serving_cert.display()),
-                format!("--tls-private-key-file={}", serving_key.display()),
-                format!("--client-ca-file={}", ca.display()),
-                format!("--token-auth-file={}", tokens.display()),
-                "--authorization-mode=RBAC".to_owned(),
-                format!("--service-account-issuer={server}"),
-                format!("--service-account-key-file={}", sa_public_key.display()),
-                format!("--service-account-signing-key-file={}", sa_key.display()),
-                "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
-                // No controller-manager creates service accounts here.
-                "--disable-admission-plugins=ServiceAccount".to_owned(),
-                "--allow-privileged=true".to_owned(),
-                // The `kubernetes` Service cannot point at a loopback address;
-                // without this the apiserver logs an error about it every 10 s.
-                "--endpoint-reconciler-type=none".to_owned(),
-            ]),
+            &apiserver_args,
             api_dir.join("apiserver.log"),
             &api_dir,
         )?;
@@ -234,6 +248,18 @@ impl ControlPlane {
         let started_in = spawned.elapsed();
         tracing::info!(?started_in, %server, "control plane ready");
 
+        let restart_files = [
+            &ca,
+            &serving_cert,
+            &serving_key,
+            &sa_key,
+            &sa_public_key,
+            &tokens,
+            &kubeconfig,
+        ]
+        .into_iter()
+        .filter_map(|path| Some((path.clone(), std::fs::read_to_string(path).ok()?)))
+        .collect();
         Ok(Self {
             config,
             kubeconfig,
@@ -244,8 +270,56 @@ impl ControlPlane {
                 apiserver,
                 etcd,
                 started_in,
+                restart: ApiserverRestart {
+                    binary: binaries.kube_apiserver.clone(),
+                    args: apiserver_args,
+                    files: restart_files,
+                    dir: api_dir,
+                    running: true,
+                },
             }),
         })
+    }
+
+    /// Stops the kube-apiserver (SIGKILL, like a crashed or unreachable
+    /// apiserver) and leaves etcd running, for fault-injection tests; clients
+    /// see connections refused until [`ControlPlane::start_apiserver`].
+    /// Does nothing for an existing cluster or a stopped apiserver.
+    pub fn stop_apiserver(&mut self) {
+        if let Some(local) = self.local.as_mut()
+            && local.restart.running
+        {
+            local.apiserver.stop();
+            local.restart.running = false;
+        }
+    }
+
+    /// Starts the apiserver stopped by [`ControlPlane::stop_apiserver`]
+    /// again, on the same port with the same certificates, tokens and etcd,
+    /// and waits until `/readyz` passes. Does nothing when it runs.
+    pub async fn start_apiserver(&mut self) -> Result<(), Error> {
+        let Some(local) = self.local.as_mut() else {
+            return Ok(());
+        };
+        if local.restart.running {
+            return Ok(());
+        }
+        let restart = &local.restart;
+        create_dir_all(&restart.dir)?;
+        for (path, contents) in &restart.files {
+            write(path, contents, "write an apiserver file again")?;
+        }
+        let mut apiserver = Supervised::spawn(
+            "kube-apiserver",
+            &restart.binary,
+            &restart.args,
+            restart.dir.join("apiserver.log"),
+            &restart.dir,
+        )?;
+        wait_for_readyz(&mut apiserver, &self.config).await?;
+        local.apiserver = apiserver;
+        local.restart.running = true;
+        Ok(())
     }
 
     /// A new admin client (user `admin`, group `system:masters`).
@@ -385,6 +459,14 @@ fn args<const N: usize>(args: [String; N]) -> Vec<OsString> {
 
 fn create_dir(path: &Path) -> Result<(), Error> {
     std::fs::create_dir(path).map_err(|source| Error::Io {
+        action: "create the folder",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn create_dir_all(path: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(path).map_err(|source| Error::Io {
         action: "create the folder",
         path: path.to_path_buf(),
         source,
