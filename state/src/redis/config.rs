@@ -1,4 +1,10 @@
 //! How [`RedisState`](crate::RedisState) reaches Redis and how long it waits.
+//!
+//! One server: `url` is its URL. A Redis Cluster: `cluster` is set and
+//! `url` is a comma-separated list of seed nodes
+//! (`redis://10.0.0.1:6379,redis://10.0.0.2:6379`); the client learns the
+//! rest of the cluster from whichever seed answers, so two or three seeds
+//! (or one DNS name that resolves to every node) suffice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +14,13 @@ use crate::Clock;
 /// How to reach Redis and how long to wait for it.
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]` (or `rediss://`, `unix://`).
+    /// `redis://[user:password@]host:port[/db]` (or `rediss://`, `unix://`);
+    /// with [`cluster`](Self::cluster), comma-separated seed nodes
+    /// `redis://host1:port1,redis://host2:port2` (database 0 only).
     pub url: String,
+    /// Whether `url` names the seeds of a Redis Cluster rather than one
+    /// server. Default `false`.
+    pub cluster: bool,
     /// The AUTH password, when it is kept out of the URL (a Kubernetes
     /// Secret in the environment); it replaces any password in the URL.
     pub password: Option<String>,
@@ -34,6 +45,7 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            cluster: false,
             password: None,
             hot_timeout: Duration::from_millis(50),
             write_timeout: Duration::from_secs(1),
@@ -48,6 +60,7 @@ impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
             // The URL may carry a password.
+            .field("cluster", &self.cluster)
             .field("hot_timeout", &self.hot_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("connect_timeout", &self.connect_timeout)
