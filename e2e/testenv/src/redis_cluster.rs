@@ -236,8 +236,22 @@ impl RedisCluster {
         }
         let from_id = self.node(from, &action)?.id.clone();
         let to_id = self.node(to, &action)?.id.clone();
-        self.cli_ok(to, &action, &["CLUSTER", "SETSLOT", &slot.to_string(), "IMPORTING", &from_id])?;
-        self.cli_ok(from, &action, &["CLUSTER", "SETSLOT", &slot.to_string(), "MIGRATING", &to_id])?;
+        self.cli_ok(
+            to,
+            &action,
+            &[
+                "CLUSTER",
+                "SETSLOT",
+                &slot.to_string(),
+                "IMPORTING",
+                &from_id,
+            ],
+        )?;
+        self.cli_ok(
+            from,
+            &action,
+            &["CLUSTER", "SETSLOT", &slot.to_string(), "MIGRATING", &to_id],
+        )?;
         Ok(SlotMigration { slot, from, to })
     }
 
@@ -248,7 +262,12 @@ impl RedisCluster {
         let listed = self.cli(
             migration.from,
             &action,
-            &["CLUSTER", "GETKEYSINSLOT", &migration.slot.to_string(), &count.to_string()],
+            &[
+                "CLUSTER",
+                "GETKEYSINSLOT",
+                &migration.slot.to_string(),
+                &count.to_string(),
+            ],
         )?;
         let keys: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
         if keys.is_empty() {
@@ -269,15 +288,27 @@ impl RedisCluster {
         let to_id = self.node(migration.to, &action)?.id.clone();
         let slot = migration.slot.to_string();
         // The target first, then the source (DOCS: cluster-tutorial, resharding).
-        self.cli_ok(migration.to, &action, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])?;
-        self.cli_ok(migration.from, &action, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])?;
+        self.cli_ok(
+            migration.to,
+            &action,
+            &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id],
+        )?;
+        self.cli_ok(
+            migration.from,
+            &action,
+            &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id],
+        )?;
         let view = self.topology(&action)?;
         for node in view.iter().filter(|n| n.is_master()) {
             if let Some(index) = self.index_of_port(node.port)
                 && index != migration.to
                 && index != migration.from
             {
-                self.cli_ok(index, &action, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])?;
+                self.cli_ok(
+                    index,
+                    &action,
+                    &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id],
+                )?;
             }
         }
         Ok(())
@@ -304,8 +335,16 @@ impl RedisCluster {
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let first = stdout.lines().next().unwrap_or_default();
         let error_reply = [
-            "ERR", "MOVED", "ASK", "CLUSTERDOWN", "IOERR", "BUSYKEY", "TRYAGAIN", "NOAUTH",
-            "READONLY", "LOADING",
+            "ERR",
+            "MOVED",
+            "ASK",
+            "CLUSTERDOWN",
+            "IOERR",
+            "BUSYKEY",
+            "TRYAGAIN",
+            "NOAUTH",
+            "READONLY",
+            "LOADING",
         ]
         .iter()
         .any(|code| first.starts_with(&format!("{code} ")));
@@ -399,7 +438,12 @@ impl RedisCluster {
             self.cli_ok(
                 master,
                 action,
-                &["CLUSTER", "ADDSLOTSRANGE", &first.to_string(), &last.to_string()],
+                &[
+                    "CLUSTER",
+                    "ADDSLOTSRANGE",
+                    &first.to_string(),
+                    &last.to_string(),
+                ],
             )?;
         }
         for index in 1..self.nodes.len() {
@@ -407,15 +451,21 @@ impl RedisCluster {
                 let node = self.node(index, action)?;
                 (node.port.to_string(), node.bus_port.to_string())
             };
-            self.cli_ok(0, action, &["CLUSTER", "MEET", "127.0.0.1", &port, &bus_port])?;
+            self.cli_ok(
+                0,
+                action,
+                &["CLUSTER", "MEET", "127.0.0.1", &port, &bus_port],
+            )?;
         }
         let count = self.nodes.len();
         self.wait_until(action, || {
             let known = (0..count).all(|i| {
-                self.cli(i, action, &["CLUSTER", "NODES"]).is_ok_and(|text| {
-                    let views: Vec<NodeView> = text.lines().filter_map(NodeView::parse).collect();
-                    views.len() == count && views.iter().all(|v| !v.flags.contains("handshake"))
-                })
+                self.cli(i, action, &["CLUSTER", "NODES"])
+                    .is_ok_and(|text| {
+                        let views: Vec<NodeView> =
+                            text.lines().filter_map(NodeView::parse).collect();
+                        views.len() == count && views.iter().all(|v| !v.flags.contains("handshake"))
+                    })
             });
             Ok(known.then_some(()))
         })
@@ -430,13 +480,18 @@ impl RedisCluster {
                     .is_ok_and(|info| info.contains("master_link_status:up"))
             });
             let agreed = (0..count).all(|i| {
-                self.cli(i, action, &["CLUSTER", "NODES"]).is_ok_and(|text| {
-                    let views: Vec<NodeView> = text.lines().filter_map(NodeView::parse).collect();
-                    views.iter().filter(|v| v.is_master() && !v.slots.is_empty()).count()
-                        == MASTERS
-                        && views.iter().filter(|v| v.flags.contains("slave")).count()
-                            == count - MASTERS
-                })
+                self.cli(i, action, &["CLUSTER", "NODES"])
+                    .is_ok_and(|text| {
+                        let views: Vec<NodeView> =
+                            text.lines().filter_map(NodeView::parse).collect();
+                        views
+                            .iter()
+                            .filter(|v| v.is_master() && !v.slots.is_empty())
+                            .count()
+                            == MASTERS
+                            && views.iter().filter(|v| v.flags.contains("slave")).count()
+                                == count - MASTERS
+                    })
             });
             Ok((synced && agreed && self.all_ok()).then_some(()))
         })
@@ -461,7 +516,10 @@ impl RedisCluster {
                     if attempt < START_ATTEMPTS
                         && log_tail.to_lowercase().contains("address already in use") =>
                 {
-                    tracing::info!(attempt, "a reserved port was taken meanwhile; starting again");
+                    tracing::info!(
+                        attempt,
+                        "a reserved port was taken meanwhile; starting again"
+                    );
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -477,7 +535,12 @@ impl RedisCluster {
         }
     }
 
-    async fn spawn_server(&self, dir: &Path, port: u16, bus_port: u16) -> Result<Supervised, Error> {
+    async fn spawn_server(
+        &self,
+        dir: &Path,
+        port: u16,
+        bus_port: u16,
+    ) -> Result<Supervised, Error> {
         let args: Vec<OsString> = [
             "--port",
             &port.to_string(),
@@ -642,7 +705,10 @@ mod tests {
             RedisCluster::slot_of("agentauth:{abc}:state"),
             RedisCluster::slot_of("abc")
         );
-        assert_eq!(RedisCluster::slot_of("{}foo"), RedisCluster::slot_of("{}foo"));
+        assert_eq!(
+            RedisCluster::slot_of("{}foo"),
+            RedisCluster::slot_of("{}foo")
+        );
         assert_ne!(RedisCluster::slot_of("{}foo"), RedisCluster::slot_of("foo"));
     }
 }

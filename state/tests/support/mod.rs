@@ -137,7 +137,11 @@ pub fn test_config(url: &str, cluster: bool, clock: Option<Arc<dyn Clock>>) -> R
     }
 }
 
-async fn redis_client(url: &str, cluster: bool, clock: Option<Arc<dyn Clock>>) -> Arc<dyn SharedState> {
+async fn redis_client(
+    url: &str,
+    cluster: bool,
+    clock: Option<Arc<dyn Clock>>,
+) -> Arc<dyn SharedState> {
     Arc::new(
         RedisState::connect(test_config(url, cluster, clock))
             .await
