@@ -56,6 +56,40 @@ impl RedisConfig {
     }
 }
 
+/// Checks a `--redis-url` for `--redis-cluster` before anything connects:
+/// each URL parses, a cluster names at least one seed, and one server's URL
+/// holds no comma (a seed list without `--redis-cluster`). The message
+/// names the flags.
+pub fn check_url(url: &str, cluster: bool) -> Result<(), String> {
+    if !cluster && url.contains(',') {
+        return Err(format!(
+            "--redis-url {:?} names several nodes; set --redis-cluster (AGENTAUTH_REDIS_CLUSTER=true) \
+             for a Redis Cluster, or give one URL",
+            redact(url)
+        ));
+    }
+    let config = RedisConfig {
+        cluster,
+        ..RedisConfig::new(url)
+    };
+    super::connection::node_infos(&config)
+        .map(drop)
+        .map_err(|e| format!("--redis-url {:?}: {e}", redact(url)))
+}
+
+/// The URL without what lies between `://` and `@` (user and password).
+fn redact(url: &str) -> String {
+    url.split(',')
+        .map(|one| match (one.find("://"), one.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}<credentials>{}", &one[..scheme + 3], &one[at..])
+            }
+            _ => one.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
@@ -68,5 +102,25 @@ impl std::fmt::Debug for RedisConfig {
             .field("script_clock", &self.script_clock.is_some())
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn urls_are_checked_for_the_cluster_flag() {
+        assert!(check_url("redis://a:6379/", false).is_ok());
+        assert!(check_url("redis://a:1,redis://b:2", true).is_ok());
+        let several = check_url("redis://:secret@a:1,redis://b:2", false).unwrap_err();
+        assert!(several.contains("--redis-cluster"), "{several}");
+        assert!(!several.contains("secret"), "{several}");
+        assert!(
+            check_url(" , ", true)
+                .unwrap_err()
+                .contains("seed list is empty")
+        );
+        assert!(check_url("not a url", false).is_err());
     }
 }

@@ -127,7 +127,7 @@ pub(super) fn open(config: &RedisConfig) -> Result<(Connection, Vec<Client>), St
 
 /// The URL, or each comma-separated seed of a cluster, with the configured
 /// password in place of any in the URL.
-fn node_infos(config: &RedisConfig) -> Result<Vec<ConnectionInfo>, StateError> {
+pub(super) fn node_infos(config: &RedisConfig) -> Result<Vec<ConnectionInfo>, StateError> {
     let urls: Vec<&str> = if config.cluster {
         config
             .url

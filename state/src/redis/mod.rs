@@ -27,7 +27,7 @@ mod script;
 mod subscriber;
 
 pub use audit_group::{Delivery, StreamEntry, parse_entry_id};
-pub use config::RedisConfig;
+pub use config::{RedisConfig, check_url};
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
