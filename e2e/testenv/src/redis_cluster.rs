@@ -213,8 +213,19 @@ impl RedisCluster {
         else {
             return Err(cluster_error(&action, "it is not a master with slots"));
         };
-        self.kill(index);
+        // Timed from the kill itself (the server dies within milliseconds);
+        // the watchdog's clean-up is waited for off the async runtime, so
+        // that the test's own traffic keeps flowing meanwhile.
         let killed = Instant::now();
+        if let Some(server) = self.nodes.get_mut(index).and_then(|n| n.server.take()) {
+            let stopped = tokio::task::spawn_blocking(move || drop(server)).await;
+            if let Err(e) = stopped {
+                return Err(cluster_error(
+                    &action,
+                    format!("stopping the node failed: {e}"),
+                ));
+            }
+        }
         let promoted = self
             .wait_until(&action, || {
                 let master = self.master_of(slot).ok().filter(|&m| m != index);
