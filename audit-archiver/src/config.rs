@@ -67,6 +67,21 @@ pub struct ArchiverArgs {
     #[arg(long, env = "AGENTAUTH_REDIS_URL")]
     pub redis_url: String,
 
+    /// Whether the Redis URL names a Redis Cluster: then it is a
+    /// comma-separated list of seed nodes
+    /// (`redis://redis-0.redis:6379,redis://redis-1.redis:6379`); each
+    /// grant's keys live on one slot. `true` or `false` (also `1`/`0`,
+    /// `yes`/`no`, `on`/`off`).
+    #[arg(
+        long,
+        env = "AGENTAUTH_REDIS_CLUSTER",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
+    pub redis_cluster: bool,
+
     /// The Redis AUTH password, kept out of the URL (from a Secret).
     #[arg(long, env = "AGENTAUTH_REDIS_PASSWORD", hide_env_values = true)]
     pub redis_password: Option<String>,
@@ -105,6 +120,7 @@ pub struct ArchiverArgs {
 impl ArchiverArgs {
     /// Checks what clap cannot.
     pub fn validate(&self) -> Result<(), String> {
+        agentauth_state::redis::check_url(&self.redis_url, self.redis_cluster)?;
         self.root.validate()?;
         if self.segment_max_records == 0 {
             return Err("--segment-max-records must be at least 1".into());

@@ -48,6 +48,7 @@ pub async fn run(
     args.validate().map_err(ServerError::Config)?;
     let metrics = Metrics::new().map_err(|e| ServerError::Config(e.to_string()))?;
     let mut redis = RedisConfig::new(args.redis_url.clone());
+    redis.cluster = args.redis_cluster;
     redis.password.clone_from(&args.redis_password);
     // The archiver moves pages of up to a thousand entries per call.
     redis.write_timeout = std::time::Duration::from_secs(5);

@@ -40,6 +40,21 @@ pub struct OperatorConfig {
     #[arg(long, env = "AGENTAUTH_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Whether the Redis URL names a Redis Cluster: then it is a
+    /// comma-separated list of seed nodes
+    /// (`redis://redis-0.redis:6379,redis://redis-1.redis:6379`); each
+    /// grant's keys live on one slot. `true` or `false` (also `1`/`0`,
+    /// `yes`/`no`, `on`/`off`).
+    #[arg(
+        long,
+        env = "AGENTAUTH_REDIS_CLUSTER",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
+    pub redis_cluster: bool,
+
     /// The Redis AUTH password, kept out of the URL (from a Secret). Prefer
     /// the environment variable: a flag shows in the process list.
     #[arg(long, env = "AGENTAUTH_REDIS_PASSWORD", hide_env_values = true)]
@@ -164,6 +179,16 @@ pub struct OperatorConfig {
 impl OperatorConfig {
     /// Checks what clap cannot: URL shapes and flag combinations.
     pub fn validate(&self) -> Result<(), String> {
+        match &self.redis_url {
+            Some(url) => agentauth_state::redis::check_url(url, self.redis_cluster)?,
+            None if self.redis_cluster => {
+                return Err(
+                    "--redis-cluster needs --redis-url: the cluster's seed nodes, comma-separated"
+                        .into(),
+                );
+            }
+            None => {}
+        }
         let url = agentauth_core::htu::normalize(
             &self.public_url,
             agentauth_core::ErrorCode::RequestInvalid,

@@ -76,6 +76,7 @@ pub async fn run(
     let state: Arc<dyn SharedState> = match &config.redis_url {
         Some(url) => {
             let mut redis = RedisConfig::new(url.clone());
+            redis.cluster = config.redis_cluster;
             redis.password.clone_from(&config.redis_password);
             Arc::new(RedisState::connect(redis).await?)
         }

@@ -1,9 +1,11 @@
 //! The contract of `SharedState` (DESIGN §7: both implementations pass the
-//! same tests): grants, revocations, replay, audit. Every test runs twice:
+//! same tests): grants, revocations, replay, audit. Every test runs three times:
 //! `in_process::<name>` against `InProcessState`, `redis::<name>` against
-//! `RedisState` on a real `redis-server` of its own. "Two clients" are two
-//! `RedisState`s (two verifier processes) on one Redis, and the one state
-//! in process. The counters of `consume` are in `consume_contract.rs`.
+//! `RedisState` on a real `redis-server` of its own, and `cluster::<name>`
+//! against `RedisState` on a 3-master Redis Cluster of its own (so every
+//! call, script and publication is shown to route by slot). "Two clients"
+//! are two `RedisState`s (two verifier processes) on one Redis, and the one
+//! state in process. The counters of `consume` are in `consume_contract.rs`.
 
 #![allow(
     clippy::unwrap_used,

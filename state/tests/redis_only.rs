@@ -127,7 +127,7 @@ async fn unavailable_promptly_then_recovers_on_the_same_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_flushes_on_loss_and_resumes() {
     let mut server = RedisServer::start().await.unwrap();
-    let verifier = RedisState::connect(test_config(&server.url(), None))
+    let verifier = RedisState::connect(test_config(&server.url(), false, None))
         .await
         .unwrap();
     let mut rx = verifier.subscribe().await.unwrap();
@@ -139,7 +139,7 @@ async fn subscription_flushes_on_loss_and_resumes() {
     // Once back it says so again: anything cached meanwhile may be stale.
     wait_for(&mut rx, Duration::from_secs(5), |i| i.flush_all).await;
 
-    let operator = RedisState::connect(test_config(&server.url(), None))
+    let operator = RedisState::connect(test_config(&server.url(), false, None))
         .await
         .unwrap();
     let uid = fresh_uid("resumed");
@@ -151,7 +151,7 @@ async fn subscription_flushes_on_loss_and_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_survives_a_flushed_script_cache() {
     let server = RedisServer::start().await.unwrap();
-    let state = RedisState::connect(test_config(&server.url(), None))
+    let state = RedisState::connect(test_config(&server.url(), false, None))
         .await
         .unwrap();
     let uid = fresh_uid("noscript");
@@ -175,7 +175,7 @@ async fn consume_survives_a_flushed_script_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_follow_the_layout_and_expire() {
     let server = RedisServer::start().await.unwrap();
-    let state = RedisState::connect(test_config(&server.url(), None))
+    let state = RedisState::connect(test_config(&server.url(), false, None))
         .await
         .unwrap();
     let mut conn = raw(&server).await;
@@ -214,7 +214,7 @@ async fn keys_follow_the_layout_and_expire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_events_land_in_the_stream() {
     let server = RedisServer::start().await.unwrap();
-    let state = RedisState::connect(test_config(&server.url(), None))
+    let state = RedisState::connect(test_config(&server.url(), false, None))
         .await
         .unwrap();
     let mut chain = Chain::new("verifier/node-a");
@@ -291,7 +291,7 @@ async fn a_password_outside_the_url_authenticates() {
         .await
         .unwrap();
 
-    let mut with = test_config(&server.url(), None);
+    let mut with = test_config(&server.url(), false, None);
     with.password = Some("s3cret with spaces & @:/".into());
     assert!(
         !format!("{with:?}").contains("s3cret"),
@@ -300,7 +300,7 @@ async fn a_password_outside_the_url_authenticates() {
     let state = RedisState::connect(with).await.unwrap();
     assert!(!state.is_revoked("some-grant").await.unwrap());
 
-    let without = RedisState::new(test_config(&server.url(), None)).unwrap();
+    let without = RedisState::new(test_config(&server.url(), false, None)).unwrap();
     let refused = without.is_revoked("some-grant").await;
     assert!(
         matches!(refused, Err(StateError::Unavailable(_))),

@@ -64,6 +64,21 @@ pub struct VerifierConfig {
     #[arg(long, env = "AGENTAUTH_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Whether the Redis URL names a Redis Cluster: then it is a
+    /// comma-separated list of seed nodes
+    /// (`redis://redis-0.redis:6379,redis://redis-1.redis:6379`); each
+    /// grant's keys live on one slot. `true` or `false` (also `1`/`0`,
+    /// `yes`/`no`, `on`/`off`).
+    #[arg(
+        long,
+        env = "AGENTAUTH_REDIS_CLUSTER",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
+    pub redis_cluster: bool,
+
     /// The Redis AUTH password, kept out of the URL (from a Secret). Prefer
     /// the environment variable: a flag shows in the process list.
     #[arg(long, env = "AGENTAUTH_REDIS_PASSWORD", hide_env_values = true)]
@@ -205,6 +220,7 @@ impl VerifierConfig {
             jwks_refresh: period("5m"),
             jwks_min_interval: period("10s"),
             redis_url: None,
+            redis_cluster: false,
             redis_password: None,
             state_timeout: period("50ms"),
             dpop_window: period("60s"),
@@ -230,6 +246,16 @@ impl VerifierConfig {
 
     /// Checks what clap cannot: flag combinations and shapes.
     pub fn validate(&self) -> Result<(), String> {
+        match &self.redis_url {
+            Some(url) => agentauth_state::redis::check_url(url, self.redis_cluster)?,
+            None if self.redis_cluster => {
+                return Err(
+                    "--redis-cluster needs --redis-url: the cluster's seed nodes, comma-separated"
+                        .into(),
+                );
+            }
+            None => {}
+        }
         if self.issuer.is_empty() {
             return Err("--issuer must not be empty".into());
         }
@@ -279,4 +305,60 @@ impl VerifierConfig {
 )]
 fn period(literal: &'static str) -> Period {
     Period::parse(literal).expect("a literal period")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::VerifierConfig;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: VerifierConfig,
+    }
+
+    fn parse(extra: &[&str]) -> Result<VerifierConfig, String> {
+        let base = [
+            "verifier",
+            "--issuer",
+            "https://op",
+            "--audience",
+            "https://sp",
+        ];
+        Cli::try_parse_from(base.iter().chain(extra))
+            .map(|cli| cli.config)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn redis_cluster_is_a_boolish_flag_checked_with_the_url() {
+        let url = "--redis-url=redis://a:1,redis://b:2";
+        assert!(!parse(&[]).unwrap().redis_cluster);
+        for (flag, want) in [
+            ("--redis-cluster", true),
+            ("--redis-cluster=true", true),
+            ("--redis-cluster=yes", true),
+            ("--redis-cluster=0", false),
+        ] {
+            assert_eq!(parse(&[url, flag]).unwrap().redis_cluster, want, "{flag}");
+        }
+        let bad = parse(&["--redis-cluster=cluster"]).unwrap_err();
+        assert!(
+            bad.contains("invalid value 'cluster' for '--redis-cluster"),
+            "{bad}"
+        );
+
+        let jwks = ["--jwks-file=/jwks.json", "--root-jwk={}"];
+        let valid = |extra: &[&str]| {
+            let args: Vec<&str> = jwks.iter().chain(extra).copied().collect();
+            parse(&args).unwrap().validate()
+        };
+        assert!(valid(&[url, "--redis-cluster"]).is_ok());
+        let several = valid(&[url]).unwrap_err();
+        assert!(several.contains("--redis-cluster"), "{several}");
+        let alone = valid(&["--redis-cluster"]).unwrap_err();
+        assert!(alone.contains("needs --redis-url"), "{alone}");
+    }
 }

@@ -77,6 +77,7 @@ pub async fn run(
     let state: Arc<dyn SharedState> = match &config.redis_url {
         Some(url) => {
             let mut redis = RedisConfig::new(url.clone());
+            redis.cluster = config.redis_cluster;
             redis.hot_timeout = VerifierConfig::duration(config.state_timeout);
             redis.password.clone_from(&config.redis_password);
             // Lazy: the verifier may start while Redis is down (it denies

@@ -52,10 +52,14 @@ capabilities:
   drop: [ALL]
 {{- end -}}
 
-{{/* The Redis password from its Secret, for AGENTAUTH_REDIS_PASSWORD. */}}
+{{/* The Redis URL, whether it names a cluster's seeds, and the password from its Secret. */}}
 {{- define "agentauth.redisEnv" -}}
 - name: AGENTAUTH_REDIS_URL
   value: {{ .Values.redis.url | quote }}
+{{- if .Values.redis.cluster }}
+- name: AGENTAUTH_REDIS_CLUSTER
+  value: "true"
+{{- end }}
 {{- if .Values.redis.existingSecret }}
 - name: AGENTAUTH_REDIS_PASSWORD
   valueFrom:

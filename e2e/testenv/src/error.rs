@@ -187,6 +187,16 @@ pub enum Error {
         /// The last lines of the controller-manager's, the scheduler's and kwok's logs.
         log_tails: String,
     },
+
+    /// A step on the test Redis Cluster failed or timed out: forming it,
+    /// reading its topology, migrating a slot, waiting for a failover.
+    #[error("redis cluster: failed to {action}: {message}")]
+    RedisCluster {
+        /// What was being done ("form the cluster", "migrate slot 42").
+        action: String,
+        /// What went wrong (redis-cli's answer, or what was waited for).
+        message: String,
+    },
 }
 
 /// Formats an error with its whole `source()` chain, for messages that outlive the error.

@@ -51,6 +51,7 @@ mod process;
 mod rbac;
 mod readiness;
 mod redis;
+mod redis_cluster;
 pub mod simulator;
 
 pub use control_plane::{ADMIN_USER, ControlPlane, EXISTING_KUBECONFIG_ENV};
@@ -62,6 +63,7 @@ pub use namespace::TEST_NAMESPACE_LABEL;
 pub use openbao::{OPENBAO_ENV, OpenBao, openbao_path, service_account_token, shared_openbao};
 pub use rbac::Permission;
 pub use redis::{REDIS_SERVER_ENV, RedisServer};
+pub use redis_cluster::{RedisCluster, SlotMigration};
 pub use simulator::{SIMULATOR_BIN_ENV, Simulator};
 
 use std::path::{Path, PathBuf};

@@ -182,7 +182,7 @@ impl Drop for RedisServer {
 }
 
 /// `AGENTAUTH_REDIS_SERVER`, else `redis-server` on `PATH`.
-fn locate() -> Result<PathBuf, Error> {
+pub(crate) fn locate() -> Result<PathBuf, Error> {
     if let Some(path) = std::env::var_os(REDIS_SERVER_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }
@@ -202,14 +202,14 @@ fn locate() -> Result<PathBuf, Error> {
         })
 }
 
-fn free_port() -> Result<u16, Error> {
+pub(crate) fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(Error::NoFreePort)?;
     Ok(listener.local_addr().map_err(Error::NoFreePort)?.port())
 }
 
 /// Waits until the server answers `PING` with `PONG` (not just accepts
 /// connections: a loading server answers `-LOADING`).
-async fn wait_for_pong(server: &mut Supervised, port: u16) -> Result<(), Error> {
+pub(crate) async fn wait_for_pong(server: &mut Supervised, port: u16) -> Result<(), Error> {
     let started = Instant::now();
     loop {
         server.check_running()?;

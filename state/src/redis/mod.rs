@@ -1,35 +1,39 @@
-//! [`RedisState`]: the shared state of many processes, in Redis.
+//! [`RedisState`]: the shared state of many processes, in Redis: one server
+//! or a Redis Cluster ([`RedisConfig::cluster`]).
 //!
 //! ```text
-//!  RedisState ── ConnectionManager (one multiplexed connection, reconnects) ──▶ Redis
+//!  RedisState ── Connection: ConnectionManager (one server) | ClusterConnection (by slot) ──▶ Redis
 //!      │            consume:   EVALSHA consume.lua (NOSCRIPT → SCRIPT LOAD, once)
-//!      │            writes:    MULTI … PUBLISH agentauth:invalidations … EXEC
+//!      │            writes:    EVALSHA of a script that writes, then PUBLISH agentauth:invalidations
 //!      │            audit:     EVALSHA audit_append.lua (idempotent by seq, see `audit`)
-//!      └── subscriber task ── its own pub/sub connection, PING every heartbeat ──▶ broadcast
+//!      └── subscriber task ── its own pub/sub connection to one node, PING every heartbeat ──▶ broadcast
+//!                             (the next node when that one dies; a cluster forwards every PUBLISH to all nodes)
 //! ```
 //!
-//! The key layout is in [`keys`]. Every call runs under a timeout — the hot
-//! path ([`RedisConfig::hot_timeout`], 50 ms) or writes
-//! ([`RedisConfig::write_timeout`], 1 s) — and answers
+//! The key layout is in [`keys`]: each call's keys share one hash tag, so a
+//! cluster serves each call from one slot (see `connection`). Every call
+//! runs under a timeout — the hot path ([`RedisConfig::hot_timeout`],
+//! 50 ms) or writes ([`RedisConfig::write_timeout`], 1 s) — and answers
 //! [`StateError::Unavailable`] past it, so a verifier fails closed promptly
-//! instead of queueing behind a dead server. The connection is rebuilt in
-//! the background when it breaks; callers never rebuild the client.
+//! instead of queueing behind a dead server or a cluster failing over. The
+//! connections are rebuilt in the background when they break (a cluster's
+//! slot map is refreshed after a failover); callers never rebuild the client.
 
 mod audit;
 mod audit_group;
 mod config;
+mod connection;
 mod script;
 mod subscriber;
 
 pub use audit_group::{Delivery, StreamEntry, parse_entry_id};
-pub use config::RedisConfig;
+pub use config::{RedisConfig, check_url};
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ErrorKind, IntoConnectionInfo, RedisError, RedisResult, Value};
+use ::redis::{Client, ErrorKind, RedisError, RedisResult, Value};
 use agentauth_core::audit::AuditEvent;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -41,18 +45,24 @@ use crate::{
     Clock, EnvelopeState, GrantPhase, GrantState, INVALIDATION_CAPACITY, Invalidation, SharedState,
     StateError, SystemClock,
 };
+use connection::Connection;
 use subscriber::Subscriber;
 
 /// The Redis shared state. One per process, shared behind an `Arc`; it
-/// multiplexes every call over one connection.
+/// multiplexes every call over one connection (one per node of a cluster).
 pub struct RedisState {
-    client: Client,
-    conn: ConnectionManager,
+    /// One client per node named by the configuration, for the subscription.
+    nodes: Vec<Client>,
+    conn: Connection,
     config: RedisConfig,
     /// The script clock, else the system clock: days and TTLs.
     clock: Arc<dyn Clock>,
     consume_script: ::redis::Script,
     audit_script: ::redis::Script,
+    /// `SET` one key, then `PUBLISH`: see [`SET_AND_PUBLISH`].
+    set_script: ::redis::Script,
+    /// `DEL` keys of one grant, then `PUBLISH`: see [`DEL_AND_PUBLISH`].
+    del_script: ::redis::Script,
     invalidations: broadcast::Sender<Invalidation>,
     subscriber: Mutex<Option<Subscriber>>,
 }
@@ -66,44 +76,26 @@ impl std::fmt::Debug for RedisState {
 }
 
 impl RedisState {
-    /// A state for `config.url`. Connects lazily, in the background: this
-    /// fails only for a malformed URL, and a process may start while Redis
+    /// A state for `config.url` (a server, or a cluster's seeds). Connects
+    /// lazily, in the background: this fails only for a malformed URL, and a process may start while Redis
     /// is down (its calls answer `Unavailable` until Redis is back). Must be
     /// called inside a tokio runtime.
     pub fn new(config: RedisConfig) -> Result<Self, StateError> {
-        let invalid = |e: RedisError| StateError::Unavailable(format!("invalid Redis URL: {e}"));
-        let mut info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(invalid)?;
-        if let Some(password) = &config.password {
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
-        }
-        let client = Client::open(info).map_err(invalid)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.write_timeout))
-            // Reconnect fast (loopback or one hop away); the timeouts above
-            // keep callers from waiting on the attempts.
-            .set_min_delay(Duration::from_millis(25))
-            .set_max_delay(Duration::from_millis(500))
-            .set_number_of_retries(8);
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(redis_error)?;
+        let (conn, nodes) = connection::open(&config)?;
         let clock = config
             .script_clock
             .clone()
             .unwrap_or_else(|| Arc::new(SystemClock));
         let (invalidations, _) = broadcast::channel(INVALIDATION_CAPACITY);
         Ok(Self {
-            client,
+            nodes,
             conn,
             config,
             clock,
             consume_script: script::consume_script(),
             audit_script: audit::append_script(),
+            set_script: ::redis::Script::new(SET_AND_PUBLISH),
+            del_script: ::redis::Script::new(DEL_AND_PUBLISH),
             invalidations,
             subscriber: Mutex::new(None),
         })
@@ -160,6 +152,29 @@ impl RedisState {
     }
 }
 
+/// Sets KEYS[1] to ARGV[1], for ARGV[2] ms unless empty, then publishes
+/// ARGV[4] on the channel ARGV[3]. One atomic command: subscribers never
+/// hear of a write that did not happen, and on a cluster it is routed (and
+/// redirected) by its key like any command, where a `MULTI … EXEC` would be
+/// aborted by a redirect.
+const SET_AND_PUBLISH: &str = r"
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+";
+
+/// Deletes KEYS (one grant's: one slot), then publishes ARGV[2] on the
+/// channel ARGV[1]; atomic, like [`SET_AND_PUBLISH`].
+const DEL_AND_PUBLISH: &str = r"
+redis.call('DEL', unpack(KEYS))
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+";
+
 /// Waits for `call` at most `limit`.
 async fn timed<T>(
     limit: Duration,
@@ -193,19 +208,16 @@ impl SharedState for RedisState {
     async fn put_grant(&self, state: &GrantState) -> Result<(), StateError> {
         let revoked = state.phase == GrantPhase::Revoked;
         let invalidation = Invalidation::grant(&state.uid, revoked, state.updated_at_ms);
-        let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
-            .arg(keys::grant_state(&state.uid))
-            .arg(to_json(state)?);
-        if let Some(ttl) = keys::grant_state_ttl_ms(state.expires_at, self.clock.now_ms()) {
-            pipe.arg("PX").arg(ttl.max(1));
-        }
-        pipe.cmd("PUBLISH")
+        let ttl = keys::grant_state_ttl_ms(state.expires_at, self.clock.now_ms())
+            .map_or_else(String::new, |ttl| ttl.max(1).to_string());
+        let mut call = self.set_script.prepare_invoke();
+        call.key(keys::grant_state(&state.uid))
+            .arg(to_json(state)?)
+            .arg(ttl)
             .arg(keys::INVALIDATIONS)
             .arg(to_json(&invalidation)?);
         let mut conn = self.conn.clone();
-        self.write("put_grant", pipe.query_async::<()>(&mut conn))
+        self.write("put_grant", call.invoke_async::<()>(&mut conn))
             .await
     }
 
@@ -228,18 +240,14 @@ impl SharedState for RedisState {
     async fn revoke_grant(&self, uid: &str, at_ms: i64) -> Result<(), StateError> {
         let expires_at = self.stored_grant(uid).await?.and_then(|g| g.expires_at);
         let ttl = keys::revocation_ttl_ms(expires_at, self.clock.now_ms());
-        let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
-            .arg(keys::revoked(uid))
+        let mut call = self.set_script.prepare_invoke();
+        call.key(keys::revoked(uid))
             .arg(at_ms)
-            .arg("PX")
             .arg(ttl.max(1))
-            .cmd("PUBLISH")
             .arg(keys::INVALIDATIONS)
             .arg(to_json(&Invalidation::grant(uid, true, at_ms))?);
         let mut conn = self.conn.clone();
-        self.write("revoke_grant", pipe.query_async::<()>(&mut conn))
+        self.write("revoke_grant", call.invoke_async::<()>(&mut conn))
             .await
     }
 
@@ -267,15 +275,13 @@ impl SharedState for RedisState {
             }
         }
         let invalidation = Invalidation::grant(uid, false, self.clock.now_ms());
-        let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .cmd("DEL")
-            .arg(&doomed)
-            .cmd("PUBLISH")
-            .arg(keys::INVALIDATIONS)
-            .arg(to_json(&invalidation)?);
+        let mut call = self.del_script.prepare_invoke();
+        for key in &doomed {
+            call.key(key);
+        }
+        call.arg(keys::INVALIDATIONS).arg(to_json(&invalidation)?);
         let mut conn = self.conn.clone();
-        self.write("remove_grant", pipe.query_async::<()>(&mut conn))
+        self.write("remove_grant", call.invoke_async::<()>(&mut conn))
             .await
     }
 
@@ -289,7 +295,7 @@ impl SharedState for RedisState {
             .unwrap_or_else(PoisonError::into_inner)
             .get_or_insert_with(|| {
                 Subscriber::spawn(
-                    self.client.clone(),
+                    self.nodes.clone(),
                     self.invalidations.clone(),
                     self.clock.clone(),
                     self.config.heartbeat,

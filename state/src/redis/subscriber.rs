@@ -14,6 +14,12 @@
 //! their caches, and told again right after the subscription is back (they
 //! may have cached a grant read in between, before an invalidation that was
 //! then lost). A message that cannot be decoded is treated the same way.
+//!
+//! On a Redis Cluster every node forwards every `PUBLISH` to every other
+//! node, so one subscription to any node hears them all. The task
+//! subscribes to the configured nodes (the seeds) in turn: after a failed
+//! attempt or a lost subscription it tries the next one, so a dead node is
+//! left for a live one after one backoff step.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +49,10 @@ impl Drop for Subscriber {
 
 /// What the task needs, owned.
 struct Task {
-    client: Client,
+    /// The nodes to subscribe to, tried in turn; never empty.
+    nodes: Vec<Client>,
+    /// The index (modulo `nodes.len()`) of the node to try next.
+    next: usize,
     sender: broadcast::Sender<Invalidation>,
     connected: watch::Sender<bool>,
     clock: Arc<dyn Clock>,
@@ -54,7 +63,7 @@ struct Task {
 impl Subscriber {
     /// Starts the task (inside the current tokio runtime).
     pub(super) fn spawn(
-        client: Client,
+        nodes: Vec<Client>,
         sender: broadcast::Sender<Invalidation>,
         clock: Arc<dyn Clock>,
         heartbeat: Duration,
@@ -62,7 +71,8 @@ impl Subscriber {
     ) -> Self {
         let (connected_tx, connected) = watch::channel(false);
         let task = Task {
-            client,
+            nodes,
+            next: 0,
             sender,
             connected: connected_tx,
             clock,
@@ -82,7 +92,7 @@ impl Subscriber {
 }
 
 impl Task {
-    async fn run(self) {
+    async fn run(mut self) {
         let mut backoff = MIN_BACKOFF;
         let mut was_connected = false;
         let mut failures = 0_u32;
@@ -103,8 +113,10 @@ impl Task {
                         "lost the invalidation subscription; subscribers drop their caches"
                     );
                     self.flush();
+                    self.next = self.next.wrapping_add(1);
                 }
                 Err(error) => {
+                    self.next = self.next.wrapping_add(1);
                     failures += 1;
                     // The first failure of a streak, then now and then.
                     if failures == 1 || failures.is_multiple_of(60) {
@@ -118,8 +130,11 @@ impl Task {
     }
 
     async fn connect(&self) -> Result<(PubSubSink, PubSubStream), String> {
+        let Some(client) = self.nodes.get(self.next % self.nodes.len().max(1)) else {
+            return Err("no Redis node to subscribe to".to_owned());
+        };
         let attempt = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
+            let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(keys::INVALIDATIONS).await?;
             RedisResult::Ok(pubsub.split())
         };

@@ -8,8 +8,9 @@
 )]
 #![allow(clippy::expect_used, reason = "a failed fixture fails the test")]
 
-/// Runs each named `async fn(Kind)` of the test crate's root twice: as
-/// `in_process::<name>` and as `redis::<name>`.
+/// Runs each named `async fn(Kind)` of the test crate's root three times:
+/// as `in_process::<name>`, `redis::<name>` (one `redis-server`) and
+/// `cluster::<name>` (a 3-master Redis Cluster of its own).
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod in_process {
@@ -28,6 +29,14 @@ macro_rules! contract {
                 }
             )*
         }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Kind::Cluster).await;
+                }
+            )*
+        }
     };
 }
 
@@ -42,7 +51,7 @@ use agentauth_state::{
     Clock, ConsumeOutcome, ConsumeRequest, GrantPhase, GrantState, InProcessState, Invalidation,
     RedisConfig, RedisState, SharedState, Transaction,
 };
-use agentauth_testenv::RedisServer;
+use agentauth_testenv::{RedisCluster, RedisServer};
 use tokio::sync::broadcast;
 
 /// Which implementation a test runs against.
@@ -50,6 +59,8 @@ use tokio::sync::broadcast;
 pub enum Kind {
     InProcess,
     Redis,
+    /// A Redis Cluster: three masters, three replicas.
+    Cluster,
 }
 
 /// One backend and a first client of it.
@@ -57,6 +68,7 @@ pub struct Backend {
     pub kind: Kind,
     pub state: Arc<dyn SharedState>,
     pub redis: Option<RedisServer>,
+    pub cluster: Option<RedisCluster>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -73,16 +85,29 @@ impl Backend {
                     kind,
                     state: Arc::new(state),
                     redis: None,
+                    cluster: None,
                     clock,
                 }
             }
             Kind::Redis => {
                 let server = RedisServer::start().await.expect("start redis-server");
-                let state = redis_client(&server.url(), clock.clone()).await;
+                let state = redis_client(&server.url(), false, clock.clone()).await;
                 Self {
                     kind,
                     state,
                     redis: Some(server),
+                    cluster: None,
+                    clock,
+                }
+            }
+            Kind::Cluster => {
+                let cluster = RedisCluster::start().await.expect("start a redis cluster");
+                let state = redis_client(&cluster.seeds(), true, clock.clone()).await;
+                Self {
+                    kind,
+                    state,
+                    redis: None,
+                    cluster: Some(cluster),
                     clock,
                 }
             }
@@ -92,17 +117,19 @@ impl Backend {
     /// Another client of the same backend: a second "verifier process" for
     /// Redis, the same state in process (there is only one process).
     pub async fn second(&self) -> Arc<dyn SharedState> {
-        match &self.redis {
-            Some(server) => redis_client(&server.url(), self.clock.clone()).await,
-            None => self.state.clone(),
+        match (&self.redis, &self.cluster) {
+            (Some(server), _) => redis_client(&server.url(), false, self.clock.clone()).await,
+            (_, Some(cluster)) => redis_client(&cluster.seeds(), true, self.clock.clone()).await,
+            (None, None) => self.state.clone(),
         }
     }
 }
 
 /// Generous deadlines: these tests check behaviour on a shared, loaded
 /// machine; the fault tests check the defaults.
-pub fn test_config(url: &str, clock: Option<Arc<dyn Clock>>) -> RedisConfig {
+pub fn test_config(url: &str, cluster: bool, clock: Option<Arc<dyn Clock>>) -> RedisConfig {
     RedisConfig {
+        cluster,
         hot_timeout: Duration::from_secs(2),
         write_timeout: Duration::from_secs(2),
         script_clock: clock,
@@ -110,9 +137,13 @@ pub fn test_config(url: &str, clock: Option<Arc<dyn Clock>>) -> RedisConfig {
     }
 }
 
-async fn redis_client(url: &str, clock: Option<Arc<dyn Clock>>) -> Arc<dyn SharedState> {
+async fn redis_client(
+    url: &str,
+    cluster: bool,
+    clock: Option<Arc<dyn Clock>>,
+) -> Arc<dyn SharedState> {
     Arc::new(
-        RedisState::connect(test_config(url, clock))
+        RedisState::connect(test_config(url, cluster, clock))
             .await
             .expect("connect to redis"),
     )

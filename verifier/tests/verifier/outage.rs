@@ -1,12 +1,15 @@
 //! Fail closed, recover by itself: Redis killed mid-run means
 //! `state_unavailable` (never an allow), and once Redis is back the same
-//! verifier process allows again without a restart.
+//! verifier process allows again without a restart. On a Redis Cluster,
+//! the same when the master of the grant's slot dies, until its replica is
+//! promoted.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentauth_state::{RedisConfig, RedisState, SharedState};
-use agentauth_testenv::RedisServer;
+use agentauth_testenv::{RedisCluster, RedisServer};
 use serde_json::json;
 
 use crate::support::*;
@@ -77,6 +80,123 @@ async fn redis_killed_mid_run_fails_closed_then_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    v.wait_ready().await;
+    v.stop().await;
+}
+
+/// A Redis Cluster loses the master serving a grant's slot under traffic:
+/// the verifier (production deadlines) denies `state_unavailable`, never
+/// `allowed` and never a replay, until the replica is promoted; then the
+/// same process allows again and is ready, without a restart. The
+/// fail-closed window is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_master_killed_fails_closed_until_its_replica_takes_over() {
+    let mut cluster = RedisCluster::start().await.unwrap();
+    let fx = Fixture::new().await;
+    let config = || RedisConfig {
+        cluster: true,
+        ..RedisConfig::new(cluster.seeds())
+    };
+    let operator = RedisState::connect(config()).await.unwrap();
+    let v = start(&fx, Arc::new(RedisState::connect(config()).await.unwrap())).await;
+    // A grant whose keys live on node 0.
+    let uid = loop {
+        let uid = uid();
+        let slot = RedisCluster::slot_of(&agentauth_state::keys::grant_state(&uid));
+        if cluster.master_of(slot).unwrap() == 0 {
+            break uid;
+        }
+    };
+    let grant = fx.grant(
+        &uid,
+        Some(json!({"rateLimits": [{"requests": 1000, "period": "1s", "burst": 1000}]})),
+    );
+    operator.put_grant(&grant).await.unwrap();
+    let token = fx.token(&uid, json!([read("orders/**")])).await;
+    let used = fx.body(&token, read("orders/used"));
+    assert_eq!(v.reason(&used).await, "allowed");
+
+    // Requests all along; the master dies 200 ms in.
+    let started = Instant::now();
+    let promoted_at = Cell::new(None);
+    let failover = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (_, promotion) = cluster.kill_and_await_promotion(0).await.unwrap();
+        promoted_at.set(Some(Instant::now()));
+        promotion
+    };
+    let traffic = async {
+        let mut log = Vec::new();
+        for i in 0.. {
+            let answer = v
+                .reason(&fx.body(&token, read(&format!("orders/{i}"))))
+                .await;
+            log.push((Instant::now(), answer.clone()));
+            // The used proof is never admitted again, whatever the state.
+            assert_ne!(v.reason(&used).await, "allowed");
+            if promoted_at.get().is_some() && answer == "allowed" {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no recovery within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        log
+    };
+    let (promotion, log) = tokio::join!(failover, traffic);
+    let killed = promoted_at.get().unwrap() - promotion;
+    // The kill goes through the node's watchdog: a request in flight may
+    // still be answered a moment after it was ordered. The outage starts
+    // with the first denial after the order.
+    let first_denied = log
+        .iter()
+        .find(|(at, answer)| *at > killed && answer == "state_unavailable")
+        .map(|(at, _)| *at)
+        .expect("no request denied after the kill");
+    let last_before = log
+        .iter()
+        .filter(|(at, answer)| *at < first_denied && answer == "allowed")
+        .map(|(at, _)| *at)
+        .max()
+        .unwrap();
+    let first_after = log
+        .iter()
+        .find(|(at, answer)| *at > first_denied && answer == "allowed")
+        .map(|(at, _)| *at)
+        .unwrap();
+    let during: Vec<&String> = log
+        .iter()
+        .filter(|(at, _)| *at > last_before && *at < first_after)
+        .map(|(_, answer)| answer)
+        .collect();
+    assert!(
+        !during.is_empty(),
+        "no request during the failover: killed at {:?}, {:?}",
+        killed - started,
+        log.iter()
+            .map(|(at, a)| (*at - started, a))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        during.iter().all(|a| *a == "state_unavailable"),
+        "{during:?}"
+    );
+    assert!(
+        log.iter()
+            .all(|(_, a)| a == "allowed" || a == "state_unavailable")
+    );
+    assert_eq!(v.reason(&used).await, "dpop_replayed");
+    println!(
+        "verifier: {} requests; denied state_unavailable for {:?} ({} answers); replica promoted \
+         {promotion:?} after the kill, allowed again {:?} after it",
+        log.len(),
+        first_after - last_before,
+        during.len(),
+        first_after - killed,
+    );
+    assert!(v.metric("agentauth_state_errors_total").await >= 1.0);
     v.wait_ready().await;
     v.stop().await;
 }

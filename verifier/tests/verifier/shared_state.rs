@@ -3,14 +3,15 @@
 //! total, not double; a daily limit hit by 200 concurrent requests is never
 //! exceeded; a revocation is honoured by both within a second. The same
 //! scenarios run on one Redis (two verifiers with their own connections, as
-//! two processes would have) and on the in-process state.
+//! two processes would have), on a 3-master Redis Cluster (the same, each
+//! grant's keys on one slot of one master) and on the in-process state.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentauth_core::audit::{AuditEvent, verify_chain};
 use agentauth_state::{GrantPhase, InProcessState, RedisConfig, RedisState, SharedState};
-use agentauth_testenv::RedisServer;
+use agentauth_testenv::{RedisCluster, RedisServer};
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -63,6 +64,41 @@ async fn two_verifiers_on_one_redis() {
         "{chains:?}"
     );
     assert!(events.iter().all(|e| e.kind == "verification"));
+}
+
+/// The scenarios on a Redis Cluster: the verifiers' one round trip
+/// (`EVALSHA` on a grant's keys), the operator's writes and their
+/// invalidations, and both audit chains, each routed by slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_verifiers_on_a_redis_cluster() {
+    let cluster = RedisCluster::start().await.unwrap();
+    let connect = || async {
+        let mut config = RedisConfig::new(cluster.seeds());
+        config.cluster = true;
+        config.hot_timeout = Duration::from_secs(5);
+        Arc::new(RedisState::connect(config).await.unwrap())
+    };
+    let operator = connect().await;
+    let fx = Fixture::new().await;
+    let a = start_with(&fx, connect().await, |c| tolerant(c, "a"), true).await;
+    let b = start_with(&fx, connect().await, |c| tolerant(c, "b"), true).await;
+    run_scenarios(&fx, &a, &b, operator.as_ref()).await;
+    a.stop().await;
+    b.stop().await;
+
+    let events: Vec<AuditEvent> = operator
+        .audit_stream(None, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect();
+    let chains = verify_chain(&events).unwrap();
+    assert_eq!(chains.len(), 2, "{chains:?}");
+    assert!(
+        chains["verifier/a"] > 100 && chains["verifier/b"] > 100,
+        "{chains:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,9 +98,15 @@ fn the_defaults_alone_are_refused_naming_each_required_value() {
 #[test]
 fn bad_values_are_refused_by_the_schema() {
     let minimal = values_file("minimal-values.yaml");
-    let cases: [(&str, &str); 11] = [
+    let cases: [(&str, &str); 13] = [
         // A password in a URL would sit in a ConfigMap-like plain value.
         ("redis.url=redis://:hunter2@redis:6379", "/redis/url"),
+        // Several nodes are a cluster's seeds, and only that.
+        (r"redis.url=redis://a:6379\,redis://b:6379", "/redis/url"),
+        (
+            r"redis.cluster=true,redis.url=redis://a:6379\,",
+            "/redis/url",
+        ),
         ("signer.kind=azure-key-vault", "/signer/kind"),
         // Each KMS names the key it signs with.
         ("signer.kind=gcp-kms", "/signer/gcpKms/keyVersion"),
@@ -269,6 +275,46 @@ fn mount<'a>(pod: &'a Value, wanted: &str) -> &'a Value {
         .iter()
         .find(|m| m["name"] == wanted)
         .unwrap_or_else(|| panic!("no mount of {wanted}"))
+}
+
+/// `redis.cluster` reaches every Redis client (operator, verifiers,
+/// archiver) as `AGENTAUTH_REDIS_CLUSTER`, with the seed list as the URL;
+/// without it the variable is not set (one server).
+#[test]
+fn redis_cluster_reaches_every_redis_client() {
+    let minimal = values_file("minimal-values.yaml");
+    let workloads = [
+        ("Deployment", "agentauth-operator"),
+        ("DaemonSet", "agentauth-verifier"),
+        ("Deployment", "agentauth-archiver"),
+    ];
+    let plain = render(&minimal, RELEASE_NAMESPACE);
+    for (workload_kind, workload) in workloads {
+        let object = find(&plain, workload_kind, workload);
+        assert_eq!(
+            env_opt(object, "AGENTAUTH_REDIS_CLUSTER"),
+            None,
+            "{workload}"
+        );
+    }
+    let home = tempfile::tempdir().unwrap();
+    let seeds = "redis://redis-0.redis:6379,redis://redis-1.redis:6379";
+    let clustered = render_chart(
+        home.path(),
+        "agentauth",
+        RELEASE_NAMESPACE,
+        std::slice::from_ref(&minimal),
+        &[
+            "--set",
+            &format!("redis.cluster=true,redis.url={}", seeds.replace(',', "\\,")),
+        ],
+    )
+    .unwrap();
+    for (workload_kind, workload) in workloads {
+        let object = find(&clustered, workload_kind, workload);
+        assert_eq!(env(object, "AGENTAUTH_REDIS_CLUSTER"), "true", "{workload}");
+        assert_eq!(env(object, "AGENTAUTH_REDIS_URL"), seeds, "{workload}");
+    }
 }
 
 #[test]
