@@ -236,7 +236,7 @@ impl RedisCluster {
     }
 
     /// Starts moving `slot` to the master `to`: the target imports it, the
-    /// source migrates it. Until [`SlotMigration::finish`], keys not yet
+    /// source migrates it. Until [`RedisCluster::finish`], keys not yet
     /// moved are served by the source, moved ones by the target (after
     /// `ASK`).
     pub fn begin_migration(&self, slot: u16, to: usize) -> Result<SlotMigration, Error> {
