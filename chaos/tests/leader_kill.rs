@@ -136,14 +136,8 @@ async fn operator_leader_killed() {
         .check("every grant ends Approved", phases.iter().all(|p| p == "Approved"))
         .check("exactly one `approval.recorded` audit event per grant", once(&recorded))
         .check("no grant has two `grant.approved` audit events (none doubled)", grants.iter().all(|g| approved.get(&name(g)).copied().unwrap_or(0) <= 1))
-        .known_defect("every grant has its `grant.approved` audit event (none lost)", once(&approved),
-            "the grant controller writes the new phase to the apiserver first (status::apply) and only then queues the \
-             audit event for the background writer (operator/src/controllers/grant.rs, `write`: status::apply, then \
-             audit.record, an in-memory channel). A leader killed between the two (here: approved right before the \
-             SIGKILL) leaves the grant Approved with no `grant.approved` record, and the next leader sees no transition \
-             (Approved → Approved) so it never writes one. The chains still verify: the record is missing, not broken. \
-             Suggested fix: append the transition's record (idempotent by grant uid + generation + phase) before the \
-             status write, or have a new leader emit the record for a phase whose record is missing.")
+        .check("every grant has its `grant.approved` audit event (none lost)", once(&approved))
+        .check("exactly one `grant.created` audit event per grant", once(&created))
         .check("every producer's audit chain verifies (no gap, duplicate or fork)", chains_ok)
         .check("the standby issued a token while leaderless", token_during.is_ok())
         .check("verifications were all allowed throughout", not_allowed == 0);

@@ -20,8 +20,15 @@
 //! next to the verifier's decisions). On start the chain resumes after the
 //! producer's last written event, so a restarted operator neither forks nor
 //! repeats its chain.
+//!
+//! A grant transition is recorded with [`AuditSink::record_once`] instead:
+//! the caller waits until its record is in the shared state (or fails), and
+//! the record carries a once-only mark, so the next leader that plans the
+//! same transition after a crash finds it written and writes none (see
+//! `docs/audit.md`, "Grant transitions").
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentauth_core::audit::{AuditEvent, Draft};
 use agentauth_state::audit::{AppendObserver, Conflict, MAX_BATCH};
@@ -34,9 +41,35 @@ use crate::metrics::Metrics;
 /// Events waiting to be written before `record` starts to wait.
 const QUEUE: usize = 4096;
 
+/// How long [`AuditSink::record_once`] waits for its record: a few of the
+/// state's 1 s write timeouts with the writer's retry backoff between them.
+/// Past it the caller fails (a reconcile retries); the queued record is
+/// still written when the state answers, and its mark makes the retry
+/// write no second one.
+pub const RECORD_ONCE_WAIT: Duration = Duration::from_secs(5);
+
 enum Message {
     Event(Draft, i64),
+    Once(Draft, i64, String, oneshot::Sender<bool>),
     Flush(oneshot::Sender<()>),
+}
+
+/// Why [`AuditSink::record_once`] cannot say that its record is written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The record was not confirmed within [`RECORD_ONCE_WAIT`] (the state
+    /// is down or slow); it may still be written later.
+    #[error("the audit record {mark} was not written within {RECORD_ONCE_WAIT:?}")]
+    TimedOut {
+        /// The record's once-only mark.
+        mark: String,
+    },
+    /// The writer task has stopped (the process is shutting down).
+    #[error("the audit writer has stopped; {mark} not recorded")]
+    Stopped {
+        /// The record's once-only mark.
+        mark: String,
+    },
 }
 
 /// Records audit events for one producer.
@@ -76,6 +109,28 @@ impl AuditSink {
                 .with_label_values(&["writer_stopped"])
                 .inc();
             tracing::error!("the audit writer has stopped; event not recorded");
+        }
+    }
+
+    /// Records an event at most once under `mark` (e.g.
+    /// `transition:<uid>:grant.approved`) across every process sharing the
+    /// state, and waits until it is written: `Ok(true)` when this call wrote
+    /// it, `Ok(false)` when it was written already (by this process or
+    /// another, e.g. a leader that died before it could commit what the
+    /// record describes). An error means it cannot be confirmed within
+    /// [`RECORD_ONCE_WAIT`]; do not commit what it describes.
+    pub async fn record_once(&self, draft: Draft, mark: String) -> Result<bool, RecordError> {
+        let now = self.clock.now_ms();
+        let (done, wait) = oneshot::channel();
+        let queued = Message::Once(draft, now, mark.clone(), done);
+        let written = async {
+            self.tx.send(queued).await.ok()?;
+            wait.await.ok()
+        };
+        match tokio::time::timeout(RECORD_ONCE_WAIT, written).await {
+            Ok(Some(written)) => Ok(written),
+            Ok(None) => Err(RecordError::Stopped { mark }),
+            Err(_) => Err(RecordError::TimedOut { mark }),
         }
     }
 
@@ -129,16 +184,30 @@ async fn write_loop(
     let observer = Counted(metrics.clone());
     let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut drafts = Vec::with_capacity(MAX_BATCH);
+    let mut marks: Vec<Option<String>> = Vec::new();
+    let mut confirm: Vec<(usize, oneshot::Sender<bool>)> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     while rx.recv_many(&mut messages, MAX_BATCH).await > 0 {
         for message in messages.drain(..) {
             match message {
                 Message::Event(draft, at_ms) => drafts.push((draft, at_ms)),
+                Message::Once(draft, at_ms, mark, done) => {
+                    marks.resize(drafts.len(), None);
+                    marks.push(Some(mark));
+                    confirm.push((drafts.len(), done));
+                    drafts.push((draft, at_ms));
+                }
                 Message::Flush(done) => waiting.push(done),
             }
         }
         metrics.audit_queue_depth.set(queued(&rx));
-        writer.write(state.as_ref(), &drafts, &observer).await;
+        let written = writer
+            .write_once(state.as_ref(), &drafts, &marks, &observer)
+            .await;
+        for (i, done) in confirm.drain(..) {
+            let _ = done.send(written.get(i).copied().unwrap_or(false));
+        }
+        marks.clear();
         let now = clock.now_ms();
         for (_, recorded_at) in &drafts {
             let lag_ms = now.saturating_sub(*recorded_at).max(0);

@@ -19,6 +19,13 @@ use agentauth_core::money::Currency;
 use agentauth_state::{ConsumeRequest, RedisConfig, RedisState, SharedState, Transaction};
 use agentauth_testenv::RedisServer;
 
+/// A fresh proof's `iat`: now, in seconds.
+fn iat_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let calls: usize = std::env::args()
@@ -52,6 +59,7 @@ async fn main() {
             uid: "6a1f0c52-3d7e-4b8a-9f10-2c4d5e6f7a8b",
             jti: &jti,
             jti_ttl_ms: 120_000,
+            iat: iat_now(),
             rate_limits: &limits,
             transaction: Some(transaction),
         };

@@ -20,6 +20,16 @@
 //!
 //! The stored hashes by `seq` cover the last [`SEEN_WINDOW`] events of a
 //! producer; a retry re-sends at most one batch ([`MAX_BATCH`]), far inside it.
+//!
+//! **Once-only events.** A retry of the same linked events is idempotent by
+//! `seq`, but two processes (an operator leader killed after its write, and
+//! the next leader that plans the same grant transition) link two different
+//! events. Such an event carries a *mark* (`transition:<uid>:<kind>`):
+//! [`ChainWriter::write_once`] drops a draft whose mark is set before it
+//! links it (so the chain stays contiguous), and the append sets the mark
+//! atomically with the event and refuses a batch whose new event's mark
+//! appeared meanwhile ([`AppendError::Marked`]); the writer then resumes
+//! from the store, checks again and re-links.
 
 use std::time::Duration;
 
@@ -35,6 +45,11 @@ pub const SEEN_WINDOW: u64 = 1024;
 /// Most events one append call writes; larger slices are written in pieces
 /// of this size, in order.
 pub const MAX_BATCH: usize = 256;
+
+/// How long a once-only mark lives: far longer than a process takes to
+/// restart and re-plan what it was writing (the transition's status, once
+/// written, stops it being planned again at all).
+pub const MARK_TTL_MS: u64 = 7 * 86_400_000;
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -104,6 +119,39 @@ pub enum AppendError {
     /// The batch does not fit the stored chain; retrying it cannot help.
     #[error(transparent)]
     Conflict(#[from] Conflict),
+    /// A new event's once-only mark is already set (another writer recorded
+    /// it since it was checked); nothing of the batch was written.
+    #[error("audit event #{seq} is once-only and already written ({mark})")]
+    Marked {
+        /// The refused event's place in its producer's chain.
+        seq: u64,
+        /// Its mark.
+        mark: String,
+    },
+}
+
+/// Checks the marks of the new events of a batch (those after the first
+/// `skipped`, see [`check_batch`]): none may be set (`is_set`) nor repeat
+/// within the batch. The in-process state uses it; `audit_append.lua` does
+/// the same inside Redis.
+pub fn check_marks(
+    events: &[AuditEvent],
+    marks: &[Option<String>],
+    skipped: usize,
+    is_set: impl Fn(&str) -> bool,
+) -> Result<(), AppendError> {
+    let mut seen = std::collections::HashSet::new();
+    for (event, mark) in events.iter().zip(marks).skip(skipped) {
+        if let Some(mark) = mark
+            && (is_set(mark) || !seen.insert(mark.as_str()))
+        {
+            return Err(AppendError::Marked {
+                seq: event.seq,
+                mark: mark.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks a batch of one producer against its stored end, `head` (the
@@ -266,16 +314,105 @@ impl ChainWriter {
         drafts: &[(Draft, i64)],
         observer: &dyn AppendObserver,
     ) {
-        let mut events = self.link(drafts, observer);
+        // Without marks nothing can be refused as marked.
+        let _ = self.write_marked(state, drafts, &[], observer).await;
+    }
+
+    /// [`ChainWriter::write`] for drafts that may be once-only: `marks[i]`
+    /// (`None`, or past the end: an ordinary event) names `drafts[i]`'s
+    /// mark. A draft whose mark is already set is not linked nor written;
+    /// the others are written with their marks (see
+    /// [`SharedState::append_audit_marked`]). Returns, per draft, whether
+    /// this call wrote it (`false`: its mark was set, it is recorded
+    /// already). At most [`MAX_BATCH`] drafts: a refusal must mean that
+    /// nothing of them was written.
+    pub async fn write_once(
+        &mut self,
+        state: &dyn SharedState,
+        drafts: &[(Draft, i64)],
+        marks: &[Option<String>],
+        observer: &dyn AppendObserver,
+    ) -> Vec<bool> {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let wanted = self.unmarked(state, drafts, marks).await;
+            let (kept, kept_marks): (Vec<_>, Vec<_>) = drafts
+                .iter()
+                .zip(marks.iter().map(Some).chain(std::iter::repeat(None)))
+                .zip(&wanted)
+                .filter(|(_, keep)| **keep)
+                .map(|((draft, mark), _)| (draft.clone(), mark.cloned().flatten()))
+                .unzip();
+            match self.write_marked(state, &kept, &kept_marks, observer).await {
+                Ok(()) => return wanted,
+                Err((seq, mark)) => {
+                    tracing::warn!(
+                        seq,
+                        mark,
+                        "a once-only audit event was written by another process meanwhile; \
+                         resuming from the stored chain"
+                    );
+                    *self = Self::resume(&self.producer, state).await;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Which drafts to write: every one whose mark is unset and not held by
+    /// an earlier draft; asked until the state answers.
+    async fn unmarked(
+        &self,
+        state: &dyn SharedState,
+        drafts: &[(Draft, i64)],
+        marks: &[Option<String>],
+    ) -> Vec<bool> {
+        let asked: Vec<String> = marks.iter().flatten().cloned().collect();
+        let mut backoff = FIRST_BACKOFF;
+        let set = loop {
+            if asked.is_empty() {
+                break Vec::new();
+            }
+            match state.audit_marks(&asked).await {
+                Ok(set) if set.len() == asked.len() => break set,
+                Ok(_) => tracing::warn!("the state answered a different number of audit marks"),
+                Err(error) => tracing::warn!(%error, "cannot read audit marks yet; retrying"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        };
+        let mut set = set.into_iter();
+        let mut seen = std::collections::HashSet::new();
+        (0..drafts.len())
+            .map(|i| match marks.get(i).and_then(Option::as_ref) {
+                Some(mark) => !set.next().unwrap_or(true) && seen.insert(mark.as_str()),
+                None => true,
+            })
+            .collect()
+    }
+
+    /// Links `drafts` and writes them with `marks` until the state has
+    /// them; `Err((seq, mark))` when a mark was set by another writer
+    /// (nothing written, the chain must resume from the store).
+    async fn write_marked(
+        &mut self,
+        state: &dyn SharedState,
+        drafts: &[(Draft, i64)],
+        marks: &[Option<String>],
+        observer: &dyn AppendObserver,
+    ) -> Result<(), (u64, String)> {
+        let (mut events, mut linked_marks) = self.link_marked(drafts, marks, observer);
         let mut backoff = FIRST_BACKOFF;
         while !events.is_empty() {
-            match state.append_audit_batch(&events).await {
+            match state.append_audit_marked(&events, &linked_marks).await {
                 Ok(done) => {
                     if done.skipped > 0 {
                         observer.skipped(done.skipped);
                     }
-                    return;
+                    return Ok(());
                 }
+                Err(AppendError::Marked { seq, mark }) => return Err((seq, mark)),
                 Err(AppendError::State(error)) => {
                     observer.retried(&error, &events);
                     tracing::warn!(%error, events = events.len(), "audit write failed; retrying");
@@ -288,19 +425,29 @@ impl ChainWriter {
                          store lost events; resuming from the stored chain"
                     );
                     *self = Self::resume(&self.producer, state).await;
-                    events = self.link(drafts, observer);
+                    (events, linked_marks) = self.link_marked(drafts, marks, observer);
                 }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+        Ok(())
     }
 
-    fn link(&mut self, drafts: &[(Draft, i64)], observer: &dyn AppendObserver) -> Vec<AuditEvent> {
+    fn link_marked(
+        &mut self,
+        drafts: &[(Draft, i64)],
+        marks: &[Option<String>],
+        observer: &dyn AppendObserver,
+    ) -> (Vec<AuditEvent>, Vec<Option<String>>) {
         let mut events = Vec::with_capacity(drafts.len());
-        for (draft, at_ms) in drafts {
+        let mut linked_marks = Vec::with_capacity(marks.len());
+        for (i, (draft, at_ms)) in drafts.iter().enumerate() {
             match self.chain.append(draft.clone(), *at_ms) {
-                Ok(event) => events.push(event),
+                Ok(event) => {
+                    events.push(event);
+                    linked_marks.push(marks.get(i).cloned().flatten());
+                }
                 // Only an unrepresentable time gets here; nothing to retry.
                 Err(error) => {
                     observer.unlinkable(&draft.kind, &error);
@@ -308,7 +455,7 @@ impl ChainWriter {
                 }
             }
         }
-        events
+        (events, linked_marks)
     }
 }
 

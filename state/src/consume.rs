@@ -3,7 +3,8 @@
 //! counted atomically.
 //!
 //! ```text
-//!  ConsumeRequest ─▶ 1. jti set-if-absent with expiry ── taken ──▶ Replayed
+//!  ConsumeRequest ─▶ 0. proof older than the grant's `since` ───────▶ PredatesRecovery
+//!                    1. jti set-if-absent with expiry ── taken ──▶ Replayed
 //!                    2. grant in the revocation set ─────────────▶ Revoked
 //!                    3. every GCRA rate limit ── any refuses ────▶ RateLimited (longest wait)
 //!                    4. currency, per-transaction, daily sum ────▶ CurrencyMismatch | AmountOverLimit
@@ -47,6 +48,9 @@ pub struct ConsumeRequest<'a> {
     /// How long the `jti` is remembered, in ms: the accepted proof age plus
     /// clock skew (at least 1).
     pub jti_ttl_ms: u64,
+    /// The proof's `iat`, seconds since the epoch: a proof made before the
+    /// grant's [`since`](crate::keys::since) is refused, nothing counted.
+    pub iat: i64,
     /// The envelope's rate limits, in envelope order (a limit's position is
     /// its identity; see [`keys`](crate::keys)).
     pub rate_limits: &'a [GcraParams],
@@ -73,6 +77,11 @@ pub enum ConsumeOutcome {
     Allowed(Allowance),
     /// The `jti` was already used (`dpop_replayed`).
     Replayed,
+    /// The proof was made before the state recovered from a data loss
+    /// (before the grant's [`since`](crate::keys::since)): it may have been
+    /// used before, and its use was lost (`dpop_stale`; the client makes a
+    /// new proof). Nothing was counted.
+    PredatesRecovery,
     /// The grant is in the revocation set (`grant_revoked`).
     Revoked,
     /// A rate limit refused (`rate_limited`).
@@ -121,6 +130,7 @@ impl ConsumeOutcome {
         match self {
             ConsumeOutcome::Allowed(_) => None,
             ConsumeOutcome::Replayed => Some(ErrorCode::DpopReplayed),
+            ConsumeOutcome::PredatesRecovery => Some(ErrorCode::DpopStale),
             ConsumeOutcome::Revoked => Some(ErrorCode::GrantRevoked),
             ConsumeOutcome::RateLimited { .. } => Some(ErrorCode::RateLimited),
             ConsumeOutcome::CurrencyMismatch => Some(ErrorCode::CurrencyMismatch),

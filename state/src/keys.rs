@@ -5,6 +5,7 @@
 //! ```text
 //!  agentauth:{<uid>}:state                        GrantState JSON (operator)      until expiry + 1 day
 //!  agentauth:{<uid>}:revoked                      revocation time, ms             until expiry + 1 min, else 1 day
+//!  agentauth:{<uid>}:since                        proofs before this are refused, ms   as the state (re-publications only)
 //!  agentauth:{<uid>}:jti:<jti>                    a used DPoP proof               the proof age window
 //!  agentauth:{<uid>}:rl:<i>                       TAT of rate limit i, unix µs    until the full burst is back
 //!  agentauth:{<uid>}:day:<yyyy-mm-dd>:<currency>  UTC day's sum, minor units      48 h
@@ -14,8 +15,23 @@
 //!  agentauth:{audit}:seen:<producer>              hash seq -> event hash, its newest 1024   1 day after its last write
 //!  agentauth:{audit}:heartbeats                   hash producer -> its newest event, JSON (the archiver reads it)
 //!  agentauth:{audit}:archiver-lease               the archiver holding the lease               its TTL, renewed
+//!  agentauth:{audit}:once:<mark>                  a once-only event is written: "<producer>#<seq>"   7 days
 //!  agentauth:invalidations                        pub/sub channel of Invalidation JSON
+//!  agentauth:epoch                                the operator's sentinel: when it was set, ms   none
 //! ```
+//!
+//! **Data loss.** Used proofs live only here, so a Redis that restarts empty
+//! would accept a proof used before, within its acceptance window. The
+//! `since` key closes that: the operator's re-publication of a grant whose
+//! state is gone records the time from which this Redis remembers the
+//! grant's proofs, and consume refuses older proofs (`dpop_stale`). A first
+//! publication writes none (nothing was accepted before it): the operator
+//! marks a grant published before by
+//! [`GrantState::approved_at_ms`](crate::GrantState::approved_at_ms). The
+//! operator's leader notices the loss by [`EPOCH`] vanishing and re-publishes
+//! every grant; on a cluster the sentinel lives on one shard, so a loss of
+//! another shard alone is noticed by the grant's own absence at its next
+//! reconcile (the `since` key protects it either way).
 //!
 //! Rate limits are keyed by their position in the envelope: an edited limit
 //! keeps the TAT of the one it replaces, which errs towards refusal (a new
@@ -27,6 +43,11 @@
 //!
 //! The in-process state uses the same names for its maps, so both
 //! implementations count the same things under the same identities.
+
+/// The operator's sentinel: set when absent, so its absence means the
+/// state is new or lost its data (see
+/// [`SharedState::mark_epoch`](crate::SharedState::mark_epoch)).
+pub const EPOCH: &str = "agentauth:epoch";
 
 /// The pub/sub channel of [`Invalidation`](crate::Invalidation)s, as JSON.
 pub const INVALIDATIONS: &str = "agentauth:invalidations";
@@ -85,6 +106,24 @@ pub fn grant_state(uid: &str) -> String {
     format!("agentauth:{{{uid}}}:state")
 }
 
+/// `agentauth:{<uid>}:since`: the state's time, ms, from which it remembers
+/// the grant's used proofs (written by a re-publication after a data loss).
+pub fn since(uid: &str) -> String {
+    format!("agentauth:{{{uid}}}:since")
+}
+
+/// Whether a proof issued at `iat` (seconds) may have been used before
+/// `since_ms`: its whole second precedes it.
+pub const fn predates(iat: i64, since_ms: i64) -> bool {
+    iat.saturating_mul(1000).saturating_add(1000) <= since_ms
+}
+
+/// Whether writing `state` onto an absent one is a re-publication (see
+/// [`since`]): it was published usable before.
+pub const fn is_republication(state: &crate::GrantState) -> bool {
+    state.approved_at_ms.is_some()
+}
+
 /// `agentauth:{<uid>}:revoked`
 pub fn revoked(uid: &str) -> String {
     format!("agentauth:{{{uid}}}:revoked")
@@ -129,6 +168,13 @@ pub const AUDIT_ARCHIVER_LEASE: &str = "agentauth:{audit}:archiver-lease";
 
 /// The consumer group of the audit archiver on [`AUDIT_STREAM`].
 pub const AUDIT_ARCHIVER_GROUP: &str = "agentauth-archiver";
+
+/// `agentauth:{audit}:once:<mark>`: set when the once-only audit event
+/// named `mark` (e.g. `transition:<uid>:grant.approved`) was appended; see
+/// [`crate::SharedState::append_audit_marked`].
+pub fn audit_once(mark: &str) -> String {
+    format!("agentauth:{{audit}}:once:{mark}")
+}
 
 /// `agentauth:{audit}:seen:<producer>`: hash of `seq` → event hash of the
 /// producer's newest events, so a retried append is recognised.
@@ -185,6 +231,7 @@ mod tests {
         for key in [
             grant_state(uid),
             revoked(uid),
+            since(uid),
             grant_jti(uid, "}{odd"),
             rate_limit(uid, 3),
             day(uid, 20_454, "EUR"),

@@ -121,6 +121,14 @@ pub struct GrantState {
     pub envelope: Option<EnvelopeState>,
     /// When the operator wrote this, milliseconds since the epoch.
     pub updated_at_ms: i64,
+    /// When the grant's approval was signed, milliseconds since the epoch,
+    /// once its status records it Approved; `None` before. The operator
+    /// publishes a grant before it writes its status, so `Some` means an
+    /// earlier reconcile already published it usable: a write of it onto a
+    /// state that lacks it is a re-publication after a data loss (see
+    /// [`keys::since`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at_ms: Option<i64>,
 }
 
 /// A change every verifier must apply to its local grant cache.
@@ -168,6 +176,12 @@ impl Invalidation {
 #[async_trait]
 pub trait SharedState: Send + Sync + 'static {
     /// Writes (or replaces) a grant's state and tells every subscriber.
+    ///
+    /// When the state holds nothing for the grant and it was published
+    /// before ([`GrantState::approved_at_ms`] is set), this is a
+    /// re-publication after a data loss: it also records the state's clock, now, as the
+    /// grant's [`keys::since`], and [`SharedState::consume`] refuses every
+    /// proof made before it (its used `jti`s may be among those lost).
     async fn put_grant(&self, state: &GrantState) -> Result<(), StateError>;
 
     /// Reads a grant's state.
@@ -179,6 +193,14 @@ pub trait SharedState: Send + Sync + 'static {
 
     /// Whether a grant is in the revocation set.
     async fn is_revoked(&self, uid: &str) -> Result<bool, StateError>;
+
+    /// Sets the sentinel [`keys::EPOCH`] when it is absent; `true` when it
+    /// was (the state is new or lost its data: every grant must be
+    /// re-published). Implementations that cannot lose their data without
+    /// their process (wrappers in tests) may keep this default, `false`.
+    async fn mark_epoch(&self) -> Result<bool, StateError> {
+        Ok(false)
+    }
 
     /// Removes a grant's state and counters (the operator's finalizer).
     async fn remove_grant(&self, uid: &str) -> Result<(), StateError>;
@@ -204,6 +226,44 @@ pub trait SharedState: Send + Sync + 'static {
     /// and nothing is written. All or none of a batch are written (Redis:
     /// one Lua script). The rules are [`audit::check_batch`].
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<AuditAppend, AppendError>;
+
+    /// [`SharedState::append_audit_batch`] with once-only events: an event
+    /// whose `marks[i]` is `Some(mark)` goes in only while `mark` is unset,
+    /// and sets it ([`keys::audit_once`], for [`audit::MARK_TTL_MS`]) in
+    /// the same atomic step. A new event whose mark is already set refuses
+    /// the whole batch ([`AppendError::Marked`], nothing written): dropping
+    /// it alone would break the links of the events after it, so a writer
+    /// checks the marks ([`SharedState::audit_marks`]) before it links, and
+    /// this only guards against a concurrent duplicate. An event already
+    /// written (a retry) is skipped as usual, whatever its mark. Events
+    /// past the end of `marks` have none.
+    ///
+    /// The default refuses any mark: an implementation that cannot set a
+    /// mark atomically with its event must not pretend to.
+    async fn append_audit_marked(
+        &self,
+        events: &[AuditEvent],
+        marks: &[Option<String>],
+    ) -> Result<AuditAppend, AppendError> {
+        if marks.iter().any(Option::is_some) {
+            return Err(AppendError::State(StateError::Unavailable(
+                "this state cannot write once-only audit events".into(),
+            )));
+        }
+        self.append_audit_batch(events).await
+    }
+
+    /// Whether each of `marks` is set: its once-only audit event is written
+    /// (see [`SharedState::append_audit_marked`]). The default refuses, as
+    /// `append_audit_marked` does.
+    async fn audit_marks(&self, marks: &[String]) -> Result<Vec<bool>, StateError> {
+        if marks.is_empty() {
+            return Ok(Vec::new());
+        }
+        Err(StateError::Unavailable(
+            "this state cannot read once-only audit marks".into(),
+        ))
+    }
 
     /// The newest audit event of `producer`, so that a restarted producer
     /// resumes its chain instead of forking it.

@@ -30,7 +30,9 @@ use agentauth_core::gcra;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::audit::{AppendError, AuditAppend, SEEN_WINDOW, check_batch, producer_of};
+use crate::audit::{
+    AppendError, AuditAppend, MARK_TTL_MS, SEEN_WINDOW, check_batch, check_marks, producer_of,
+};
 use crate::consume::{Allowance, ConsumeOutcome, ConsumeRequest, RateLimitStatus, tighter};
 use crate::expiring::Expiring;
 use crate::keys;
@@ -50,6 +52,10 @@ pub struct InProcessState {
 struct Inner {
     grants: Expiring<GrantState>,
     revoked: Expiring<i64>,
+    /// `since` of re-published grants, ms (see [`keys::since`]).
+    since: Expiring<i64>,
+    /// Whether [`keys::EPOCH`] was set.
+    epoch: bool,
     jtis: Expiring<()>,
     tats: Expiring<u64>,
     days: Expiring<u64>,
@@ -60,6 +66,8 @@ struct Inner {
     /// Per producer, the hashes of its newest [`SEEN_WINDOW`] events, oldest
     /// first, with the seq of the first (they are contiguous).
     audit_seen: HashMap<String, (u64, VecDeque<String>)>,
+    /// Once-only marks ([`keys::audit_once`]) → `<producer>#<seq>`.
+    audit_once: Expiring<String>,
 }
 
 impl std::fmt::Debug for InProcessState {
@@ -131,6 +139,14 @@ impl InProcessState {
     fn consume_locked(&self, inner: &mut Inner, request: &ConsumeRequest<'_>) -> ConsumeOutcome {
         let now = self.clock.now_us();
         let uid = request.uid;
+
+        if inner
+            .since
+            .get(&keys::since(uid), now)
+            .is_some_and(|since| keys::predates(request.iat, *since))
+        {
+            return ConsumeOutcome::PredatesRecovery;
+        }
 
         let jti = keys::grant_jti(uid, request.jti);
         if inner.jtis.get(&jti, now).is_some() {
@@ -217,13 +233,20 @@ fn expiry_us(now_us: u64, ttl_ms: Option<u64>) -> u64 {
 impl SharedState for InProcessState {
     async fn put_grant(&self, state: &GrantState) -> Result<(), StateError> {
         let now = self.clock.now_us();
-        let ttl = keys::grant_state_ttl_ms(state.expires_at, self.clock.now_ms());
-        self.lock().grants.insert(
-            keys::grant_state(&state.uid),
-            state.clone(),
-            expiry_us(now, ttl),
-            now,
-        );
+        let now_ms = self.clock.now_ms();
+        let ttl = keys::grant_state_ttl_ms(state.expires_at, now_ms);
+        {
+            let mut inner = self.lock();
+            let key = keys::grant_state(&state.uid);
+            if inner.grants.get(&key, now).is_none() && keys::is_republication(state) {
+                inner
+                    .since
+                    .insert(keys::since(&state.uid), now_ms, expiry_us(now, ttl), now);
+            }
+            inner
+                .grants
+                .insert(key, state.clone(), expiry_us(now, ttl), now);
+        }
         let revoked = state.phase == GrantPhase::Revoked;
         self.publish(Invalidation::grant(
             &state.uid,
@@ -268,6 +291,7 @@ impl SharedState for InProcessState {
         {
             let mut inner = self.lock();
             inner.grants.remove(&keys::grant_state(uid));
+            inner.since.remove(&keys::since(uid));
             // The counters go; used proofs and the revocation stay until they expire.
             let prefix = format!("agentauth:{{{uid}}}:");
             inner.tats.remove_prefix(&prefix);
@@ -275,6 +299,10 @@ impl SharedState for InProcessState {
         }
         self.publish(Invalidation::grant(uid, false, self.clock.now_ms()));
         Ok(())
+    }
+
+    async fn mark_epoch(&self) -> Result<bool, StateError> {
+        Ok(!std::mem::replace(&mut self.lock().epoch, true))
     }
 
     async fn subscribe(&self) -> Result<broadcast::Receiver<Invalidation>, StateError> {
@@ -295,9 +323,27 @@ impl SharedState for InProcessState {
     }
 
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<AuditAppend, AppendError> {
+        self.append_audit_marked(events, &[]).await
+    }
+
+    async fn audit_marks(&self, marks: &[String]) -> Result<Vec<bool>, StateError> {
+        let now = self.clock.now_us();
+        let inner = self.lock();
+        Ok(marks
+            .iter()
+            .map(|mark| inner.audit_once.get(&keys::audit_once(mark), now).is_some())
+            .collect())
+    }
+
+    async fn append_audit_marked(
+        &self,
+        events: &[AuditEvent],
+        marks: &[Option<String>],
+    ) -> Result<AuditAppend, AppendError> {
         let Some(producer) = producer_of(events)? else {
             return Ok(AuditAppend::default());
         };
+        let now = self.clock.now_us();
         let mut inner = self.lock();
         let skipped = {
             let head = inner
@@ -313,8 +359,18 @@ impl SharedState for InProcessState {
             };
             check_batch(head, stored_hash, events)?
         };
+        check_marks(events, marks, skipped, |mark| {
+            inner.audit_once.get(&keys::audit_once(mark), now).is_some()
+        })?;
         let new = &events[skipped..];
-        for event in new {
+        for (i, event) in new.iter().enumerate() {
+            if let Some(Some(mark)) = marks.get(skipped + i) {
+                let at = format!("{producer}#{}", event.seq);
+                let expiry = expiry_us(now, Some(MARK_TTL_MS));
+                inner
+                    .audit_once
+                    .insert(keys::audit_once(mark), at, expiry, now);
+            }
             inner.audit.push_back(event.clone());
             let (base, hashes) = inner
                 .audit_seen

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentauth_core::audit::{AuditEvent, Chain, Draft, verify_chain};
-use agentauth_state::audit::ConflictKind;
-use agentauth_state::{AppendError, AuditAppend, RedisConfig, RedisState, SharedState};
+use agentauth_state::audit::{AppendObserver, Conflict, ConflictKind};
+use agentauth_state::{
+    AppendError, AuditAppend, ChainWriter, RedisConfig, RedisState, SharedState, StateError,
+};
 use agentauth_testenv::{LatencyProxy, RedisServer};
 
 use support::{Backend, Kind};
@@ -21,6 +23,7 @@ use support::{Backend, Kind};
 contract! {
     retried_batches_are_skipped_not_duplicated,
     gaps_and_forks_are_refused_and_write_nothing,
+    once_only_events_are_written_once,
 }
 
 fn events(producer: &str, n: usize) -> Vec<AuditEvent> {
@@ -63,6 +66,110 @@ async fn retried_batches_are_skipped_not_duplicated(kind: Kind) {
     assert_eq!(b.state.append_audit(&all[5]).await.unwrap(), written(0, 1));
     let last = b.state.last_audit_event("verifier/node-a").await.unwrap();
     assert_eq!(last.as_ref(), all.last());
+}
+
+/// Counts nothing.
+struct Quiet;
+
+impl AppendObserver for Quiet {
+    fn retried(&self, _: &StateError, _: &[AuditEvent]) {}
+    fn skipped(&self, _: usize) {}
+    fn conflict(&self, _: &Conflict) {}
+    fn unlinkable(&self, _: &str, _: &agentauth_core::Error) {}
+}
+
+fn draft(kind: &str) -> (Draft, i64) {
+    let draft = Draft {
+        kind: kind.into(),
+        ..Draft::default()
+    };
+    (draft, 1_700_000_000_000)
+}
+
+/// Threat: a grant transition recorded twice — a leader killed after its
+/// record and the next leader, which plans the same transition, must leave
+/// one record: the writer drops a draft whose mark is set before linking it
+/// (the chain stays contiguous), and a mark set meanwhile refuses the
+/// second event atomically.
+async fn once_only_events_are_written_once(kind: Kind) {
+    let b = Backend::start(kind, None).await;
+    let mark = "transition:uid-1:grant_approved".to_owned();
+    let marks = [None, Some(mark.clone())];
+    let first = events("operator/a", 2);
+    assert_eq!(
+        b.state
+            .audit_marks(std::slice::from_ref(&mark))
+            .await
+            .unwrap(),
+        [false]
+    );
+    assert_eq!(
+        b.state.append_audit_marked(&first, &marks).await.unwrap(),
+        written(2, 0)
+    );
+    assert_eq!(
+        b.state
+            .audit_marks(&[mark.clone(), "transition:uid-2:grant_approved".into()])
+            .await
+            .unwrap(),
+        [true, false]
+    );
+    // A retry of the same events is skipped, mark and all.
+    assert_eq!(
+        b.state.append_audit_marked(&first, &marks).await.unwrap(),
+        written(0, 2)
+    );
+    // Another producer's event under the same mark: refused whole.
+    let second = events("operator/b", 2);
+    match b.state.append_audit_marked(&second, &marks).await {
+        Err(AppendError::Marked { seq: 1, mark: m }) => assert_eq!(m, mark),
+        other => panic!("expected a refusal by mark, got {other:?}"),
+    }
+    // One mark twice in one batch: refused whole.
+    let twice = [Some("m".to_owned()), Some("m".to_owned())];
+    match b.state.append_audit_marked(&second, &twice).await {
+        Err(AppendError::Marked { seq: 1, .. }) => {}
+        other => panic!("expected a refusal by mark, got {other:?}"),
+    }
+    assert_eq!(b.state.last_audit_event("operator/b").await.unwrap(), None);
+
+    // The writer of the second process: the marked draft is dropped before
+    // it is linked, the others are written in one contiguous chain.
+    let mut writer = ChainWriter::open("operator/b", b.state.as_ref())
+        .await
+        .unwrap();
+    let drafts = [
+        draft("grant_created"),
+        draft("grant_approved"),
+        draft("token_issued"),
+    ];
+    let marks = [
+        Some("transition:uid-1:grant_created".to_owned()),
+        Some(mark.clone()),
+    ];
+    let wrote = writer
+        .write_once(b.state.as_ref(), &drafts, &marks, &Quiet)
+        .await;
+    assert_eq!(wrote, [true, false, true]);
+    let last = b
+        .state
+        .last_audit_event("operator/b")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((last.seq, last.kind.as_str()), (1, "token_issued"));
+    // Once more: both marks are set now, only the unmarked draft is written.
+    let wrote = writer
+        .write_once(b.state.as_ref(), &drafts, &marks, &Quiet)
+        .await;
+    assert_eq!(wrote, [false, false, true]);
+    let last = b
+        .state
+        .last_audit_event("operator/b")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.seq, 2);
 }
 
 /// Threat: silently broken audit chain — an append that would leave a gap

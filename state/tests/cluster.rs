@@ -74,6 +74,7 @@ async fn try_consume(
             uid,
             jti,
             jti_ttl_ms: 60_000,
+            iat: support::now_secs(),
             rate_limits: limits,
             transaction: None,
         })

@@ -17,15 +17,21 @@
 #[macro_use]
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agentauth_core::ErrorCode;
 use agentauth_core::audit::{Chain, Draft};
 use agentauth_core::envelope::TransactionLimits;
 use agentauth_core::gcra::RateLimit;
 use agentauth_core::money::{Currency, Decimal};
-use agentauth_state::{ConsumeOutcome, EnvelopeState, GrantPhase, Invalidation};
+use agentauth_state::{
+    ConsumeOutcome, EnvelopeState, GrantPhase, GrantState, Invalidation, ManualClock,
+};
 
-use support::{Backend, Kind, consume, consume_jti, fresh_uid, limit, mk_grant, next};
+use support::{
+    Backend, Kind, T0, consume, consume_jti, consume_proof, fresh_uid, limit, mk_grant, next,
+};
 
 contract!(
     grants_round_trip_and_notify,
@@ -35,6 +41,8 @@ contract!(
     one_proof_on_two_clients_is_allowed_once,
     revoked_grant_is_refused_by_consume,
     audit_append_and_last_event,
+    proof_used_before_a_data_loss_is_refused_after_republication,
+    first_publication_refuses_no_proof,
 );
 
 async fn grants_round_trip_and_notify(kind: Kind) {
@@ -233,4 +241,103 @@ async fn audit_append_and_last_event(kind: Kind) {
             .unwrap(),
     );
     assert_eq!(resumed.next_seq(), 3);
+}
+
+/// T0 in ms and in whole seconds (a proof's `iat`).
+const T0_MS: i64 = (T0 / 1000) as i64;
+const T0_S: i64 = (T0 / 1_000_000) as i64;
+
+/// Threat: a DPoP proof already used before Redis lost its data (killed and
+/// restarted empty, or one cluster shard flushed) is replayed after the
+/// operator re-published the grant; its `jti` is no longer remembered, so
+/// only the grant's `since` can refuse it (`dpop_stale`).
+async fn proof_used_before_a_data_loss_is_refused_after_republication(kind: Kind) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut b = Backend::start(kind, Some(clock.clone())).await;
+    let uid = fresh_uid("loss");
+    // First published by the reconcile that approves it (no `approved_at_ms`);
+    // every later write says it was published before.
+    b.state.put_grant(&mk_grant(&uid)).await.unwrap();
+    let grant = GrantState {
+        approved_at_ms: Some(T0_MS),
+        ..mk_grant(&uid)
+    };
+    clock.advance(Duration::from_secs(10));
+    let used_at = T0_S + 10;
+    assert!(
+        consume_proof(&*b.state, &uid, "used", used_at)
+            .await
+            .is_allowed()
+    );
+    assert_eq!(
+        consume_proof(&*b.state, &uid, "used", used_at).await,
+        ConsumeOutcome::Replayed
+    );
+
+    // Lost 50 s later; the operator re-publishes one second after that.
+    clock.advance(Duration::from_secs(50));
+    b.lose_data(&uid).await;
+    clock.advance(Duration::from_secs(1));
+    let since_s = T0_S + 61;
+    b.state.put_grant(&grant).await.unwrap();
+    assert_eq!(b.state.get_grant(&uid).await.unwrap(), Some(grant.clone()));
+
+    let replay = consume_proof(&*b.state, &uid, "used", used_at).await;
+    assert_eq!(replay, ConsumeOutcome::PredatesRecovery);
+    assert_eq!(replay.refusal(), Some(ErrorCode::DpopStale));
+    // Any proof of a second wholly before the re-publication may have been
+    // used; one of its second, or later, may not.
+    assert_eq!(
+        consume_proof(&*b.state, &uid, "unseen-but-older", since_s - 1).await,
+        ConsumeOutcome::PredatesRecovery
+    );
+    assert!(
+        consume_proof(&*b.state, &uid, "fresh", since_s)
+            .await
+            .is_allowed()
+    );
+    assert_eq!(
+        consume_proof(&*b.state, &uid, "fresh", since_s).await,
+        ConsumeOutcome::Replayed
+    );
+    // A later rewrite of the state (it is there now) keeps `since`.
+    clock.advance(Duration::from_secs(60));
+    b.state.put_grant(&grant).await.unwrap();
+    assert_eq!(
+        consume_proof(&*b.state, &uid, "older-still", since_s - 1).await,
+        ConsumeOutcome::PredatesRecovery
+    );
+    assert!(
+        consume_proof(&*b.state, &uid, "later", since_s + 60)
+            .await
+            .is_allowed()
+    );
+}
+
+/// The first publication of an approval refuses nothing: no proof can have
+/// been accepted before it, so an agent whose clock lags a little is not
+/// refused; nor does a rewrite of a state that is there.
+async fn first_publication_refuses_no_proof(kind: Kind) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let b = Backend::start(kind, Some(clock.clone())).await;
+    let uid = fresh_uid("first");
+    clock.advance(Duration::from_secs(5));
+    b.state.put_grant(&mk_grant(&uid)).await.unwrap();
+    assert!(
+        consume_proof(&*b.state, &uid, "lagging", T0_S)
+            .await
+            .is_allowed()
+    );
+
+    clock.advance(Duration::from_secs(3600));
+    let grant = GrantState {
+        approved_at_ms: Some(T0_MS),
+        ..mk_grant(&uid)
+    };
+    b.state.put_grant(&grant).await.unwrap();
+    assert!(
+        consume_proof(&*b.state, &uid, "old", T0_S)
+            .await
+            .is_allowed()
+    );
 }

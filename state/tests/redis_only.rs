@@ -68,6 +68,7 @@ async fn unavailable_promptly_then_recovers_on_the_same_client() {
             uid: &uid,
             jti: "down",
             jti_ttl_ms: 1000,
+            iat: support::now_secs(),
             rate_limits: &[],
             transaction: None,
         };
@@ -104,6 +105,7 @@ async fn unavailable_promptly_then_recovers_on_the_same_client() {
             uid: &uid,
             jti: "back",
             jti_ttl_ms: 1000,
+            iat: support::now_secs(),
             rate_limits: &[],
             transaction: None,
         };
@@ -184,6 +186,7 @@ async fn keys_follow_the_layout_and_expire() {
         uid: &uid,
         jti: "proof",
         jti_ttl_ms: 60_000,
+        iat: support::now_secs(),
         rate_limits: &[limit(6, "1m", 2), limit(100, "1h", 5)],
         transaction: Some(eur(250, None, Some(1_000))),
     };
@@ -260,10 +263,12 @@ async fn script_declines_another_day_and_writes_nothing() {
     let mut call = script.prepare_invoke();
     call.key(keys::grant_jti(&uid, "p"))
         .key(keys::revoked(&uid))
+        .key(keys::since(&uid))
         .key(keys::day(&uid, their_day - 1, "EUR"))
         .arg(now_us)
         .arg(60_000)
         .arg(0)
+        .arg(support::now_secs())
         .arg(their_day - 1)
         .arg(100)
         .arg("EUR")

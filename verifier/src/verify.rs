@@ -355,6 +355,7 @@ impl Verifier {
             uid: &claims.grant.uid,
             jti: &proof.jti,
             jti_ttl_ms: self.jti_ttl_ms,
+            iat: proof.iat,
             rate_limits,
             transaction: checks::transaction(&requested, *limits)?,
         };
@@ -389,6 +390,12 @@ impl Verifier {
                     Some(retry_after_ms),
                 ))
             }
+            ConsumeOutcome::PredatesRecovery => Err(Error::new(
+                ErrorCode::DpopStale,
+                "the proof predates the shared state's recovery from a data loss \
+                 (its use may have been lost); make a new proof",
+            )
+            .into()),
             refused => Err(refused
                 .refusal()
                 .unwrap_or(ErrorCode::StateUnavailable)

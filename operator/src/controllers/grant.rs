@@ -6,7 +6,7 @@
 //! ```text
 //!  grant, Agent, Envelope, Approver event ──▶ reconcile
 //!    ├─ being deleted ──▶ revoke + remove shared state ─▶ status Revoked ─▶ drop finalizer
-//!    └─ plan(grant, related, now) ─▶ shared state ─▶ status (SSA, resourceVersion) ─▶ audit, Event
+//!    └─ plan(grant, related, now) ─▶ shared state ─▶ audit record (once, durable) ─▶ status (SSA, resourceVersion) ─▶ Event
 //! ```
 //!
 //! The shared state is written before the status: a revocation reaches the
@@ -14,8 +14,16 @@
 //! state the next reconcile writes again. A transition is read off the
 //! status the reconcile replaces (`from`) and the one it writes (`to`); the
 //! write carries the `resourceVersion` that was read, so two reconciles can
-//! never both write the same transition, and a restarted operator that finds
-//! `to` already written records nothing again.
+//! never both write the same transition.
+//!
+//! The transition's audit record is written, and confirmed, *before* the
+//! status that commits the transition: a status is never written without
+//! its record, so a leader killed in between leaves at worst a record whose
+//! status the next leader writes. That leader plans the same transition
+//! again; the record's once-only mark `transition:<uid>:<kind>` tells the
+//! audit writer it is written, so it writes no second one. The uid and kind
+//! are enough: each kind happens at most once in a grant's life (`Pending`
+//! only first, `Approved`/`Denied` only from it, `Revoked`/`Expired` final).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +32,7 @@ use agentauth_core::ErrorCode;
 use agentauth_core::audit::{Draft, kinds};
 use agentauth_crds::conditions::{self, reasons};
 use agentauth_crds::{CapabilityGrant, CapabilityGrantStatus, GrantPhase};
+use agentauth_state::StateError;
 use futures::Stream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::{Action, Controller};
@@ -174,6 +183,20 @@ async fn write(
     if unchanged {
         return Ok(());
     }
+    let kind = transition(current.phase, plan.phase);
+    if let Some(kind) = kind {
+        let uid = grant.uid().ok_or_else(|| Error::Incomplete {
+            object: status::describe(grant),
+            field: "metadata.uid",
+        })?;
+        let record = draft(grant, kind, plan, expires_at.as_ref());
+        shared
+            .ctx
+            .audit
+            .record_once(record, transition_mark(&uid, kind))
+            .await
+            .map_err(|e| Error::State(StateError::Unavailable(e.to_string())))?;
+    }
     let desired = CapabilityGrantStatus {
         phase: Some(plan.phase),
         // status.approval belongs to the approval API; it is applied back
@@ -187,13 +210,8 @@ async fn write(
         conditions: conditions.clone(),
     };
     status::apply(api, grant, &desired).await?;
-    match transition(current.phase, plan.phase) {
-        Some(kind) => {
-            shared
-                .ctx
-                .audit
-                .record(draft(grant, kind, plan, expires_at.as_ref()))
-                .await;
+    match kind {
+        Some(_) => {
             let ready = plan.ready.want();
             let warning = plan.revoked_by == Some("approval_invalid");
             let note = format!(
@@ -252,6 +270,11 @@ pub(super) fn transition(from: Option<GrantPhase>, to: GrantPhase) -> Option<&'s
         }
         _ => None,
     }
+}
+
+/// The once-only mark of a grant's transition record.
+pub(super) fn transition_mark(uid: &str, kind: &str) -> String {
+    format!("transition:{uid}:{kind}")
 }
 
 fn phase_name(phase: Option<GrantPhase>) -> &'static str {

@@ -13,6 +13,7 @@
 //! the same, so reconciles (a restart re-runs all of them) do not flood the
 //! verifiers with invalidations.
 
+use agentauth_core::approval::Decision;
 use agentauth_core::jcs;
 use agentauth_crds::{
     Agent, BehavioralEnvelope, BehavioralEnvelopeSpec, CapabilityGrant, GrantPhase,
@@ -90,6 +91,7 @@ pub(super) async fn sync(
             .to_owned(),
         envelope: None,
         updated_at_ms: now_ms,
+        approved_at_ms: approved_at_ms(grant),
     };
     let desired = match plan.publish {
         Publish::Nothing => return Ok(()),
@@ -133,14 +135,34 @@ pub(super) async fn sync(
     put_if_changed(state, existing, desired).await
 }
 
+/// When the grant's approval was signed, ms, once its recorded status says
+/// Approved: the grant is published (here) before its status is written
+/// (grant.rs), so a recorded Approved phase means an earlier reconcile
+/// published it usable, and proofs may have been accepted since. A write of
+/// it onto a state that lacks it is then a re-publication, and the state
+/// refuses the proofs made before it (`agentauth_state::keys::since`); the
+/// first publication, by the reconcile that approves, carries `None`.
+fn approved_at_ms(grant: &CapabilityGrant) -> Option<i64> {
+    let status = grant.status.as_ref()?;
+    if status.phase != Some(GrantPhase::Approved) {
+        return None;
+    }
+    let approval = status.approval.as_ref()?;
+    (approval.decision == Decision::Approved).then(|| approval.signed_at.0.as_millisecond())
+}
+
 async fn put_if_changed(
     state: &dyn SharedState,
     existing: Option<GrantState>,
     desired: GrantState,
 ) -> Result<(), Error> {
+    // `approved_at_ms` matters only when the state is absent (a
+    // re-publication): its appearing once the status says Approved is no
+    // change for the verifiers.
     let same = existing.is_some_and(|e| {
         GrantState {
             updated_at_ms: desired.updated_at_ms,
+            approved_at_ms: desired.approved_at_ms,
             ..e
         } == desired
     });

@@ -19,6 +19,17 @@
 //!
 //! [`run_while_leader`] runs them only while this replica holds the leader
 //! Lease ([`crate::leader`]) and aborts them the moment it stops.
+//!
+//! **Shared state lost.** Grants are written to the shared state only when
+//! they change or at their hourly resync, so a Redis that restarts empty
+//! would deny every grant (`grant_unknown`) for up to an hour. While they
+//! run, the controllers set the sentinel [`keys::EPOCH`] every
+//! [`EPOCH_CHECK`] (`SET NX`); finding it absent, they restart, which
+//! reconciles every object again, as a new leader does, and re-publishes
+//! every grant (a grant's re-publication also records the time before which
+//! its proofs are refused: see `keys::since`). Reconciles that find the state
+//! right write nothing, so a restart costs four LISTs and reads. On a Redis
+//! Cluster the sentinel lives on one shard: see `docs/runbook.md`.
 
 mod agent;
 mod approver;
@@ -33,8 +44,9 @@ pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use agentauth_state::StateError;
+use agentauth_state::{SharedState, StateError, keys};
 use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -213,9 +225,30 @@ impl Controllers {
     }
 
     /// Runs the four controllers until `shutdown` resolves, then lets the
-    /// reconciles in flight finish.
+    /// reconciles in flight finish. Restarts them (every object reconciled
+    /// again) when the shared state lost its data (see the module docs).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let shutdown = shutdown.boxed().shared();
+        let shutdown: Shutdown = shutdown.boxed().shared();
+        // Whether new or not, the state is about to get every grant: the
+        // controllers start by reconciling every object.
+        if let Err(e) = self.ctx.state.mark_epoch().await {
+            tracing::warn!(error = %e, "failed to set the shared state's sentinel; checking again in {EPOCH_CHECK:?}");
+        }
+        loop {
+            tokio::select! {
+                () = self.clone().run_once(shutdown.clone()) => return,
+                () = epoch_lost(self.ctx.state.as_ref()) => {
+                    tracing::warn!(
+                        sentinel = keys::EPOCH,
+                        "the shared state lost its data: restarting the controllers to re-publish every grant"
+                    );
+                }
+            }
+        }
+    }
+
+    /// One run of the four controllers, until `shutdown` resolves.
+    async fn run_once(self, shutdown: Shutdown) {
         let (related, streams) =
             Related::start(self.api(), self.api(), Api::all(self.ctx.client.clone()));
         let shared = Arc::new(Shared {
@@ -275,6 +308,27 @@ impl Controllers {
         }
         if let Some(task) = running.take() {
             task.stop().await;
+        }
+    }
+}
+
+/// How often running controllers check that the shared state still holds
+/// its sentinel: the bound, beyond Redis's own restart, on how long verifiers
+/// deny every grant after Redis lost its data.
+pub const EPOCH_CHECK: Duration = Duration::from_secs(2);
+
+/// Resolves when the sentinel of `state` was found absent (and set again).
+async fn epoch_lost(state: &dyn SharedState) {
+    let start = tokio::time::Instant::now() + EPOCH_CHECK;
+    let mut every = tokio::time::interval_at(start, EPOCH_CHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match state.mark_epoch().await {
+            Ok(true) => return,
+            Ok(false) => {}
+            // Down: nothing to re-publish to yet; looked at again next tick.
+            Err(e) => tracing::debug!(error = %e, "failed to check the shared state's sentinel"),
         }
     }
 }

@@ -8,6 +8,8 @@ mod builders;
 mod failover;
 mod forgeries;
 mod habits;
+mod leader_crash;
 mod phases;
 mod readiness;
+mod redis_loss;
 mod support;

@@ -72,10 +72,15 @@ impl Env {
     /// An operator context on this env's shared state, as a fresh process
     /// would build it (its audit chain resumes from the state).
     pub async fn context(&self) -> Arc<Context> {
+        self.context_on(self.state.clone(), PRODUCER).await
+    }
+
+    /// An operator context on `state` (e.g. a wrapper of this env's state)
+    /// whose audit producer is `producer`.
+    pub async fn context_on(&self, state: Arc<dyn SharedState>, producer: &str) -> Arc<Context> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let metrics = Metrics::new().unwrap();
-        let state: Arc<dyn SharedState> = self.state.clone();
-        let audit = AuditSink::start(PRODUCER, state.clone(), clock.clone(), metrics.clone())
+        let audit = AuditSink::start(producer, state.clone(), clock.clone(), metrics.clone())
             .await
             .unwrap();
         let caches = Caches::start(&self.client).await.unwrap();
@@ -95,7 +100,12 @@ impl Env {
 
     /// Starts the controllers of this namespace on a fresh context.
     pub async fn operator(&self) -> Operator {
-        let ctx = self.context().await;
+        self.operator_on(self.state.clone(), PRODUCER).await
+    }
+
+    /// Starts the controllers of this namespace on `state`, as `producer`.
+    pub async fn operator_on(&self, state: Arc<dyn SharedState>, producer: &str) -> Operator {
+        let ctx = self.context_on(state, producer).await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let run = Controllers::new(ctx.clone())
             .namespace(&self.ns)

@@ -6,16 +6,18 @@
 --
 -- KEYS[1]        agentauth:{uid}:jti:<jti>
 -- KEYS[2]        agentauth:{uid}:revoked
--- KEYS[2+i]      agentauth:{uid}:rl:<i-1>                  i = 1..n
--- KEYS[3+n]      agentauth:{uid}:day:<date>:<currency>     only with a transaction
+-- KEYS[3]        agentauth:{uid}:since                     ms; absent unless re-published after a data loss
+-- KEYS[3+i]      agentauth:{uid}:rl:<i-1>                  i = 1..n
+-- KEYS[4+n]      agentauth:{uid}:day:<date>:<currency>     only with a transaction
 --
 -- ARGV[1]        now in unix µs, or '' for Redis TIME (tests pin the clock)
 -- ARGV[2]        jti ttl, ms
 -- ARGV[3]        n, the number of rate limits
--- ARGV[2+2i]     T   (emission interval, µs) of limit i
--- ARGV[3+2i]     tau (tolerance, µs) of limit i
--- with a transaction, from b = 4 + 2n:
--- ARGV[b]        the UTC day (days since the epoch) the caller named KEYS[3+n] for
+-- ARGV[4]        the proof's iat, seconds
+-- ARGV[3+2i]     T   (emission interval, µs) of limit i
+-- ARGV[4+2i]     tau (tolerance, µs) of limit i
+-- with a transaction, from b = 5 + 2n:
+-- ARGV[b]        the UTC day (days since the epoch) the caller named KEYS[4+n] for
 -- ARGV[b+1]      amount, minor units, decimal string
 -- ARGV[b+2]      the amount's currency
 -- ARGV[b+3]      the limits' currency
@@ -26,6 +28,7 @@
 -- Reply (first element is the outcome):
 --   {0, limit, remaining, reset_ms, spent}   allowed; limit = -1 without limits, spent = '' without a transaction
 --   {1}                                      jti already used
+--   {8}                                      the proof predates the grant's since: nothing done
 --   {2}                                      grant revoked
 --   {3, limit, retry_after_us}               rate limited (the limit with the longest wait)
 --   {4}                                      currency mismatch
@@ -78,14 +81,24 @@ else
 end
 
 local n = tonumber(ARGV[3])
-local has_tx = #KEYS == 3 + n
-local b = 4 + 2 * n
+local has_tx = #KEYS == 4 + n
+local b = 5 + 2 * n
 
 -- 0. The day of the daily sum is this clock's, not the caller's: decline
 -- before writing anything, so the caller can retry with this day.
 if has_tx then
   local day = math.floor(now / 86400000000)
   if day ~= tonumber(ARGV[b]) then return {7, day} end
+end
+
+-- 0b. A proof whose whole second precedes the grant's since may have been
+-- used before this Redis lost its data: refuse it, writing nothing
+-- (keys::predates).
+local since = redis.call('GET', KEYS[3])
+if since then
+  local s = tonumber(since)
+  if not s then return {9, KEYS[3] .. ' does not hold a number'} end
+  if tonumber(ARGV[4]) * 1000 + 1000 <= s then return {8} end
 end
 
 -- 1. Replay: the jti is claimed first and stays claimed whatever follows.
@@ -99,13 +112,13 @@ local new_tats, reset_mss = {}, {}
 local best, best_rem, best_reset = -1, 0, 0
 local worst, worst_wait = -1, 0
 for i = 1, n do
-  local t = tonumber(ARGV[2 + 2 * i])
-  local tau = tonumber(ARGV[3 + 2 * i])
-  local stored = redis.call('GET', KEYS[2 + i])
+  local t = tonumber(ARGV[3 + 2 * i])
+  local tau = tonumber(ARGV[4 + 2 * i])
+  local stored = redis.call('GET', KEYS[3 + i])
   local tat = now
   if stored then
     local s = tonumber(stored)
-    if not s then return {9, KEYS[2 + i] .. ' does not hold a number'} end
+    if not s then return {9, KEYS[3 + i] .. ' does not hold a number'} end
     if s > now then tat = s end
   end
   local ahead = tat - now
@@ -132,8 +145,8 @@ if has_tx then
   local amount = ARGV[b + 1]
   if ARGV[b + 2] ~= ARGV[b + 3] then return {4} end
   if ARGV[b + 4] ~= '' and dec_cmp(amount, ARGV[b + 4]) > 0 then return {5} end
-  local so_far = redis.call('GET', KEYS[3 + n]) or '0'
-  if not canonical(so_far) then return {9, KEYS[3 + n] .. ' does not hold a sum'} end
+  local so_far = redis.call('GET', KEYS[4 + n]) or '0'
+  if not canonical(so_far) then return {9, KEYS[4 + n] .. ' does not hold a sum'} end
   local total = dec_add(so_far, amount)
   if dec_cmp(total, U64_MAX) > 0 or (ARGV[b + 5] ~= '' and dec_cmp(total, ARGV[b + 5]) > 0) then
     return {6, so_far}
@@ -143,9 +156,9 @@ end
 
 -- 5. Admitted: count it.
 for i = 1, n do
-  redis.call('SET', KEYS[2 + i], string.format('%.0f', new_tats[i]), 'PX', string.format('%.0f', reset_mss[i]))
+  redis.call('SET', KEYS[3 + i], string.format('%.0f', new_tats[i]), 'PX', string.format('%.0f', reset_mss[i]))
 end
 if has_tx then
-  redis.call('SET', KEYS[3 + n], spent, 'PX', ARGV[b + 6])
+  redis.call('SET', KEYS[4 + n], spent, 'PX', ARGV[b + 6])
 end
 return {0, best, best_rem, best_reset, spent}

@@ -6,7 +6,9 @@
 //! writes it (XADD per event, the `seq → hash` window, the last event) in
 //! one atomic step, so a retry after a client-side timeout finds its events
 //! already there and skips them instead of writing them twice. All four
-//! keys carry the hash tag `{audit}` (one slot in a Redis Cluster). The
+//! keys, and the once-only marks of events that carry one
+//! ([`keys::audit_once`], set by the same script), carry the hash tag
+//! `{audit}` (one slot in a Redis Cluster). The
 //! archiver's side (consumer group, heartbeats, trimming) is in
 //! [`audit_group`](super::audit_group).
 
@@ -14,7 +16,8 @@ use ::redis::{Script, Value};
 use agentauth_core::audit::{AuditEvent, GENESIS};
 
 use crate::audit::{
-    AppendError, AuditAppend, Conflict, ConflictKind, MAX_BATCH, SEEN_WINDOW, producer_of,
+    AppendError, AuditAppend, Conflict, ConflictKind, MARK_TTL_MS, MAX_BATCH, SEEN_WINDOW,
+    producer_of,
 };
 use crate::{RedisState, StateError, keys};
 
@@ -27,17 +30,18 @@ pub(super) fn append_script() -> Script {
     Script::new(include_str!("audit_append.lua"))
 }
 
-/// Appends `events` (one producer, chain order) under the write timeout per
-/// piece.
+/// Appends `events` (one producer, chain order), each with its once-only
+/// mark if `marks` gives one, under the write timeout per piece.
 pub(super) async fn append(
     state: &RedisState,
     events: &[AuditEvent],
+    marks: &[Option<String>],
 ) -> Result<AuditAppend, AppendError> {
     let Some(producer) = producer_of(events)? else {
         return Ok(AuditAppend::default());
     };
     let mut done = AuditAppend::default();
-    for piece in events.chunks(MAX_BATCH) {
+    for (p, piece) in events.chunks(MAX_BATCH).enumerate() {
         let mut call = state.audit_script.prepare_invoke();
         call.key(keys::AUDIT_STREAM)
             .key(keys::audit_last(producer))
@@ -48,13 +52,24 @@ pub(super) async fn append(
             .arg(keys::AUDIT_FIELD)
             .arg(SEEN_TTL_MS)
             .arg(piece.len());
-        for event in piece {
+        let mut mark_keys = 0;
+        for (i, event) in piece.iter().enumerate() {
+            // The index of the event's mark key in KEYS, 0 for none.
+            let mark = match marks.get(p * MAX_BATCH + i).and_then(Option::as_ref) {
+                Some(mark) => {
+                    call.key(keys::audit_once(mark));
+                    mark_keys += 1;
+                    4 + mark_keys
+                }
+                None => 0,
+            };
             call.arg(event.seq)
                 .arg(&event.prev)
                 .arg(&event.hash)
-                .arg(super::to_json(event)?);
+                .arg(super::to_json(event)?)
+                .arg(mark);
         }
-        call.arg(producer);
+        call.arg(producer).arg(MARK_TTL_MS);
         let mut conn = state.conn.clone();
         let reply: Value = state
             .write("append_audit", call.invoke_async(&mut conn))
@@ -101,11 +116,36 @@ fn decode(producer: &str, reply: &Value) -> Result<AuditAppend, AppendError> {
                 message: text(3).ok_or_else(corrupt)?.to_owned(),
             }))
         }
+        2 => Err(AppendError::Marked {
+            seq: text(1).and_then(|s| s.parse().ok()).ok_or_else(corrupt)?,
+            mark: text(2)
+                .map(|key| key.strip_prefix(&keys::audit_once("")).unwrap_or(key))
+                .ok_or_else(corrupt)?
+                .to_owned(),
+        }),
         9 => Err(AppendError::State(StateError::Corrupt(
             text(1).unwrap_or("unreadable last audit event").to_owned(),
         ))),
         _ => Err(corrupt()),
     }
+}
+
+/// Whether each once-only mark is set (one `EXISTS` per mark, pipelined:
+/// every mark key is on the `{audit}` slot, but `EXISTS` of many keys
+/// answers only a count).
+pub(super) async fn marks(state: &RedisState, marks: &[String]) -> Result<Vec<bool>, StateError> {
+    if marks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = ::redis::pipe();
+    for mark in marks {
+        pipe.cmd("EXISTS").arg(keys::audit_once(mark));
+    }
+    let mut conn = state.conn.clone();
+    let found: Vec<i64> = state
+        .write("audit marks", pipe.query_async(&mut conn))
+        .await?;
+    Ok(found.into_iter().map(|n| n > 0).collect())
 }
 
 impl RedisState {

@@ -61,6 +61,9 @@ pub struct RedisState {
     audit_script: ::redis::Script,
     /// `SET` one key, then `PUBLISH`: see [`SET_AND_PUBLISH`].
     set_script: ::redis::Script,
+    /// A grant's state (and its `since` when re-published), then `PUBLISH`:
+    /// see [`PUT_GRANT`].
+    put_script: ::redis::Script,
     /// `DEL` keys of one grant, then `PUBLISH`: see [`DEL_AND_PUBLISH`].
     del_script: ::redis::Script,
     invalidations: broadcast::Sender<Invalidation>,
@@ -95,6 +98,7 @@ impl RedisState {
             consume_script: script::consume_script(),
             audit_script: audit::append_script(),
             set_script: ::redis::Script::new(SET_AND_PUBLISH),
+            put_script: ::redis::Script::new(PUT_GRANT),
             del_script: ::redis::Script::new(DEL_AND_PUBLISH),
             invalidations,
             subscriber: Mutex::new(None),
@@ -167,6 +171,38 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
 
+/// Writes a grant's state KEYS[1] = ARGV[1] (for ARGV[2] ms unless empty)
+/// and publishes ARGV[4] on the channel ARGV[3], like [`SET_AND_PUBLISH`];
+/// first, when KEYS[1] is absent and the grant was published before (ARGV[5]
+/// not empty), sets its `since` KEYS[2] to now (ARGV[6] ms, or Redis `TIME`
+/// when empty) with the state's TTL: a re-publication after a data loss (see
+/// `keys::since`; `keys::is_republication` in process).
+const PUT_GRANT: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+if ARGV[5] ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then
+  local now
+  if ARGV[6] ~= '' then
+    now = tonumber(ARGV[6])
+  else
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  local since = string.format('%.0f', now)
+  if ARGV[2] == '' then
+    redis.call('SET', KEYS[2], since)
+  else
+    redis.call('SET', KEYS[2], since, 'PX', ARGV[2])
+  end
+end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+";
+
 /// Deletes KEYS (one grant's: one slot), then publishes ARGV[2] on the
 /// channel ARGV[1]; atomic, like [`SET_AND_PUBLISH`].
 const DEL_AND_PUBLISH: &str = r"
@@ -210,13 +246,35 @@ impl SharedState for RedisState {
         let invalidation = Invalidation::grant(&state.uid, revoked, state.updated_at_ms);
         let ttl = keys::grant_state_ttl_ms(state.expires_at, self.clock.now_ms())
             .map_or_else(String::new, |ttl| ttl.max(1).to_string());
-        let mut call = self.set_script.prepare_invoke();
+        let json = to_json(state)?;
+        let invalidation = to_json(&invalidation)?;
+        let mut conn = self.conn.clone();
+        if !keys::is_republication(state) {
+            // A first publication never writes `since`: one key, so that a
+            // cluster slot being migrated serves it like any single key.
+            let mut call = self.set_script.prepare_invoke();
+            call.key(keys::grant_state(&state.uid))
+                .arg(json)
+                .arg(ttl)
+                .arg(keys::INVALIDATIONS)
+                .arg(invalidation);
+            return self
+                .write("put_grant", call.invoke_async::<()>(&mut conn))
+                .await;
+        }
+        // Two keys of one slot: mid-migration (some keys moved) a cluster
+        // answers TRYAGAIN, which fails closed like consume; the operator retries.
+        let pinned_now = self.config.script_clock.as_ref().map(|c| c.now_ms());
+        let optional = |n: Option<i64>| n.map_or_else(String::new, |n| n.to_string());
+        let mut call = self.put_script.prepare_invoke();
         call.key(keys::grant_state(&state.uid))
-            .arg(to_json(state)?)
+            .key(keys::since(&state.uid))
+            .arg(json)
             .arg(ttl)
             .arg(keys::INVALIDATIONS)
-            .arg(to_json(&invalidation)?);
-        let mut conn = self.conn.clone();
+            .arg(invalidation)
+            .arg(optional(state.approved_at_ms))
+            .arg(optional(pinned_now));
         self.write("put_grant", call.invoke_async::<()>(&mut conn))
             .await
     }
@@ -264,7 +322,7 @@ impl SharedState for RedisState {
         // is never reused. Used proofs and the revocation stay until they expire.
         let envelope: Option<EnvelopeState> =
             self.stored_grant(uid).await?.and_then(|g| g.envelope);
-        let mut doomed = vec![keys::grant_state(uid)];
+        let mut doomed = vec![keys::grant_state(uid), keys::since(uid)];
         if let Some(envelope) = envelope {
             doomed.extend((0..envelope.rate_limits.len()).map(|i| keys::rate_limit(uid, i)));
             if let Some(tx) = envelope.transactions {
@@ -283,6 +341,19 @@ impl SharedState for RedisState {
         let mut conn = self.conn.clone();
         self.write("remove_grant", call.invoke_async::<()>(&mut conn))
             .await
+    }
+
+    async fn mark_epoch(&self) -> Result<bool, StateError> {
+        let mut conn = self.conn.clone();
+        let cmd = ::redis::cmd("SET")
+            .arg(keys::EPOCH)
+            .arg(self.clock.now_ms())
+            .arg("NX")
+            .clone();
+        let reply = self
+            .write("mark_epoch", cmd.query_async::<Value>(&mut conn))
+            .await?;
+        Ok(!matches!(reply, Value::Nil))
     }
 
     async fn subscribe(&self) -> Result<broadcast::Receiver<Invalidation>, StateError> {
@@ -329,7 +400,19 @@ impl SharedState for RedisState {
     }
 
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> Result<AuditAppend, AppendError> {
-        audit::append(self, events).await
+        audit::append(self, events, &[]).await
+    }
+
+    async fn append_audit_marked(
+        &self,
+        events: &[AuditEvent],
+        marks: &[Option<String>],
+    ) -> Result<AuditAppend, AppendError> {
+        audit::append(self, events, marks).await
+    }
+
+    async fn audit_marks(&self, marks: &[String]) -> Result<Vec<bool>, StateError> {
+        audit::marks(self, marks).await
     }
 
     async fn last_audit_event(&self, producer: &str) -> Result<Option<AuditEvent>, StateError> {

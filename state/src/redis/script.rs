@@ -58,13 +58,15 @@ async fn run(
     let uid = request.uid;
     let mut call = state.consume_script.prepare_invoke();
     call.key(keys::grant_jti(uid, request.jti))
-        .key(keys::revoked(uid));
+        .key(keys::revoked(uid))
+        .key(keys::since(uid));
     for index in 0..request.rate_limits.len() {
         call.key(keys::rate_limit(uid, index));
     }
     call.arg(pinned_now.map_or_else(String::new, |now| now.to_string()))
         .arg(request.jti_ttl_ms.max(1))
-        .arg(request.rate_limits.len());
+        .arg(request.rate_limits.len())
+        .arg(request.iat);
     for params in request.rate_limits {
         call.arg(params.emission_interval()).arg(params.tolerance());
     }
@@ -126,6 +128,7 @@ fn decode(reply: &Value) -> Result<Reply, StateError> {
             })
         }
         1 => ConsumeOutcome::Replayed,
+        8 => ConsumeOutcome::PredatesRecovery,
         2 => ConsumeOutcome::Revoked,
         3 => ConsumeOutcome::RateLimited {
             limit: unsigned(1)

@@ -114,6 +114,41 @@ impl Backend {
         }
     }
 
+    /// The state loses its data, as a Redis that restarts empty: in process,
+    /// a new state (the process restarted); Redis, the server killed and
+    /// restarted empty; a cluster, the master of `uid`'s slot flushed (one
+    /// shard lost its data). Returns once the state answers again.
+    pub async fn lose_data(&mut self, uid: &str) {
+        match self.kind {
+            Kind::InProcess => {
+                self.state = Arc::new(match &self.clock {
+                    Some(clock) => InProcessState::with_clock(clock.clone()),
+                    None => InProcessState::new(),
+                });
+            }
+            Kind::Redis => {
+                let server = self.redis.as_mut().expect("a redis server");
+                server.restart().await.expect("restart redis-server");
+            }
+            Kind::Cluster => {
+                let cluster = self.cluster.as_ref().expect("a cluster");
+                let slot = RedisCluster::slot_of(&agentauth_state::keys::grant_state(uid));
+                let master = cluster.master_of(slot).expect("the slot's master");
+                cluster
+                    .cli(master, "flush the grant's shard", &["FLUSHALL"])
+                    .expect("FLUSHALL");
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.state.get_grant(uid).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the state is back within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Another client of the same backend: a second "verifier process" for
     /// Redis, the same state in process (there is only one process).
     pub async fn second(&self) -> Arc<dyn SharedState> {
@@ -155,6 +190,14 @@ pub fn fresh_uid(name: &str) -> String {
     format!("{name}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The system clock in seconds: a fresh proof's `iat`.
+pub fn now_secs() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch");
+    i64::try_from(now.as_secs()).expect("fits")
+}
+
 /// A fresh proof id.
 pub fn jti() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -173,6 +216,7 @@ pub fn mk_grant(uid: &str) -> GrantState {
         agent_jkt: "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".to_owned(),
         envelope: None,
         updated_at_ms: 1_700_000_000_000,
+        approved_at_ms: None,
     }
 }
 
@@ -213,11 +257,30 @@ pub async fn consume(
             uid,
             jti: &jti,
             jti_ttl_ms: 60_000,
+            iat: now_secs(),
             rate_limits: limits,
             transaction,
         })
         .await
         .expect("consume")
+}
+
+/// Consumes once with the given jti and `iat` (seconds), no limits.
+pub async fn consume_proof(
+    state: &dyn SharedState,
+    uid: &str,
+    jti: &str,
+    iat: i64,
+) -> ConsumeOutcome {
+    let request = ConsumeRequest {
+        uid,
+        jti,
+        jti_ttl_ms: 60_000,
+        iat,
+        rate_limits: &[],
+        transaction: None,
+    };
+    state.consume(&request).await.expect("consume")
 }
 
 /// Consumes once with the given jti and no transaction.
@@ -231,6 +294,7 @@ pub async fn consume_jti(
         uid,
         jti,
         jti_ttl_ms: 60_000,
+        iat: now_secs(),
         rate_limits: limits,
         transaction: None,
     };

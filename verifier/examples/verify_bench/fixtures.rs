@@ -81,6 +81,7 @@ impl Fixture {
                     agent_jkt: agent_jkt.clone(),
                     envelope: Some(envelope.clone()),
                     updated_at_ms: now() * 1000,
+                    approved_at_ms: None,
                 })
                 .await
                 .unwrap();

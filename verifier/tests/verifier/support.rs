@@ -199,6 +199,7 @@ impl Fixture {
             agent_jkt: self.agent_jkt.clone(),
             envelope,
             updated_at_ms: self.clock.now_ms(),
+            approved_at_ms: None,
         }
     }
 
