@@ -47,8 +47,9 @@ use webauthn_rs::prelude::PublicKeyCredential;
 use super::enroll::{FIELD_MANAGER, approver, update_passkeys};
 use super::guard::LoggedIn;
 use super::pending::{in_scope, is_pending, is_suspended, out_of_scope};
-use super::session::{CEREMONY_TIMEOUT, ceremony_live, no_store, random_token};
-use super::{Approvals, Body, Refusal, rbac};
+use super::reply::{Body, Refusal, no_store};
+use super::session::{CEREMONY_TIMEOUT, ceremony_live, random_token};
+use super::{Approvals, rbac};
 
 /// A decision ceremony between begin and finish.
 #[derive(Clone, Debug)]

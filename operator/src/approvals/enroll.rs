@@ -34,8 +34,9 @@ use sha2::{Digest, Sha256};
 use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential, Uuid};
 
 use super::guard::AnySession;
-use super::session::{ceremony_live, no_store};
-use super::{Approvals, Body, Refusal, cose, tokens};
+use super::reply::{Body, Refusal, no_store};
+use super::session::ceremony_live;
+use super::{Approvals, cose, tokens};
 
 /// The field manager of every write the approval API makes.
 pub const FIELD_MANAGER: &str = "agentauth-approval-api";

@@ -18,10 +18,10 @@ use axum::response::Response;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
+use super::Approvals;
 use super::guard::LoggedIn;
 use super::pending::current;
-use super::session::no_store;
-use super::{Approvals, Refusal};
+use super::reply::{Refusal, no_store};
 
 /// The most decisions one answer lists: a page a person reads, not an
 /// export (the audit trail is the complete record).

@@ -22,8 +22,9 @@ use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential};
 
 use super::enroll::{approver, update_passkeys};
 use super::guard::AnySession;
-use super::session::{ceremony_live, no_store};
-use super::{Approvals, Body, Refusal, cose};
+use super::reply::{Body, Refusal, no_store};
+use super::session::ceremony_live;
+use super::{Approvals, cose};
 use agentauth_core::b64;
 
 /// A login between begin and finish.

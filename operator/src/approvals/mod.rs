@@ -44,6 +44,7 @@ pub mod history;
 pub mod login;
 pub mod pending;
 pub mod rbac;
+pub mod reply;
 pub mod revoke;
 pub mod session;
 pub mod tokens;
@@ -52,25 +53,17 @@ pub mod words;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentauth_core::ErrorCode;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
 
-use crate::api::problem::ApiError;
 use crate::context::Context;
-use crate::http::deadline::is_body_deadline;
+use reply::Outcome;
+pub use reply::{Body, MAX_BODY, Refusal, status_for};
 use session::SessionStore;
-
-/// The largest request body the approval API reads (a WebAuthn response is
-/// a few KiB).
-pub const MAX_BODY: usize = 64 * 1024;
 
 /// The approval API's settings.
 #[derive(Clone, Debug)]
@@ -182,110 +175,6 @@ pub fn router<S: Clone + Send + Sync + 'static>(approvals: Arc<Approvals>) -> Ro
         .with_state(approvals)
 }
 
-/// The stable code of a refusal, left on the response for [`count`].
-#[derive(Clone, Copy, Debug)]
-struct Outcome(ErrorCode);
-
-/// A refusal of the approval API: problem+json, counted by code.
-#[derive(Debug)]
-pub struct Refusal(pub ApiError);
-
-impl Refusal {
-    /// A refusal with the code's usual status in this API ([`status_for`]).
-    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Refusal(ApiError::new(code, detail).with_status(status_for(code)))
-    }
-
-    /// The same refusal with another HTTP status.
-    #[must_use]
-    pub fn with_status(self, status: StatusCode) -> Self {
-        Refusal(self.0.with_status(status))
-    }
-
-    /// The Kubernetes API failed: fail closed.
-    pub fn kube(what: &str, e: &kube::Error) -> Self {
-        Refusal::new(
-            ErrorCode::StateUnavailable,
-            format!("failed to {what}: {e}"),
-        )
-    }
-}
-
-impl From<agentauth_core::Error> for Refusal {
-    fn from(e: agentauth_core::Error) -> Self {
-        Refusal::new(e.code, e.message)
-    }
-}
-
-impl From<agentauth_crds::Invalid> for Refusal {
-    fn from(e: agentauth_crds::Invalid) -> Self {
-        Refusal::new(e.code, format!("{}: {}", e.field, e.message))
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let code = self.0.code;
-        let mut response = self.0.into_response();
-        response.extensions_mut().insert(Outcome(code));
-        response
-    }
-}
-
-/// A JSON request body; a malformed, oversized or too slow one is a
-/// [`Refusal`] (`json_invalid`, `input_too_large`, `request_invalid`,
-/// `request_timeout` past the server's body read deadline), counted like any.
-#[derive(Debug)]
-pub struct Body<T>(pub T);
-
-impl<T, S> FromRequest<S> for Body<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = Refusal;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Refusal> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(JsonRejection::BytesRejection(e)) if is_body_deadline(&e) => Err(Refusal::new(
-                ErrorCode::RequestTimeout,
-                "the request body did not arrive in time; send the whole request at once, \
-                 without pausing, and retry",
-            )),
-            Err(JsonRejection::BytesRejection(_)) => Err(Refusal::new(
-                ErrorCode::InputTooLarge,
-                format!("the body is larger than {MAX_BODY} bytes or could not be read"),
-            )),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(Refusal::new(
-                ErrorCode::RequestInvalid,
-                "the body must be application/json",
-            )),
-            Err(e) => Err(Refusal::new(ErrorCode::JsonInvalid, e.body_text())),
-        }
-    }
-}
-
-/// The HTTP status of a code in this API.
-pub fn status_for(code: ErrorCode) -> StatusCode {
-    use ErrorCode as C;
-    match code {
-        C::SessionInvalid => StatusCode::UNAUTHORIZED,
-        C::CsrfInvalid
-        | C::CrossSiteRequest
-        | C::ApproverOutOfScope
-        | C::ApproverOwnsAgent
-        | C::ApproverNotAuthorized
-        | C::EnrollmentTokenInvalid => StatusCode::FORBIDDEN,
-        C::GrantUnknown | C::ApproverNotFound | C::AgentNotFound => StatusCode::NOT_FOUND,
-        C::DecisionImmutable | C::GrantNotApproved => StatusCode::CONFLICT,
-        C::InputTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        C::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
-
 /// Counts every answer by outcome: `ok`, or the refusal's stable code.
 async fn count(State(approvals): State<Arc<Approvals>>, request: Request, next: Next) -> Response {
     let route = request
@@ -305,52 +194,4 @@ async fn count(State(approvals): State<Arc<Approvals>>, request: Request, next: 
         .with_label_values(&[&route, outcome])
         .inc();
     response
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
-    use super::*;
-    use crate::http::deadline::DeadlineBody;
-    use axum::body::Bytes;
-    use futures::{StreamExt, stream};
-
-    fn request(body: axum::body::Body) -> Request {
-        axum::http::Request::post("/approvals/api/login/begin")
-            .header("content-type", "application/json")
-            .body(body)
-            .unwrap()
-    }
-
-    /// Threat: slowloris / resource exhaustion on the operator's API (issue
-    /// 12 item 6): a body that stalls past the read deadline is refused with
-    /// 408 `request_timeout`, not read forever nor reported as too large.
-    #[tokio::test]
-    async fn a_body_past_its_deadline_is_a_timeout() {
-        let first = stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"{\"a\""))]);
-        let stalled = axum::body::Body::from_stream(first.chain(stream::pending()));
-        let body = axum::body::Body::new(DeadlineBody::new(stalled, Duration::from_millis(100)));
-        let read = tokio::time::timeout(
-            Duration::from_secs(10),
-            Body::<serde_json::Value>::from_request(request(body), &()),
-        );
-        let Err(Refusal(refusal)) = read.await.unwrap() else {
-            panic!("a stalled body was accepted");
-        };
-        assert_eq!(refusal.code, ErrorCode::RequestTimeout, "{refusal:?}");
-        assert_eq!(refusal.status, StatusCode::REQUEST_TIMEOUT);
-    }
-
-    #[tokio::test]
-    async fn a_body_within_its_deadline_is_read() {
-        let body = axum::body::Body::new(DeadlineBody::new(
-            axum::body::Body::from(r#"{"a": 1}"#),
-            Duration::from_secs(10),
-        ));
-        let Ok(Body(value)) = Body::<serde_json::Value>::from_request(request(body), &()).await
-        else {
-            panic!("a complete body was refused");
-        };
-        assert_eq!(value["a"], 1);
-    }
 }

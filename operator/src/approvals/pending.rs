@@ -23,8 +23,8 @@ use kube::core::{Selector, SelectorExt};
 use serde_json::{Value, json};
 
 use super::guard::LoggedIn;
-use super::session::no_store;
-use super::{Approvals, Refusal, words};
+use super::reply::{Refusal, no_store};
+use super::{Approvals, words};
 
 /// Whether `approver`'s scope covers `grant`: its namespace, and its labels
 /// when the scope has a grant selector (a selector that does not parse

@@ -27,7 +27,7 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 
-use super::Refusal;
+use super::reply::Refusal;
 
 /// The verb a person needs on a grant to decide it.
 pub const VERB: &str = "approve";

@@ -32,8 +32,8 @@ use serde_json::{Map, json};
 use super::enroll::{FIELD_MANAGER, approver};
 use super::guard::LoggedIn;
 use super::pending::{in_scope, out_of_scope};
-use super::session::no_store;
-use super::{Approvals, Refusal, rbac};
+use super::reply::{Refusal, no_store};
+use super::{Approvals, rbac};
 
 /// Where a grant stands for a revocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

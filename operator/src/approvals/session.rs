@@ -24,14 +24,15 @@ use agentauth_core::{ErrorCode, b64};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::json;
 
 use super::decide::PendingDecision;
 use super::enroll::PendingEnrollment;
 use super::guard::check_site;
 use super::login::PendingLogin;
-use super::{Approvals, ApprovalsConfig, Refusal};
+use super::reply::{Refusal, no_store};
+use super::{Approvals, ApprovalsConfig};
 use crate::clock::Clock;
 
 /// The cookie name when cookies are `Secure`.
@@ -274,15 +275,6 @@ pub async fn show(
         .headers_mut()
         .insert(header::SET_COOKIE, sessions.cookie(&id));
     Ok(response)
-}
-
-/// An answer that no cache may keep.
-pub fn no_store(body: impl IntoResponse) -> Response {
-    let mut response = body.into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]

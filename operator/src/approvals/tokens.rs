@@ -31,7 +31,7 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::{Client, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use super::Refusal;
+use super::reply::Refusal;
 use super::session::random_token;
 
 /// Label on every enrollment-token Secret.
