@@ -40,9 +40,9 @@ use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
-use super::grant_phase::{self, Cond, GRANT_FINALIZER, Inputs, Plan};
+use super::grant_phase::{self, Cond, GRANT_FINALIZER, Inputs, Plan, RevokedBy};
 use super::related::{self, Streams};
 use super::status;
 use super::{ControllerError, Error, Shared, Shutdown, grant_state};
@@ -213,7 +213,7 @@ async fn write(
     match kind {
         Some(_) => {
             let ready = plan.ready.want();
-            let warning = plan.revoked_by == Some("approval_invalid");
+            let warning = plan.revoked_by == Some(RevokedBy::ApprovalInvalid);
             let note = format!(
                 "{} → {}: {}",
                 phase_name(current.phase),
@@ -300,7 +300,7 @@ fn draft(grant: &CapabilityGrant, kind: &str, plan: &Plan, expires_at: Option<&T
         details.insert("decision".into(), json!(approval.decision.as_str()));
     }
     if let Some(by) = plan.revoked_by {
-        details.insert("by".into(), Value::from(by));
+        details.insert("by".into(), json!(by));
     }
     let reason = match plan.phase {
         GrantPhase::Revoked => Some(ErrorCode::GrantRevoked.as_str().to_owned()),

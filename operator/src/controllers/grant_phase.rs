@@ -77,6 +77,22 @@ pub enum Publish {
     Final(GrantPhase),
 }
 
+/// Why a grant was revoked: the audit record's `by` detail, in its wire form
+/// (`spec.revoked`, `deletion`, `approval_invalid`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum RevokedBy {
+    /// Someone set `spec.revoked: true`.
+    #[serde(rename = "spec.revoked")]
+    SpecRevoked,
+    /// The grant is being deleted.
+    #[serde(rename = "deletion")]
+    Deletion,
+    /// Its status said Approved, but the recorded decision does not verify
+    /// or is a denial.
+    #[serde(rename = "approval_invalid")]
+    ApprovalInvalid,
+}
+
 /// One of the operator's conditions: set anew, or kept as recorded (a final
 /// phase keeps what was said when it was reached).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,8 +126,8 @@ pub struct Plan {
     pub approved: Cond,
     /// What the shared state must say.
     pub publish: Publish,
-    /// Why it was revoked (`spec.revoked`, `deletion`, `approval_invalid`), for the audit record.
-    pub revoked_by: Option<&'static str>,
+    /// Why it was revoked, for the audit record.
+    pub revoked_by: Option<RevokedBy>,
     /// When to look again, ms from now (`None`: on the next change only).
     pub requeue_after_ms: Option<i64>,
 }
@@ -147,7 +163,7 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
         Some(phase) if phase.is_final() => {
             final_plan(phase, approval.map(|a| a.approver.as_str()), base)
         }
-        Some(_) if grant.spec.revoked => revoke(base, "spec.revoked", None),
+        Some(_) if grant.spec.revoked => revoke(base, RevokedBy::SpecRevoked, None),
         Some(_) if expires_at_ms.is_some_and(|e| i.now_ms >= e) => expire(base),
         Some(GrantPhase::Approved) => approved(i, base),
         Some(_) => decide(i, base),
@@ -171,7 +187,7 @@ fn approved(i: &Inputs<'_>, base: Plan) -> Plan {
         Ok(v) if v.decision == Decision::Approved => approve(i, base),
         Ok(_) => revoke(
             base,
-            "approval_invalid",
+            RevokedBy::ApprovalInvalid,
             Some("the recorded decision is a denial".into()),
         ),
         Err(Unverified::Suspended { reason, message }) => suspend(i, base, reason, message),
@@ -194,7 +210,9 @@ fn approved(i: &Inputs<'_>, base: Plan) -> Plan {
             publish: Publish::Suspended,
             ..base
         },
-        Err(Unverified::Invalid { message, .. }) => revoke(base, "approval_invalid", Some(message)),
+        Err(Unverified::Invalid { message, .. }) => {
+            revoke(base, RevokedBy::ApprovalInvalid, Some(message))
+        }
     }
 }
 
@@ -312,7 +330,7 @@ fn approve(i: &Inputs<'_>, base: Plan) -> Plan {
     }
 }
 
-fn revoke(base: Plan, by: &'static str, invalid: Option<String>) -> Plan {
+fn revoke(base: Plan, by: RevokedBy, invalid: Option<String>) -> Plan {
     let (message, approved) = match invalid {
         Some(why) => (
             format!("revoked: status said Approved but {why}"),
@@ -353,7 +371,7 @@ fn expire(base: Plan) -> Plan {
 /// it was reached.
 fn final_plan(phase: GrantPhase, approver: Option<&str>, base: Plan) -> Plan {
     let mut plan = match phase {
-        GrantPhase::Revoked => revoke(base, "spec.revoked", None),
+        GrantPhase::Revoked => revoke(base, RevokedBy::SpecRevoked, None),
         GrantPhase::Expired => expire(base),
         _ => {
             let message = denied_message(approver.unwrap_or("an approver"));
@@ -389,7 +407,7 @@ pub fn plan_deletion(grant: &CapabilityGrant) -> Option<Plan> {
         revoked_by: None,
         requeue_after_ms: None,
     };
-    Some(revoke(base, "deletion", None))
+    Some(revoke(base, RevokedBy::Deletion, None))
 }
 
 fn awaiting_ready() -> Want {
@@ -416,9 +434,11 @@ fn denied_message(approver: &str) -> String {
     format!("denied by {approver}; request a new grant to ask again")
 }
 
-fn revoked_message(by: &str) -> String {
+fn revoked_message(by: RevokedBy) -> String {
     match by {
-        "deletion" => "revoked: the grant is being deleted".into(),
-        _ => "revoked (spec.revoked: true); verifiers refuse it".into(),
+        RevokedBy::Deletion => "revoked: the grant is being deleted".into(),
+        RevokedBy::SpecRevoked | RevokedBy::ApprovalInvalid => {
+            "revoked (spec.revoked: true); verifiers refuse it".into()
+        }
     }
 }

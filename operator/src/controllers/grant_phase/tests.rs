@@ -315,7 +315,7 @@ fn revoked_and_expired_are_final_and_published() {
         (
             GrantPhase::Revoked,
             Publish::Final(GrantPhase::Revoked),
-            Some("spec.revoked")
+            Some(RevokedBy::SpecRevoked)
         )
     );
     assert!(
@@ -372,7 +372,7 @@ fn an_approved_phase_is_verified_again_whoever_wrote_it() {
             (p.phase, p.revoked_by, p.publish),
             (
                 GrantPhase::Revoked,
-                Some("approval_invalid"),
+                Some(RevokedBy::ApprovalInvalid),
                 Publish::Final(GrantPhase::Revoked)
             )
         );
@@ -410,7 +410,7 @@ fn deletion_revokes_live_grants_only() {
     let p = plan_deletion(&w.grant).unwrap();
     assert_eq!(
         (p.phase, p.revoked_by),
-        (GrantPhase::Revoked, Some("deletion"))
+        (GrantPhase::Revoked, Some(RevokedBy::Deletion))
     );
     assert!(plan_deletion(&World::new().grant).is_none(), "never seen");
     assert!(plan_deletion(&World::new().with_phase(GrantPhase::Denied).grant).is_none());
@@ -500,4 +500,16 @@ fn a_pending_grant_whose_envelope_moved_waits() {
         (GrantPhase::Pending, Publish::Nothing)
     );
     assert_eq!(set_reason(&p.approved), ("EnvelopeChanged", false));
+}
+
+/// The audit record's `by` detail keeps the strings it had before it was typed.
+#[test]
+fn revoked_by_serializes_as_its_wire_form() {
+    for (by, wire) in [
+        (RevokedBy::SpecRevoked, "spec.revoked"),
+        (RevokedBy::Deletion, "deletion"),
+        (RevokedBy::ApprovalInvalid, "approval_invalid"),
+    ] {
+        assert_eq!(serde_json::to_value(by).unwrap(), json!(wire));
+    }
 }
