@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentauth_core::ErrorCode;
-use agentauth_core::audit::{Draft, kinds};
+use agentauth_core::audit::Draft;
 use agentauth_crds::conditions::{self, reasons};
 use agentauth_crds::{CapabilityGrant, CapabilityGrantStatus, GrantPhase};
 use agentauth_state::StateError;
@@ -183,7 +183,7 @@ async fn write(
     if unchanged {
         return Ok(());
     }
-    let kind = transition(current.phase, plan.phase);
+    let kind = grant_phase::transition(current.phase, plan.phase);
     if let Some(kind) = kind {
         let uid = grant.uid().ok_or_else(|| Error::Incomplete {
             object: status::describe(grant),
@@ -253,22 +253,6 @@ fn resolve(current: &[Condition], cond: &Cond, generation: Option<i64>, now: &Ti
             .cloned()
             .unwrap_or_else(|| status::condition(current, want, generation, now)),
         Cond::Set(want) => status::condition(current, want, generation, now),
-    }
-}
-
-/// The audit kind of the transition `from` → `to`, if it is one.
-pub(super) fn transition(from: Option<GrantPhase>, to: GrantPhase) -> Option<&'static str> {
-    match (from, to) {
-        (None, GrantPhase::Pending) => Some(kinds::GRANT_CREATED),
-        (Some(GrantPhase::Pending), GrantPhase::Approved) => Some(kinds::GRANT_APPROVED),
-        (Some(GrantPhase::Pending), GrantPhase::Denied) => Some(kinds::GRANT_DENIED),
-        (Some(from), GrantPhase::Revoked) if from != GrantPhase::Revoked => {
-            Some(kinds::GRANT_REVOKED)
-        }
-        (Some(from), GrantPhase::Expired) if from != GrantPhase::Expired => {
-            Some(kinds::GRANT_EXPIRED)
-        }
-        _ => None,
     }
 }
 

@@ -8,6 +8,9 @@
 //!                          └──spec.revoked / deletion / expiresAt──▶ Revoked / Expired
 //! ```
 //!
+//! Each phase change that is a transition (the arrows above) has one audit
+//! kind, named by [`transition`]; the controller records it once.
+//!
 //! Denied, Revoked and Expired are final (the CRD's CEL rules agree). A
 //! recorded approval moves a grant only after
 //! [`verify_approval`](agentauth_crds::approval::verify_approval) accepts it
@@ -25,6 +28,7 @@
 //! bound to the new values.
 
 use agentauth_core::approval::Decision;
+use agentauth_core::audit::kinds;
 use agentauth_crds::conditions::{reasons, types};
 use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
 
@@ -274,22 +278,7 @@ fn decide(i: &Inputs<'_>, base: Plan) -> Plan {
         Err(Unverified::Suspended { reason, message }) => {
             pending(Want::no(types::APPROVED, reason, message))
         }
-        Ok(v) if v.decision == Decision::Denied => Plan {
-            phase: GrantPhase::Denied,
-            ready: Cond::Set(Want::no(
-                types::READY,
-                reasons::DENIED,
-                denied_message(&approval.approver),
-            )),
-            approved: Cond::Set(Want::no(
-                types::APPROVED,
-                reasons::DENIED,
-                denied_message(&approval.approver),
-            )),
-            publish: Publish::Final(GrantPhase::Denied),
-            requeue_after_ms: None,
-            ..base
-        },
+        Ok(v) if v.decision == Decision::Denied => deny(base, &approval.approver),
         Ok(_) => approve(i, base),
     }
 }
@@ -352,6 +341,19 @@ fn revoke(base: Plan, by: RevokedBy, invalid: Option<String>) -> Plan {
     }
 }
 
+/// A verified denial: final.
+fn deny(base: Plan, approver: &str) -> Plan {
+    let message = denied_message(approver);
+    Plan {
+        phase: GrantPhase::Denied,
+        ready: Cond::Set(Want::no(types::READY, reasons::DENIED, message.clone())),
+        approved: Cond::Set(Want::no(types::APPROVED, reasons::DENIED, message)),
+        publish: Publish::Final(GrantPhase::Denied),
+        requeue_after_ms: None,
+        ..base
+    }
+}
+
 fn expire(base: Plan) -> Plan {
     Plan {
         phase: GrantPhase::Expired,
@@ -373,17 +375,7 @@ fn final_plan(phase: GrantPhase, approver: Option<&str>, base: Plan) -> Plan {
     let mut plan = match phase {
         GrantPhase::Revoked => revoke(base, RevokedBy::SpecRevoked, None),
         GrantPhase::Expired => expire(base),
-        _ => {
-            let message = denied_message(approver.unwrap_or("an approver"));
-            Plan {
-                phase: GrantPhase::Denied,
-                ready: Cond::Set(Want::no(types::READY, reasons::DENIED, message.clone())),
-                approved: Cond::Set(Want::no(types::APPROVED, reasons::DENIED, message)),
-                publish: Publish::Final(GrantPhase::Denied),
-                requeue_after_ms: None,
-                ..base
-            }
-        }
+        _ => deny(base, approver.unwrap_or("an approver")),
     };
     plan.ready = Cond::Keep(plan.ready.want().clone());
     plan.approved = Cond::Keep(plan.approved.want().clone());
@@ -408,6 +400,22 @@ pub fn plan_deletion(grant: &CapabilityGrant) -> Option<Plan> {
         requeue_after_ms: None,
     };
     Some(revoke(base, RevokedBy::Deletion, None))
+}
+
+/// The audit kind of the transition `from` → `to`, if it is one.
+pub fn transition(from: Option<GrantPhase>, to: GrantPhase) -> Option<&'static str> {
+    match (from, to) {
+        (None, GrantPhase::Pending) => Some(kinds::GRANT_CREATED),
+        (Some(GrantPhase::Pending), GrantPhase::Approved) => Some(kinds::GRANT_APPROVED),
+        (Some(GrantPhase::Pending), GrantPhase::Denied) => Some(kinds::GRANT_DENIED),
+        (Some(from), GrantPhase::Revoked) if from != GrantPhase::Revoked => {
+            Some(kinds::GRANT_REVOKED)
+        }
+        (Some(from), GrantPhase::Expired) if from != GrantPhase::Expired => {
+            Some(kinds::GRANT_EXPIRED)
+        }
+        _ => None,
+    }
 }
 
 fn awaiting_ready() -> Want {

@@ -15,7 +15,6 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
-use crate::controllers::grant::transition;
 use crate::controllers::grant_facts::grant_expiry_ms;
 use crate::controllers::status;
 use crate::controllers::status::FIELD_MANAGER;
