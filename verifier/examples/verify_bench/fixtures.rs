@@ -219,13 +219,42 @@ pub fn es256_ceiling(threads: usize, duration: Duration) -> f64 {
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// CPU µs of one ES256 verification on this thread (one proof's signature,
+/// verified over and over for `duration`): the unit the verifier's CPU per
+/// request is compared with.
+pub fn es256_cpu_us(duration: Duration) -> f64 {
+    let key = SigningKey::generate();
+    let message = b"eyJhbGciOiJFUzI1NiJ9.eyJiZW5jaCI6dHJ1ZX0";
+    let signature = key.sign(message);
+    let public = key.verifying_key().unwrap();
+    let started = Instant::now();
+    let cpu_before = thread_cpu_ns();
+    let mut count = 0u64;
+    while started.elapsed() < duration {
+        for _ in 0..64 {
+            assert!(public.verify(message, &signature));
+        }
+        count += 64;
+    }
+    (thread_cpu_ns() - cpu_before) as f64 / 1000.0 / count as f64
+}
+
+/// Nanoseconds this thread has run on a CPU (the scheduler's own count:
+/// time waiting for a core, on a shared machine, is not in it).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `serve-verifier <dir> <redis-url> <port>`: the real verifier, as
 /// `agentauth verifier` runs it.
 pub fn serve_verifier(args: &[String]) {
     let dir = std::path::Path::new(&args[0]);
     let root = std::fs::read_to_string(dir.join("root.jwk")).unwrap();
     let mut config = VerifierConfig::for_tests(ISSUER, AUDIENCE, dir.join("jwks.json"), root);
-    config.redis_url = Some(args[1].clone());
+    config.redis.redis_url = Some(args[1].clone());
     config.listen = format!("127.0.0.1:{}", args[2]).parse().unwrap();
     config.identity = Some("bench".into());
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -44,13 +44,7 @@ pub async fn run(port: u16, bodies: Vec<Bytes>, connections: usize, limit: Durat
         .map(|_| {
             let (bodies, next) = (bodies.clone(), next.clone());
             tokio::spawn(async move {
-                let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .unwrap();
-                stream.set_nodelay(true).unwrap();
-                let (mut sender, connection) =
-                    http1::handshake(TokioIo::new(stream)).await.unwrap();
-                tokio::spawn(connection);
+                let mut sender = connect(port).await;
                 let mut latencies = Vec::new();
                 let mut allowed = 0;
                 loop {
@@ -58,15 +52,8 @@ pub async fn run(port: u16, bodies: Vec<Bytes>, connections: usize, limit: Durat
                     if i >= bodies.len() || started.elapsed() > limit {
                         break;
                     }
-                    let request = hyper::Request::post("/v1/verify")
-                        .header("host", "127.0.0.1")
-                        .header("content-type", "application/json")
-                        .body(Full::new(bodies[i].clone()))
-                        .unwrap();
                     let sent = Instant::now();
-                    let response = sender.send_request(request).await.unwrap();
-                    let status = response.status();
-                    let body = response.into_body().collect().await.unwrap().to_bytes();
+                    let (status, body) = post(&mut sender, bodies[i].clone()).await;
                     latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
                     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
                     if body.windows(13).any(|w| w == b"\"allow\":true,") {
@@ -79,6 +66,65 @@ pub async fn run(port: u16, bodies: Vec<Bytes>, connections: usize, limit: Durat
             })
         })
         .collect();
+    collect(tasks, started).await
+}
+
+/// Open loop: sends body `i` at `i / rate` seconds from the start, whether or
+/// not earlier answers came back, over `connections` connections (body `i` on
+/// connection `i mod connections`). A latency runs from the instant the
+/// request was due, so a queue in the server (or in a busy connection) is
+/// counted, not hidden (no coordinated omission).
+pub async fn open_loop(port: u16, bodies: Vec<Bytes>, rate: f64, connections: usize) -> Outcome {
+    let bodies = Arc::new(bodies);
+    let started = Instant::now() + Duration::from_millis(50);
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let bodies = bodies.clone();
+            tokio::spawn(async move {
+                let mut sender = connect(port).await;
+                let mut latencies = Vec::new();
+                let mut allowed = 0;
+                for i in (c..bodies.len()).step_by(connections) {
+                    let due = started + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                    let (status, body) = post(&mut sender, bodies[i].clone()).await;
+                    latencies.push(u32::try_from(due.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                    allowed += usize::from(body.windows(13).any(|w| w == b"\"allow\":true,"));
+                }
+                (latencies, allowed)
+            })
+        })
+        .collect();
+    collect(tasks, started).await
+}
+
+async fn connect(port: u16) -> http1::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+async fn post(sender: &mut http1::SendRequest<Full<Bytes>>, body: Bytes) -> (u16, Bytes) {
+    let request = hyper::Request::post("/v1/verify")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, body)
+}
+
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<u32>, usize)>>,
+    started: Instant,
+) -> Outcome {
     let mut latencies_us = Vec::new();
     let mut allowed = 0;
     for task in tasks {

@@ -17,8 +17,11 @@
 //! ```
 //!
 //! Phases: warm (each token verified once before measuring), cold (a new
-//! token per request), naive baseline (the warm inputs). Prints a Markdown
-//! report on stdout.
+//! token per request), naive baseline (the warm inputs), each round beside
+//! the CPU of one ES256 verification on one thread; then latency at few
+//! connections and an open-loop run at 10,000 requests/s offered. Prints a
+//! Markdown report on stdout. With `VERIFY_BENCH_PERF=<file>`, `perf record`
+//! profiles the verifier over the first warm run.
 //!
 //! With `VERIFY_BENCH_ARCHIVER=<path of an agentauth binary>`, the audit
 //! archiver runs beside the verifier and its throughput and lag under this
@@ -54,6 +57,10 @@ const PHASE_LIMIT: Duration = Duration::from_secs(20);
 const CONNECTIONS: usize = 32;
 /// The connections of the latency runs: load well below saturation.
 const FEW: usize = 4;
+/// The open-loop run: requests/s offered, for how long, over how many connections.
+const OPEN_LOOP_RATE: f64 = 10_000.0;
+const OPEN_LOOP_SECONDS: usize = 3;
+const OPEN_LOOP_CONNECTIONS: usize = 64;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -77,6 +84,9 @@ fn orchestrate() {
         let exe = std::env::current_exe().unwrap();
         let dir = fx.dir.path().display().to_string();
         let mut verifier = spawn(&exe, "serve-verifier", &dir, &redis.url(), verifier_port);
+        // VERIFY_BENCH_PERF=<file>: `perf record` of the verifier over the
+        // first round's warm run only (the profile of one warm verification).
+        let perf_out = std::env::var("VERIFY_BENCH_PERF").ok();
         let mut naive = spawn(&exe, "serve-naive", &dir, &redis.url(), naive_port);
         wait_ready(verifier_port).await;
         wait_ready(naive_port).await;
@@ -115,14 +125,22 @@ fn orchestrate() {
         // Rounds of ceiling, warm, cold, naive within seconds of each other:
         // the machine is shared, so only side-by-side ratios are meaningful.
         let mut rounds = Vec::new();
-        for _ in 0..ROUNDS {
+        for round in 0..ROUNDS {
             let ceiling = fixtures::es256_ceiling(cores, Duration::from_secs(2));
+            let es256_us = fixtures::es256_cpu_us(Duration::from_secs(1));
+            let perf = perf_out
+                .as_ref()
+                .filter(|_| round == 0)
+                .map(|out| start_perf(out, verifier.id()));
             let warm = measure(
                 verifier_port,
                 fx.requests(&tokens, WARM_REQUESTS),
                 CONNECTIONS,
             )
             .await;
+            if let Some(perf) = perf {
+                stop_perf(perf);
+            }
             let fresh = fx.tokens(COLD_REQUESTS).await;
             let cold = measure(
                 verifier_port,
@@ -136,30 +154,34 @@ fn orchestrate() {
                 CONNECTIONS,
             )
             .await;
-            rounds.push((ceiling, [warm, cold, naive_run]));
+            rounds.push(Round {
+                ceiling,
+                es256_us,
+                runs: [warm, cold, naive_run],
+            });
         }
         let rss_load = rss.take_max();
         // Latency well below saturation: few connections.
         let warm_few = measure(verifier_port, fx.requests(&tokens, WARM_REQUESTS / 3), FEW).await;
         let fresh = fx.tokens(COLD_REQUESTS / 2).await;
         let cold_few = measure(verifier_port, fx.requests(&fresh, COLD_REQUESTS / 2), FEW).await;
+        // Open loop at the target rate: latency from each request's due time.
+        let open = fx.requests(&tokens, OPEN_LOOP_RATE as usize * OPEN_LOOP_SECONDS);
+        let open =
+            load::open_loop(verifier_port, open, OPEN_LOOP_RATE, OPEN_LOOP_CONNECTIONS).await;
         let rss_after = rss.take_max();
         let naive_rss = RssWatch::new(naive.id()).read();
         rss.stop.store(true, Ordering::SeqCst);
         let _ = watcher.join();
         let rss = [rss_load.max(rss_after), naive_rss];
-        println!("{}", report(cores, &rounds, [&warm_few, &cold_few], rss));
+        println!(
+            "{}",
+            report(cores, &rounds, [&warm_few, &cold_few], &open, rss)
+        );
         if let Some(archiver) = if late { start_archiver() } else { archiver } {
             println!("{}", archiver.finish());
         }
-        if std::env::var_os("VERIFY_BENCH_PERF").is_some() {
-            // perf writes its data on SIGINT, and ends the verifier it runs.
-            let _ = Command::new("kill")
-                .args(["-INT", &verifier.id().to_string()])
-                .status();
-        } else {
-            let _ = verifier.kill();
-        }
+        let _ = verifier.kill();
         let _ = naive.kill();
         let _ = verifier.wait();
         let _ = naive.wait();
@@ -181,8 +203,15 @@ fn row(name: &str, o: &load::Outcome) -> String {
     )
 }
 
-/// One round: the ES256 ceiling, then warm, cold and naive outcomes.
-type Round = (f64, [load::Outcome; 3]);
+/// One round, its runs within seconds of each other.
+struct Round {
+    /// ES256 verifications/s on every core, servers idle.
+    ceiling: f64,
+    /// CPU µs of one ES256 verification on one thread.
+    es256_us: f64,
+    /// Warm, cold and naive outcomes.
+    runs: [load::Outcome; 3],
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -190,16 +219,24 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// The Markdown report.
-fn report(cores: usize, rounds: &[Round], few: [&load::Outcome; 2], rss: [u64; 2]) -> String {
+fn report(
+    cores: usize,
+    rounds: &[Round],
+    few: [&load::Outcome; 2],
+    open: &load::Outcome,
+    rss: [u64; 2],
+) -> String {
     let mut out = format!(
         "cores: {cores}; the load generator, both servers and Redis share them\n\n\
          | run | requests | allowed | throughput /s | p50 ms | p99 ms | p99.9 ms | CPU µs/request: client, server, Redis |\n\
          |---|---|---|---|---|---|---|---|\n"
     );
-    for (i, (ceiling, [warm, cold, naive])) in rounds.iter().enumerate() {
+    for (i, round) in rounds.iter().enumerate() {
         let r = i + 1;
+        let [warm, cold, naive] = &round.runs;
         out.push_str(&format!(
-            "| round {r}: ceiling {ceiling:.0} ES256/s | | | | | | | |\n"
+            "| round {r}: ceiling {:.0} ES256/s; one ES256 {:.1} µs CPU | | | | | | | |\n",
+            round.ceiling, round.es256_us
         ));
         out.push_str(&row(
             &format!("{r}: verifier, warm, {CONNECTIONS} conn."),
@@ -216,51 +253,74 @@ fn report(cores: usize, rounds: &[Round], few: [&load::Outcome; 2], rss: [u64; 2
     }
     out.push_str(&row(&format!("verifier, warm, {FEW} conn."), few[0]));
     out.push_str(&row(&format!("verifier, cold, {FEW} conn."), few[1]));
-    let ratio = |f: &dyn Fn(&Round) -> f64| median(rounds.iter().map(f).collect());
+    out.push_str(&row(
+        &format!(
+            "verifier, warm, open loop {OPEN_LOOP_RATE:.0}/s offered, {OPEN_LOOP_CONNECTIONS} conn."
+        ),
+        open,
+    ));
+    let median_of = |f: &dyn Fn(&Round) -> f64| median(rounds.iter().map(f).collect());
+    let server = |o: &load::Outcome| o.cpu_us[1];
     out.push_str(&format!(
         "\nmedians over {} rounds: warm {:.0}/s, cold {:.0}/s, naive {:.0}/s, ceiling {:.0}/s; \
-         warm / ceiling {:.0}%; warm / naive {:.2}x; cold / naive {:.2}x\n\
+         warm / naive {:.2}x; cold / naive {:.2}x\n\
+         server CPU per request, medians: warm {:.1} µs = {:.2}x one ES256 ({:.1} µs); \
+         cold {:.1} µs; naive {:.1} µs = {:.2}x the warm verifier's\n\
+         open loop at {OPEN_LOOP_RATE:.0}/s: achieved {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms\n\
          VmRSS max: verifier {:.1} MiB; naive {:.1} MiB\n",
         rounds.len(),
-        ratio(&|r| r.1[0].throughput()),
-        ratio(&|r| r.1[1].throughput()),
-        ratio(&|r| r.1[2].throughput()),
-        ratio(&|r| r.0),
-        100.0 * ratio(&|r| r.1[0].throughput() / r.0),
-        ratio(&|r| r.1[0].throughput() / r.1[2].throughput()),
-        ratio(&|r| r.1[1].throughput() / r.1[2].throughput()),
+        median_of(&|r| r.runs[0].throughput()),
+        median_of(&|r| r.runs[1].throughput()),
+        median_of(&|r| r.runs[2].throughput()),
+        median_of(&|r| r.ceiling),
+        median_of(&|r| r.runs[0].throughput() / r.runs[2].throughput()),
+        median_of(&|r| r.runs[1].throughput() / r.runs[2].throughput()),
+        median_of(&|r| server(&r.runs[0])),
+        median_of(&|r| server(&r.runs[0]) / r.es256_us),
+        median_of(&|r| r.es256_us),
+        median_of(&|r| server(&r.runs[1])),
+        median_of(&|r| server(&r.runs[2])),
+        median_of(&|r| server(&r.runs[2]) / server(&r.runs[0])),
+        open.throughput(),
+        open.percentile_ms(50.0),
+        open.percentile_ms(99.0),
+        open.percentile_ms(99.9),
         rss[0] as f64 / 1024.0,
         rss[1] as f64 / 1024.0,
     ));
     out
 }
 
+fn start_perf(out: &str, pid: u32) -> Child {
+    Command::new("perf")
+        .args([
+            "record",
+            "-e",
+            "cpu-clock",
+            "-F",
+            "1999",
+            "-g",
+            "-o",
+            out,
+            "-p",
+        ])
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// perf writes its data on SIGINT.
+fn stop_perf(mut perf: Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &perf.id().to_string()])
+        .status();
+    let _ = perf.wait();
+}
+
 fn spawn(exe: &PathBuf, mode: &str, dir: &str, redis: &str, port: u16) -> Child {
-    // VERIFY_BENCH_PERF=<file>: profile the verifier under `perf record`
-    // (a profiling run only: VmRSS is then perf's).
-    let perf = std::env::var("VERIFY_BENCH_PERF")
-        .ok()
-        .filter(|_| mode == "serve-verifier");
-    let mut command = match &perf {
-        Some(out) => {
-            let mut c = Command::new("perf");
-            c.args([
-                "record",
-                "-e",
-                "cpu-clock",
-                "-F",
-                "1999",
-                "-g",
-                "-o",
-                out,
-                "--",
-            ])
-            .arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
-    command
+    Command::new(exe)
         .args([mode, dir, redis, &port.to_string()])
         .stdin(Stdio::null())
         .spawn()
