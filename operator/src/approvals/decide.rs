@@ -31,10 +31,8 @@ use std::sync::Arc;
 use agentauth_core::approval::{self, ChallengeInput, Decision};
 use agentauth_core::audit::{Draft, kinds};
 use agentauth_core::{ErrorCode, b64};
-use agentauth_crds::approval::{Binding, owns, verify_new_approval};
-use agentauth_crds::{
-    Agent, Approval, Approver, BehavioralEnvelope, CapabilityGrant, CapabilityGrantStatus,
-};
+use agentauth_crds::approval::{Binding, verify_new_approval};
+use agentauth_crds::{Agent, Approval, BehavioralEnvelope, CapabilityGrant, CapabilityGrantStatus};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -44,12 +42,12 @@ use kube::{Client, ResourceExt};
 use serde_json::{Map, json};
 use webauthn_rs::prelude::PublicKeyCredential;
 
-use super::enroll::{FIELD_MANAGER, approver, update_passkeys};
+use super::config::FIELD_MANAGER;
 use super::guard::LoggedIn;
-use super::pending::{in_scope, is_pending, is_suspended, out_of_scope};
 use super::reply::{Body, Refusal, no_store};
+use super::scope::{Parties, may_decide};
 use super::session::{CEREMONY_TIMEOUT, ceremony_live, random_token};
-use super::{Approvals, rbac};
+use super::{Approvals, approvers};
 
 /// A decision ceremony between begin and finish.
 #[derive(Clone, Debug)]
@@ -63,14 +61,6 @@ pub struct PendingDecision {
     decision: Decision,
     nonce: String,
     started_ms: i64,
-}
-
-/// Everything a decision is about, read from the apiserver.
-struct Parties {
-    grant: CapabilityGrant,
-    agent: Agent,
-    envelope: Option<BehavioralEnvelope>,
-    approver: Approver,
 }
 
 /// `POST grants/{namespace}/{name}/approve/begin`.
@@ -158,56 +148,13 @@ async fn parties(
                 })?,
         ),
     };
-    let approver = approver(client, approver_name).await?;
+    let approver = approvers::get(client, approver_name).await?;
     Ok(Parties {
         grant,
         agent,
         envelope,
         approver,
     })
-}
-
-/// The checks of begin and finish: undecided, in scope, not the agent's
-/// owner, and RBAC `approve` for the approver's identity.
-async fn may_decide(
-    approvals: &Approvals,
-    parties: &Parties,
-    decision: Decision,
-) -> Result<(), Refusal> {
-    let Parties {
-        grant,
-        agent,
-        envelope,
-        approver,
-    } = parties;
-    let namespace = grant.namespace().unwrap_or_default();
-    let name = grant.name_any();
-    let reapproval =
-        decision == Decision::Approved && is_suspended(grant, envelope.as_ref(), Some(agent));
-    if !is_pending(grant) && !reapproval {
-        return Err(Refusal::new(
-            ErrorCode::DecisionImmutable,
-            format!(
-                "grant {namespace}/{name} is already decided, revoked or being deleted (a \
-                 suspended grant can only be approved again, never denied: revoke it instead)"
-            ),
-        ));
-    }
-    if !in_scope(approver, grant) {
-        return Err(out_of_scope(approver, &namespace, &name));
-    }
-    if owns(agent, approver) {
-        return Err(Refusal::new(
-            ErrorCode::ApproverOwnsAgent,
-            format!(
-                "approver {} owns agent {} (spec.owner {:?}); another approver must decide",
-                approver.name_any(),
-                agent.name_any(),
-                agent.spec.owner
-            ),
-        ));
-    }
-    rbac::require_approve(approvals.ctx.client.clone(), approver, &namespace, &name).await
 }
 
 async fn begin(
@@ -218,7 +165,7 @@ async fn begin(
 ) -> Result<Response, Refusal> {
     let ctx = &approvals.ctx;
     let parties = parties(ctx.client.clone(), &session.approver, &namespace, &name).await?;
-    may_decide(&approvals, &parties, decision).await?;
+    may_decide(ctx.client.clone(), &parties, decision).await?;
     let Parties {
         grant,
         agent,
@@ -304,7 +251,7 @@ async fn finish(
             )
         })?;
     let parties = parties(ctx.client.clone(), &session.approver, &namespace, &name).await?;
-    may_decide(&approvals, &parties, decision).await?;
+    may_decide(ctx.client.clone(), &parties, decision).await?;
     let Parties {
         grant,
         agent,
@@ -348,21 +295,24 @@ async fn finish(
         &rp.origins,
     )?;
     record_decision(&approvals, grant.clone(), &pending, &record).await?;
-    let (credential_id, count) = (verified.credential_id.clone(), verified.sign_count);
-    let advanced = update_passkeys(ctx.client.clone(), &verified.approver, |list| {
-        Ok(list
-            .iter_mut()
-            .find(|p| p.credential_id == credential_id && p.sign_count < count)
-            .map(|p| p.sign_count = count)
-            .is_some())
-    })
+    let advanced = approvers::advance_counter(
+        ctx.client.clone(),
+        &verified.approver,
+        &verified.credential_id,
+        verified.sign_count,
+    )
     .await;
-    if let Err(e) = advanced {
-        // The decision is recorded; a counter left behind only weakens the
-        // clone check of the next assertion, which must still increase.
-        tracing::warn!(error = ?e.0, "the passkey counter could not be advanced");
-    }
+    // The decision stands whether or not the counter moved (a decision is
+    // final), so its audit event is recorded either way.
     audit(&approvals, &grant, &record).await;
+    advanced.map_err(|mut refused| {
+        refused.0.detail = format!(
+            "the {} is recorded, but the passkey's sign counter could not be advanced: {}",
+            decision.as_str(),
+            refused.0.detail
+        );
+        refused
+    })?;
     Ok(no_store(Json(json!({
         "grant": {"namespace": namespace, "name": name},
         "decision": decision.as_str(),

@@ -20,14 +20,12 @@ use std::sync::Arc;
 
 use agentauth_core::audit::{Draft, kinds};
 use agentauth_core::{ErrorCode, b64};
+use agentauth_crds::Passkey;
 use agentauth_crds::approver::MAX_PASSKEYS;
-use agentauth_crds::{Approver, Passkey};
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Map, json};
 use sha2::{Digest, Sha256};
@@ -36,10 +34,7 @@ use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential, Uui
 use super::guard::AnySession;
 use super::reply::{Body, Refusal, no_store};
 use super::session::ceremony_live;
-use super::{Approvals, cose, tokens};
-
-/// The field manager of every write the approval API makes.
-pub const FIELD_MANAGER: &str = "agentauth-approval-api";
+use super::{Approvals, approvers, cose, tokens};
 
 /// An enrollment between begin and finish.
 pub struct PendingEnrollment {
@@ -76,27 +71,6 @@ fn user_handle(approver: &str) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-/// The Approver `name`, read from the apiserver (fresh passkey counters).
-pub async fn approver(client: Client, name: &str) -> Result<Approver, Refusal> {
-    Api::<Approver>::all(client)
-        .get_opt(name)
-        .await
-        .map_err(|e| Refusal::kube("read the Approver", &e))?
-        .ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::ApproverNotFound,
-                format!("there is no Approver named {name:?}"),
-            )
-        })
-}
-
-fn passkeys(approver: &Approver) -> &[Passkey] {
-    approver
-        .status
-        .as_ref()
-        .map_or(&[][..], |s| s.passkeys.as_slice())
-}
-
 /// `POST enroll/begin`: checks the token and returns registration options.
 pub async fn begin(
     State(approvals): State<Arc<Approvals>>,
@@ -113,8 +87,8 @@ pub async fn begin(
         now,
     )
     .await?;
-    let found = approver(ctx.client.clone(), &body.approver).await?;
-    let existing = passkeys(&found);
+    let found = approvers::get(ctx.client.clone(), &body.approver).await?;
+    let existing = approvers::passkeys(&found);
     if existing.len() >= MAX_PASSKEYS {
         return Err(Refusal::new(
             ErrorCode::RequestInvalid,
@@ -196,7 +170,7 @@ pub async fn finish(
         sign_count,
         created_at,
     };
-    update_passkeys(ctx.client.clone(), &name, |list| {
+    approvers::update_passkeys(ctx.client.clone(), &name, |list| {
         if list.iter().any(|p| p.credential_id == new.credential_id) {
             return Err(Refusal::new(
                 ErrorCode::RequestInvalid,
@@ -224,39 +198,4 @@ pub async fn finish(
     Ok(no_store(Json(
         json!({"approver": name, "credentialId": credential_id}),
     )))
-}
-
-/// Changes the Approver's passkeys with `change` (which says whether it
-/// changed anything), writing them back with the `resourceVersion` read
-/// and retrying on conflict.
-pub async fn update_passkeys(
-    client: Client,
-    name: &str,
-    mut change: impl FnMut(&mut Vec<Passkey>) -> Result<bool, Refusal>,
-) -> Result<(), Refusal> {
-    let api: Api<Approver> = Api::all(client.clone());
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    for _ in 0..5 {
-        let current = approver(client.clone(), name).await?;
-        let mut list = passkeys(&current).to_vec();
-        if !change(&mut list)? {
-            return Ok(());
-        }
-        let patch = json!({
-            "metadata": {"resourceVersion": current.resource_version()},
-            "status": {"passkeys": list},
-        });
-        match api.patch_status(name, &params, &Patch::Merge(&patch)).await {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(Refusal::kube("write the Approver's passkeys", &e)),
-        }
-    }
-    Err(Refusal::new(
-        ErrorCode::StateUnavailable,
-        "the Approver kept changing while its passkeys were written; try again",
-    ))
 }

@@ -18,10 +18,9 @@ use axum::response::Response;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-use super::Approvals;
 use super::guard::LoggedIn;
-use super::pending::current;
 use super::reply::{Refusal, no_store};
+use super::{Approvals, approvers};
 
 /// The most decisions one answer lists: a page a person reads, not an
 /// export (the audit trail is the complete record).
@@ -76,7 +75,7 @@ pub async fn list(
     State(approvals): State<Arc<Approvals>>,
     session: LoggedIn,
 ) -> Result<Response, Refusal> {
-    let approver = current(&approvals, &session)?;
+    let approver = approvers::logged_in(&approvals.ctx.caches, &session.approver)?;
     let grants = approvals.ctx.caches.grants.state();
     let (items, truncated) = entries(&grants, &approver.name_any());
     Ok(no_store(Json(json!({

@@ -20,11 +20,10 @@ use serde::Deserialize;
 use serde_json::{Map, json};
 use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential};
 
-use super::enroll::{approver, update_passkeys};
 use super::guard::AnySession;
 use super::reply::{Body, Refusal, no_store};
 use super::session::ceremony_live;
-use super::{Approvals, cose};
+use super::{Approvals, approvers, cose};
 use agentauth_core::b64;
 
 /// A login between begin and finish.
@@ -58,7 +57,7 @@ pub async fn begin(
     Body(body): Body<BeginLogin>,
 ) -> Result<Response, Refusal> {
     let ctx = &approvals.ctx;
-    let found = approver(ctx.client.clone(), &body.approver).await?;
+    let found = approvers::get(ctx.client.clone(), &body.approver).await?;
     let stored = found
         .status
         .as_ref()
@@ -123,14 +122,12 @@ pub async fn finish(
             )
         })?;
     let credential_id = b64::encode(result.cred_id());
-    let counter = result.counter();
-    update_passkeys(ctx.client.clone(), &pending.approver, |list| {
-        Ok(list
-            .iter_mut()
-            .find(|p| p.credential_id == credential_id && p.sign_count < counter)
-            .map(|p| p.sign_count = counter)
-            .is_some())
-    })
+    approvers::advance_counter(
+        ctx.client.clone(),
+        &pending.approver,
+        &credential_id,
+        result.counter(),
+    )
     .await?;
     let (id, csrf) = approvals
         .sessions

@@ -35,7 +35,9 @@
 //! **Replicas.** Sessions and ceremonies live in this replica's memory: put
 //! the approval UI behind a sticky session or a single replica.
 
+pub mod approvers;
 pub mod assets;
+pub mod config;
 pub mod cose;
 pub mod decide;
 pub mod enroll;
@@ -46,12 +48,12 @@ pub mod pending;
 pub mod rbac;
 pub mod reply;
 pub mod revoke;
+pub mod scope;
 pub mod session;
 pub mod tokens;
 pub mod words;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -61,22 +63,10 @@ use axum::routing::{get, post};
 use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
 
 use crate::context::Context;
+pub use config::ApprovalsConfig;
 use reply::Outcome;
 pub use reply::{Body, MAX_BODY, Refusal, status_for};
 use session::SessionStore;
-
-/// The approval API's settings.
-#[derive(Clone, Debug)]
-pub struct ApprovalsConfig {
-    /// The longest a session lives.
-    pub session_ttl: Duration,
-    /// A session ends after this long without a request.
-    pub session_idle: Duration,
-    /// Whether the session cookie is `Secure` (`__Host-` prefixed).
-    pub secure_cookies: bool,
-    /// The namespace holding enrollment-token Secrets (the operator's own).
-    pub token_namespace: String,
-}
 
 /// Why the approval API could not be set up.
 #[derive(Debug, thiserror::Error)]

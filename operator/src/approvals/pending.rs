@@ -8,85 +8,23 @@
 //! agent's key changed since (DESIGN §13), so the approval no longer covers
 //! what would be enforced; an approver may approve the new values.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use agentauth_core::ErrorCode;
-use agentauth_core::approval::Decision;
-use agentauth_crds::approval::{Binding, owns};
-use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
+use agentauth_crds::approval::owns;
+use agentauth_crds::{Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use kube::ResourceExt;
-use kube::core::{Selector, SelectorExt};
 use serde_json::{Value, json};
 
 use super::guard::LoggedIn;
 use super::reply::{Refusal, no_store};
-use super::{Approvals, words};
-
-/// Whether `approver`'s scope covers `grant`: its namespace, and its labels
-/// when the scope has a grant selector (a selector that does not parse
-/// matches nothing).
-pub fn in_scope(approver: &Approver, grant: &CapabilityGrant) -> bool {
-    let namespace = grant.namespace().unwrap_or_default();
-    if !approver.spec.covers_namespace(&namespace) {
-        return false;
-    }
-    match &approver.spec.scope.grant_selector {
-        None => true,
-        Some(selector) => {
-            let labels: BTreeMap<String, String> = grant.labels().clone();
-            Selector::try_from(selector.clone()).is_ok_and(|s| s.matches(&labels))
-        }
-    }
-}
-
-/// Whether the grant still waits for a decision.
-pub fn is_pending(grant: &CapabilityGrant) -> bool {
-    let status = grant.status.as_ref();
-    !grant.spec.revoked
-        && grant.metadata.deletion_timestamp.is_none()
-        && status.is_none_or(|s| {
-            s.approval.is_none() && s.phase.is_none_or(|p| p == GrantPhase::Pending)
-        })
-}
-
-/// Whether an approved grant is suspended: its recorded approval covers
-/// another envelope spec or agent key than `envelope` and `agent` now, so an
-/// approver may approve it again (a denial stays final).
-pub fn is_suspended(
-    grant: &CapabilityGrant,
-    envelope: Option<&BehavioralEnvelope>,
-    agent: Option<&Agent>,
-) -> bool {
-    let Some(status) = grant.status.as_ref() else {
-        return false;
-    };
-    let Some(approval) = status.approval.as_ref() else {
-        return false;
-    };
-    let live = !grant.spec.revoked && grant.metadata.deletion_timestamp.is_none();
-    let approved = approval.decision == Decision::Approved
-        && status
-            .phase
-            .is_none_or(|p| p == GrantPhase::Approved || p == GrantPhase::Pending);
-    let moved = agent
-        .and_then(|a| Binding::of(grant, envelope, a).ok())
-        .is_some_and(|now| Binding::recorded(approval).changed(&now).is_some());
-    live && approved && moved
-}
-
-/// What the approval of `grant` would bind now: its envelope's digest and
-/// its agent's key thumbprint, when the agent (and a named envelope) exist.
-pub fn binding_now(
-    grant: &CapabilityGrant,
-    envelope: Option<&BehavioralEnvelope>,
-    agent: Option<&Agent>,
-) -> Option<Binding> {
-    agent.and_then(|a| Binding::of(grant, envelope, a).ok())
-}
+use super::scope::{
+    Standing, binding_now, in_scope, is_pending, is_suspended, out_of_scope, standing,
+};
+use super::{Approvals, approvers, words};
 
 /// The cached envelope `grant` names, if it names one and it exists.
 fn cached_envelope(
@@ -96,20 +34,6 @@ fn cached_envelope(
     let namespace = grant.namespace().unwrap_or_default();
     let reference = grant.spec.envelope_ref.as_ref()?;
     approvals.ctx.caches.envelope(&namespace, &reference.name)
-}
-
-/// The logged-in Approver, from the cache.
-pub fn current(approvals: &Approvals, session: &LoggedIn) -> Result<Arc<Approver>, Refusal> {
-    approvals
-        .ctx
-        .caches
-        .approver(&session.approver)
-        .ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::SessionInvalid,
-                format!("the Approver {} no longer exists", session.approver),
-            )
-        })
 }
 
 fn summary(approvals: &Approvals, approver: &Approver, grant: &CapabilityGrant) -> Value {
@@ -138,7 +62,7 @@ pub async fn list(
     State(approvals): State<Arc<Approvals>>,
     session: LoggedIn,
 ) -> Result<Response, Refusal> {
-    let approver = current(&approvals, &session)?;
+    let approver = approvers::logged_in(&approvals.ctx.caches, &session.approver)?;
     let mut grants: Vec<Arc<CapabilityGrant>> = approvals
         .ctx
         .caches
@@ -171,7 +95,7 @@ pub async fn detail(
     session: LoggedIn,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Response, Refusal> {
-    let approver = current(&approvals, &session)?;
+    let approver = approvers::logged_in(&approvals.ctx.caches, &session.approver)?;
     let caches = &approvals.ctx.caches;
     let grant = caches.grant(&namespace, &name).ok_or_else(|| {
         Refusal::new(
@@ -208,7 +132,7 @@ pub async fn detail(
         "suspended": suspended,
         "revoked": spec.revoked,
         // Whether `POST …/revoke` would take an approval back ([`super::revoke`]).
-        "revocable": super::revoke::standing(&grant) == super::revoke::Standing::Revocable,
+        "revocable": standing(&grant) == Standing::Revocable,
         // What an approval signed now binds (DESIGN §13): the envelope's
         // spec digest ("" without an envelope) and the agent key's RFC 7638
         // thumbprint; null while the agent or envelope is missing.
@@ -235,16 +159,4 @@ pub async fn detail(
         "ownsAgent": agent.as_ref().is_some_and(|a| owns(a, &approver)),
     });
     Ok(no_store(Json(body)))
-}
-
-/// The refusal for a grant outside the approver's scope.
-pub fn out_of_scope(approver: &Approver, namespace: &str, name: &str) -> Refusal {
-    Refusal::new(
-        ErrorCode::ApproverOutOfScope,
-        format!(
-            "grant {namespace}/{name} is outside the scope of approver {} \
-             (spec.scope.namespaces, spec.scope.grantSelector)",
-            approver.name_any()
-        ),
-    )
 }

@@ -19,7 +19,6 @@
 use std::sync::Arc;
 
 use agentauth_core::ErrorCode;
-use agentauth_core::approval::Decision;
 use agentauth_core::audit::{Draft, kinds};
 use agentauth_crds::{CapabilityGrant, GrantPhase};
 use axum::Json;
@@ -29,44 +28,11 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Map, json};
 
-use super::enroll::{FIELD_MANAGER, approver};
+use super::config::FIELD_MANAGER;
 use super::guard::LoggedIn;
-use super::pending::{in_scope, out_of_scope};
 use super::reply::{Refusal, no_store};
-use super::{Approvals, rbac};
-
-/// Where a grant stands for a revocation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Standing {
-    /// Approved (possibly suspended, or its phase not moved yet): may be revoked.
-    Revocable,
-    /// `spec.revoked` is already set, its phase is Revoked, or it is being
-    /// deleted (which revokes it too).
-    AlreadyRevoked,
-    /// Pending, denied or expired: there is no approval to take back.
-    NotApproved,
-}
-
-/// Where `grant` stands for a revocation.
-pub fn standing(grant: &CapabilityGrant) -> Standing {
-    let status = grant.status.as_ref();
-    let phase = status.and_then(|s| s.phase);
-    if grant.spec.revoked
-        || grant.metadata.deletion_timestamp.is_some()
-        || phase == Some(GrantPhase::Revoked)
-    {
-        return Standing::AlreadyRevoked;
-    }
-    let approved = status
-        .and_then(|s| s.approval.as_ref())
-        .is_some_and(|a| a.decision == Decision::Approved);
-    let ended = matches!(phase, Some(GrantPhase::Denied | GrantPhase::Expired));
-    if approved && !ended {
-        Standing::Revocable
-    } else {
-        Standing::NotApproved
-    }
-}
+use super::scope::{Standing, may_revoke, standing};
+use super::{Approvals, approvers};
 
 /// `POST grants/{namespace}/{name}/revoke`: sets `spec.revoked: true` on an
 /// approved grant. Revoking a revoked grant again answers the same, writes
@@ -83,16 +49,10 @@ pub async fn revoke(
         .await
         .map_err(|e| Refusal::kube("read the grant", &e))?
         .ok_or_else(|| unknown(&namespace, &name))?;
-    let approver = approver(ctx.client.clone(), &session.approver).await?;
+    let approver = approvers::get(ctx.client.clone(), &session.approver).await?;
     // Scope and RBAC come first, so that someone who may not act on the
     // grant learns nothing about where it stands.
-    if !in_scope(&approver, &grant) {
-        return Err(out_of_scope(&approver, &namespace, &name));
-    }
-    rbac::require_approve(ctx.client.clone(), &approver, &namespace, &name).await?;
-    // Unlike a decision, the agent's owner may revoke its grants: separation
-    // of duties keeps an owner from granting its agent authority, and a
-    // revocation only takes authority away.
+    may_revoke(ctx.client.clone(), &approver, &grant).await?;
     let already = match standing(&grant) {
         Standing::AlreadyRevoked => true,
         Standing::Revocable => false,
@@ -157,52 +117,4 @@ async fn audit(approvals: &Approvals, grant: &CapabilityGrant, approver: &str) {
             details,
         })
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use serde_json::Value;
-
-    fn grant(revoked: bool, phase: Option<&str>, decision: Option<&str>) -> CapabilityGrant {
-        let approval: Value = match decision {
-            None => Value::Null,
-            Some(d) => json!({
-                "approver": "dana", "credentialId": "AQID", "decision": d, "nonce": "n",
-                "signedAt": "2026-12-07T10:00:00Z", "generation": 1, "specDigest": "s",
-                "envelopeDigest": "", "agentKeyThumbprint": "t", "authenticatorData": "a",
-                "clientDataJSON": "c", "signature": "g",
-            }),
-        };
-        serde_json::from_value(json!({
-            "apiVersion": "agentauth.dev/v1alpha1", "kind": "CapabilityGrant",
-            "metadata": {"name": "g", "namespace": "ns"},
-            "spec": {"agentRef": {"name": "a"}, "serviceProvider": "https://p.example",
-                     "capabilities": [{"type": "read", "resource": "x"}], "reason": "r",
-                     "revoked": revoked},
-            "status": {"phase": phase, "approval": approval},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn only_an_approved_grant_is_revocable() {
-        use Standing as S;
-        let table = [
-            (false, Some("Approved"), Some("Approved"), S::Revocable),
-            // Recorded, the controller has not moved the phase yet.
-            (false, Some("Pending"), Some("Approved"), S::Revocable),
-            (false, None, None, S::NotApproved),
-            (false, Some("Pending"), None, S::NotApproved),
-            (false, Some("Denied"), Some("Denied"), S::NotApproved),
-            (false, Some("Expired"), Some("Approved"), S::NotApproved),
-            (true, Some("Approved"), Some("Approved"), S::AlreadyRevoked),
-            (false, Some("Revoked"), Some("Approved"), S::AlreadyRevoked),
-        ];
-        for (revoked, phase, decision, want) in table {
-            let got = standing(&grant(revoked, phase, decision));
-            assert_eq!(got, want, "revoked {revoked}, {phase:?}, {decision:?}");
-        }
-    }
 }

@@ -27,12 +27,13 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use serde_json::json;
 
+use super::Approvals;
+use super::config::ApprovalsConfig;
 use super::decide::PendingDecision;
 use super::enroll::PendingEnrollment;
 use super::guard::check_site;
 use super::login::PendingLogin;
 use super::reply::{Refusal, no_store};
-use super::{Approvals, ApprovalsConfig};
 use crate::clock::Clock;
 
 /// The cookie name when cookies are `Secure`.
