@@ -24,6 +24,7 @@ pub mod envelope;
 pub mod error;
 pub mod es256;
 pub mod gcra;
+pub mod grant;
 pub mod htu;
 pub mod jcs;
 pub mod jwk;

@@ -16,42 +16,11 @@ use agentauth_core::approval::{Decision, NONCE_MAX_LEN, NONCE_MIN_LEN};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-/// Where a grant stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-pub enum GrantPhase {
-    /// Waiting for a human decision.
-    Pending,
-    /// Approved: tokens may be issued until it expires or is revoked.
-    Approved,
-    /// Denied by a human, for good.
-    Denied,
-    /// Revoked (spec.revoked: true); verifiers refuse it.
-    Revoked,
-    /// Past its expiry; verifiers refuse it.
-    Expired,
-}
-
-impl GrantPhase {
-    /// The wire form, e.g. `"Approved"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            GrantPhase::Pending => "Pending",
-            GrantPhase::Approved => "Approved",
-            GrantPhase::Denied => "Denied",
-            GrantPhase::Revoked => "Revoked",
-            GrantPhase::Expired => "Expired",
-        }
-    }
-
-    /// Denied, Revoked and Expired are final: a grant never leaves them.
-    pub const fn is_final(self) -> bool {
-        matches!(
-            self,
-            GrantPhase::Denied | GrantPhase::Revoked | GrantPhase::Expired
-        )
-    }
-}
+/// Where a grant stands; defined in core, together with the shared state's
+/// `Suspended`, which a status never holds.
+pub use agentauth_core::grant::GrantPhase;
 
 /// Where a CapabilityGrant stands: its phase, the recorded human decision,
 /// its expiry and conditions. Written by the operator (phase, expiresAt,
@@ -93,6 +62,7 @@ pub struct CapabilityGrantStatus {
     /// Where the grant stands: Pending (waiting for a human), Approved,
     /// Denied, Revoked or Expired. Denied, Revoked and Expired are final.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = status_phase)]
     pub phase: Option<GrantPhase>,
     /// The human decision and the passkey assertion that proves it. Written
     /// by the approval API; never changes afterwards, except that a suspended
@@ -111,6 +81,36 @@ pub struct CapabilityGrantStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::conditions::schema")]
     pub conditions: Vec<Condition>,
+}
+
+/// A schemars transform for `status.phase`: every phase but `Suspended`,
+/// which only the shared state holds (a suspended grant's status stays
+/// `Approved`, with `Ready=False`), so the apiserver refuses it here.
+fn status_phase(schema: &mut schemars::Schema) {
+    if let Some(object) = schema.as_object_mut() {
+        drop_suspended(object);
+    }
+}
+
+/// Removes `Suspended` from `schema` at any depth: from an `enum`, and the
+/// `{"const": "Suspended"}` alternative schemars writes for the variant.
+fn drop_suspended(schema: &mut serde_json::Map<String, Value>) {
+    let suspended = Value::from(GrantPhase::Suspended.as_str());
+    if let Some(Value::Array(phases)) = schema.get_mut("enum") {
+        phases.retain(|p| *p != suspended);
+    }
+    for sub in schema.values_mut() {
+        match sub {
+            Value::Object(sub) => drop_suspended(sub),
+            Value::Array(subs) => {
+                subs.retain(|s| s.get("const") != Some(&suspended));
+                subs.iter_mut()
+                    .filter_map(Value::as_object_mut)
+                    .for_each(drop_suspended);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A human decision on a grant, with the WebAuthn assertion that signed it.

@@ -14,7 +14,8 @@ use kube::runtime::reflector::Store;
 use crate::cache::Caches;
 use crate::metrics::Metrics;
 
-/// Every phase, and `None` for a grant the operator has not reconciled yet.
+/// Every phase a status can hold (not the shared state's `Suspended`), and
+/// `None` for a grant the operator has not reconciled yet.
 const PHASES: [Option<GrantPhase>; 6] = [
     None,
     Some(GrantPhase::Pending),

@@ -80,6 +80,13 @@ pub fn usable(grant: &CapabilityGrant, now: i64) -> Result<Usable, Error> {
                 "the grant was denied; request a new grant",
             ));
         }
+        // The CRD's schema refuses it in a status; refused all the same.
+        GrantPhase::Suspended => {
+            return Err(Error::new(
+                ErrorCode::GrantSuspended,
+                "the grant is suspended until an approver approves it again",
+            ));
+        }
         GrantPhase::Pending | GrantPhase::Revoked => {
             return Err(Error::new(
                 ErrorCode::GrantNotApproved,

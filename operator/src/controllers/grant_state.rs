@@ -46,6 +46,7 @@ fn state_phase(phase: GrantPhase) -> agentauth_state::GrantPhase {
         GrantPhase::Denied => agentauth_state::GrantPhase::Denied,
         GrantPhase::Revoked => agentauth_state::GrantPhase::Revoked,
         GrantPhase::Expired => agentauth_state::GrantPhase::Expired,
+        GrantPhase::Suspended => agentauth_state::GrantPhase::Suspended,
     }
 }
 
