@@ -1,8 +1,12 @@
 //! Informer caches of the four resources, kept by every replica.
 //!
-//! The agent API answers from these (DESIGN §4.3: no apiserver round trip on
-//! the token path); the controllers of the leader read related objects
-//! (an grant's Agent, Envelope, Approver) from them too.
+//! The agent API and the approval API answer from these (DESIGN §4.3: no
+//! apiserver round trip on the token path), readiness waits for their first
+//! full list, and the grant gauges are read off them at scrape time. The
+//! controllers do not read them: the grant controller keeps its own stores of
+//! related objects, fed by the watches that trigger its reconciles
+//! ([`crate::controllers`]), so that a reconcile always sees the change that
+//! caused it.
 //!
 //! [`Caches::approval_verified`] re-verifies a grant's recorded approval for
 //! the token endpoint, whoever wrote the grant's status (DESIGN §4.2: the

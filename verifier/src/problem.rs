@@ -13,9 +13,16 @@
 //!   "code": "json_invalid"}
 //! ```
 //!
-//! Every problem is a 400, whatever the code (`request_invalid`,
+//! Most problems are a 400, whatever the code (`request_invalid`,
 //! `json_invalid`, `input_too_large`, `token_malformed`): the caller's
-//! request, not the agent's authority, is at fault.
+//! request, not the agent's authority, is at fault. The exceptions set
+//! [`Problem::status`] themselves:
+//!
+//! | status | when |
+//! |---|---|
+//! | 401 | ext_authz: no `Authorization` header, or more than one `Authorization` or `DPoP` header |
+//! | 500 | ext_authz: the verifier serves several audiences and none is configured for the request |
+//! | 503 | `/readyz`: no signing key trusted yet, not subscribed to invalidations, or the shared state does not answer |
 
 use agentauth_core::{Error, ErrorCode};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -26,7 +33,7 @@ pub use agentauth_core::problem::{PROBLEM_JSON, TYPE_BASE};
 /// A request the verifier could not read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
-    /// The HTTP status (400 unless a probe says otherwise).
+    /// The HTTP status: 400, except the cases in the module docs.
     pub status: StatusCode,
     /// The stable code.
     pub code: ErrorCode,
