@@ -37,6 +37,8 @@ use agentauth_core::audit::{AuditEvent, Chain, Draft, GENESIS};
 
 use crate::{SharedState, StateError};
 
+pub mod sink;
+
 /// How many of a producer's newest `(seq, hash)` pairs the state keeps to
 /// recognise a retried event. Four batches: a retry only ever re-sends the
 /// batch that timed out.

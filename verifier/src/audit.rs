@@ -1,5 +1,7 @@
 //! The verifier's audit producer (DESIGN §8): one hash chain per process,
-//! one event per decision, written off the latency path.
+//! one event per decision, written off the latency path by the state crate's
+//! one sink ([`agentauth_state::audit::sink`], the same as the operator's),
+//! with the policy [`DropWhenFull`].
 //!
 //! ```text
 //!  allow ──send, wait ≤ ALLOW_WAIT──┐                     writer task: resume chain (once),
@@ -37,15 +39,13 @@
 //! the process dies before writing it (the flush at shutdown waits 5 s).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use agentauth_core::Error;
 use agentauth_core::audit::{AuditEvent, Draft};
-use agentauth_core::{Error, ErrorCode};
-use agentauth_state::audit::{AppendObserver, Conflict, MAX_BATCH};
-use agentauth_state::{ChainWriter, SharedState, StateError};
-use tokio::sync::mpsc::error::SendTimeoutError;
-use tokio::sync::{mpsc, oneshot};
+use agentauth_state::audit::sink::{self, DropWhenFull, Dropped, SinkObserver, SinkOptions};
+use agentauth_state::audit::{AppendObserver, Conflict};
+use agentauth_state::{SharedState, StateError};
 
 use crate::Clock;
 use crate::metrics::Metrics;
@@ -59,28 +59,9 @@ pub const ALLOW_WAIT: Duration = Duration::from_millis(100);
 /// How long the writer waits after a write before it takes the next batch.
 const LINGER: Duration = Duration::from_millis(2);
 
-/// Least time between two warnings about dropped events, in ms.
-const DROP_WARNING_INTERVAL_MS: i64 = 10_000;
-
-enum Message {
-    Event(Draft, i64),
-    Flush(oneshot::Sender<()>),
-}
-
 /// Records audit events for one producer.
-#[derive(Clone)]
-pub struct AuditSink {
-    tx: mpsc::Sender<Message>,
-    clock: Arc<dyn Clock>,
-    metrics: Metrics,
-    last_warning_ms: Arc<AtomicI64>,
-}
-
-impl std::fmt::Debug for AuditSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditSink").finish_non_exhaustive()
-    }
-}
+#[derive(Clone, Debug)]
+pub struct AuditSink(sink::AuditSink<DropWhenFull>);
 
 impl AuditSink {
     /// Starts the writer of `producer`'s chain with a queue of `capacity`
@@ -94,85 +75,40 @@ impl AuditSink {
         metrics: Metrics,
         capacity: usize,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        tokio::spawn(write_loop(
+        let options = SinkOptions {
+            capacity,
+            linger: LINGER,
+        };
+        let now = Arc::new(move || clock.now_ms());
+        AuditSink(sink::AuditSink::start(
             producer,
-            rx,
             state,
-            clock.clone(),
-            metrics.clone(),
-        ));
-        AuditSink {
-            tx,
-            clock,
-            metrics,
-            last_warning_ms: Arc::new(AtomicI64::new(i64::MIN)),
-        }
+            now,
+            Arc::new(Counted(metrics)),
+            options,
+        ))
     }
 
     /// Queues the record of a denial stamped now; never waits. When the
     /// queue is full it is dropped and counted.
     pub fn record(&self, draft: Draft) {
-        let now = self.clock.now_ms();
-        if self.tx.try_send(Message::Event(draft, now)).is_err() {
-            self.metrics.audit_dropped_queue_full.inc();
-            let last = self.last_warning_ms.load(Ordering::Relaxed);
-            if now.saturating_sub(last) >= DROP_WARNING_INTERVAL_MS
-                && self
-                    .last_warning_ms
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                tracing::warn!(
-                    dropped_total = self.metrics.audit_dropped_queue_full.get(),
-                    "the audit queue is full; denial events are being dropped \
-                     (agentauth_audit_dropped_total) and allows refused"
-                );
-            }
-        }
+        self.0.record(draft);
     }
 
     /// Queues the record of an allow stamped now, waiting at most
     /// [`ALLOW_WAIT`] for room. `Err` (code `audit_unavailable`) means it
     /// could not be queued: the caller must not allow the request.
     pub async fn record_allow(&self, draft: Draft) -> Result<(), Error> {
-        let now = self.clock.now_ms();
-        match self
-            .tx
-            .send_timeout(Message::Event(draft, now), ALLOW_WAIT)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(SendTimeoutError::Timeout(_)) => {
-                self.metrics.audit_allows_refused.inc();
-                Err(Error::new(
-                    ErrorCode::AuditUnavailable,
-                    format!(
-                        "the audit trail did not take this decision within {ALLOW_WAIT:?}, so the \
-                         request is refused rather than allowed unrecorded; retry later"
-                    ),
-                ))
-            }
-            Err(SendTimeoutError::Closed(_)) => {
-                self.metrics.audit_allows_refused.inc();
-                Err(Error::new(
-                    ErrorCode::AuditUnavailable,
-                    "the audit writer has stopped; the request is refused",
-                ))
-            }
-        }
+        self.0.record_allow(draft, ALLOW_WAIT).await
     }
 
     /// Waits until every event recorded so far is written (shutdown, tests).
     pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).await.is_ok() {
-            let _ = wait.await;
-        }
+        self.0.flush().await;
     }
 }
 
-/// Counts what the shared write loop reports, in the verifier's metrics.
+/// Counts what the shared sink reports, in the verifier's metrics.
 struct Counted(Metrics);
 
 impl AppendObserver for Counted {
@@ -194,40 +130,19 @@ impl AppendObserver for Counted {
     }
 }
 
-async fn write_loop(
-    producer: String,
-    mut rx: mpsc::Receiver<Message>,
-    state: Arc<dyn SharedState>,
-    clock: Arc<dyn Clock>,
-    metrics: Metrics,
-) {
-    let observer = Counted(metrics.clone());
-    let mut writer = ChainWriter::resume(&producer, state.as_ref()).await;
-    let mut messages = Vec::with_capacity(MAX_BATCH);
-    let mut drafts = Vec::with_capacity(MAX_BATCH);
-    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
-    while rx.recv_many(&mut messages, MAX_BATCH).await > 0 {
-        for message in messages.drain(..) {
-            match message {
-                Message::Event(draft, at_ms) => drafts.push((draft, at_ms)),
-                Message::Flush(done) => waiting.push(done),
-            }
-        }
-        metrics
-            .audit_queue_depth
-            .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
-        writer.write(state.as_ref(), &drafts, &observer).await;
-        let now = clock.now_ms();
-        for (_, recorded_at) in &drafts {
-            let lag_ms = now.saturating_sub(*recorded_at).max(0);
-            metrics.audit_append_lag.observe(lag_ms as f64 / 1000.0);
-        }
-        drafts.clear();
-        for done in waiting.drain(..) {
-            let _ = done.send(());
-        }
-        // Let events gather: while the writer sleeps no sender wakes it, so
-        // under load it costs one wake-up per interval, not one per decision.
-        tokio::time::sleep(LINGER).await;
+impl SinkObserver for Counted {
+    fn queue_depth(&self, depth: i64) {
+        self.0.audit_queue_depth.set(depth);
+    }
+    fn written(&self, lag_seconds: f64) {
+        self.0.audit_append_lag.observe(lag_seconds);
+    }
+    // Only `record` drops, and counts any refused `try_send` as queue_full.
+    fn dropped(&self, _: Dropped) -> u64 {
+        self.0.audit_dropped_queue_full.inc();
+        self.0.audit_dropped_queue_full.get()
+    }
+    fn allow_refused(&self) {
+        self.0.audit_allows_refused.inc();
     }
 }
