@@ -50,6 +50,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY core/ core/
 COPY crds/ crds/
 COPY state/ state/
+COPY service/ service/
 COPY signer/ signer/
 COPY audit-archiver/ audit-archiver/
 COPY operator/ operator/

@@ -59,7 +59,10 @@ impl Default for ArchiverConfig {
     fn default() -> Self {
         ArchiverConfig {
             consumer: "archiver".into(),
-            holder: default_holder(),
+            holder: agentauth_service::identity::default_identity(
+                &["POD_NAME", "HOSTNAME"],
+                "archiver",
+            ),
             max_records: 10_000,
             max_age: Duration::from_secs(10),
             page: 1000,
@@ -68,18 +71,6 @@ impl Default for ArchiverConfig {
             trim_after: Duration::ZERO,
         }
     }
-}
-
-/// `<pod or host name>-<random>`: unique per process. A process id is not
-/// (every container's main process is pid 1), and two replicas with one
-/// holder name would both believe they hold the lease.
-fn default_holder() -> String {
-    let host = ["POD_NAME", "HOSTNAME"]
-        .into_iter()
-        .filter_map(|var| std::env::var(var).ok())
-        .find(|h| !h.is_empty())
-        .unwrap_or_else(|| "archiver".into());
-    format!("{host}-{}", &agentauth_core::dpop::new_jti()[..8])
 }
 
 /// Why the archiver stopped.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use agentauth_core::gcra::Period;
 use agentauth_core::jwk::EcPublicJwk;
+use agentauth_state::flags::RedisFlags;
 
 use crate::store::{DirStore, S3Config, S3Store, SegmentStore, StoreError};
 
@@ -62,29 +63,14 @@ impl StoreArgs {
 
 /// `agentauth archiver` flags.
 #[derive(Clone, Debug, clap::Args)]
+// The archiver has nothing to do without the audit stream: `--redis-url`,
+// optional elsewhere, is required here.
+#[command(mut_arg("redis_url", |arg| arg.required(true)))]
 pub struct ArchiverArgs {
-    /// Redis URL of the audit stream.
-    #[arg(long, env = "AGENTAUTH_REDIS_URL")]
-    pub redis_url: String,
-
-    /// Whether the Redis URL names a Redis Cluster: then it is a
-    /// comma-separated list of seed nodes
-    /// (`redis://redis-0.redis:6379,redis://redis-1.redis:6379`); each
-    /// grant's keys live on one slot. `true` or `false` (also `1`/`0`,
-    /// `yes`/`no`, `on`/`off`).
-    #[arg(
-        long,
-        env = "AGENTAUTH_REDIS_CLUSTER",
-        value_parser = clap::builder::BoolishValueParser::new(),
-        num_args = 0..=1,
-        default_missing_value = "true",
-        default_value = "false"
-    )]
-    pub redis_cluster: bool,
-
-    /// The Redis AUTH password, kept out of the URL (from a Secret).
-    #[arg(long, env = "AGENTAUTH_REDIS_PASSWORD", hide_env_values = true)]
-    pub redis_password: Option<String>,
+    /// The shared state's Redis (`--redis-url`, `--redis-cluster`,
+    /// `--redis-password`).
+    #[command(flatten)]
+    pub redis: RedisFlags,
 
     /// Where segments are written.
     #[command(flatten)]
@@ -120,7 +106,12 @@ pub struct ArchiverArgs {
 impl ArchiverArgs {
     /// Checks what clap cannot.
     pub fn validate(&self) -> Result<(), String> {
-        agentauth_state::redis::check_url(&self.redis_url, self.redis_cluster)?;
+        if self.redis.redis_url.is_none() {
+            return Err(
+                "--redis-url is required: the archiver reads the audit stream there".into(),
+            );
+        }
+        self.redis.validate()?;
         self.root.validate()?;
         if self.segment_max_records == 0 {
             return Err("--segment-max-records must be at least 1".into());
@@ -136,8 +127,8 @@ impl ArchiverArgs {
         crate::ArchiverConfig {
             consumer: self.consumer.clone(),
             max_records: self.segment_max_records,
-            max_age: Duration::from_millis(self.segment_max_age.as_millis()),
-            trim_after: Duration::from_millis(self.trim_after.map_or(0, Period::as_millis)),
+            max_age: self.segment_max_age.duration(),
+            trim_after: self.trim_after.map_or(Duration::ZERO, Period::duration),
             ..crate::ArchiverConfig::default()
         }
     }

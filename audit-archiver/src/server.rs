@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use agentauth_state::{RedisConfig, RedisState};
+use agentauth_state::RedisState;
 use axum::Router;
 use axum::routing::get;
 
@@ -47,9 +47,9 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     args.validate().map_err(ServerError::Config)?;
     let metrics = Metrics::new().map_err(|e| ServerError::Config(e.to_string()))?;
-    let mut redis = RedisConfig::new(args.redis_url.clone());
-    redis.cluster = args.redis_cluster;
-    redis.password.clone_from(&args.redis_password);
+    let Some(mut redis) = args.redis.config() else {
+        return Err(ServerError::Config("--redis-url is required".into()));
+    };
     // The archiver moves pages of up to a thousand entries per call.
     redis.write_timeout = std::time::Duration::from_secs(5);
     let state = Arc::new(RedisState::new(redis)?);

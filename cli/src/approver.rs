@@ -6,7 +6,6 @@
 //! operator's namespace); the token itself is shown once.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use agentauth_core::gcra::Period;
 use agentauth_operator::clock::{Clock as _, SystemClock};
@@ -56,7 +55,7 @@ pub fn main(command: ApproverCommand) -> ExitCode {
         let client = kube::Client::try_default()
             .await
             .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
-        let ttl = Duration::from_millis(args.ttl.as_millis());
+        let ttl = args.ttl.duration();
         agentauth_operator::approvals::tokens::create(
             client,
             &args.namespace,

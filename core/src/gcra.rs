@@ -290,6 +290,12 @@ impl Period {
     pub fn as_micros(self) -> u64 {
         self.as_millis() * 1000
     }
+
+    /// The length as a [`Duration`](std::time::Duration): how every
+    /// service turns a period flag (`--lease-duration 15s`) into a timer.
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.as_millis())
+    }
 }
 
 impl FromStr for Period {

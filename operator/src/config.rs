@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agentauth_core::gcra::Period;
+use agentauth_service::rp::RelyingParty;
+use agentauth_state::flags::RedisFlags;
 
 use crate::http::HttpLimits;
 
@@ -35,30 +37,10 @@ pub struct OperatorConfig {
     )]
     pub public_url: String,
 
-    /// Redis URL for the shared state; without it, state is kept in process
-    /// (one replica, one verifier node).
-    #[arg(long, env = "AGENTAUTH_REDIS_URL")]
-    pub redis_url: Option<String>,
-
-    /// Whether the Redis URL names a Redis Cluster: then it is a
-    /// comma-separated list of seed nodes
-    /// (`redis://redis-0.redis:6379,redis://redis-1.redis:6379`); each
-    /// grant's keys live on one slot. `true` or `false` (also `1`/`0`,
-    /// `yes`/`no`, `on`/`off`).
-    #[arg(
-        long,
-        env = "AGENTAUTH_REDIS_CLUSTER",
-        value_parser = clap::builder::BoolishValueParser::new(),
-        num_args = 0..=1,
-        default_missing_value = "true",
-        default_value = "false"
-    )]
-    pub redis_cluster: bool,
-
-    /// The Redis AUTH password, kept out of the URL (from a Secret). Prefer
-    /// the environment variable: a flag shows in the process list.
-    #[arg(long, env = "AGENTAUTH_REDIS_PASSWORD", hide_env_values = true)]
-    pub redis_password: Option<String>,
+    /// The shared state's Redis (`--redis-url`, `--redis-cluster`,
+    /// `--redis-password`).
+    #[command(flatten)]
+    pub redis: RedisFlags,
 
     /// The root key: it signs tokens, or certifies the keys that do.
     #[command(flatten)]
@@ -110,18 +92,9 @@ pub struct OperatorConfig {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
-    /// WebAuthn relying party id that approvals are made for.
-    #[arg(long, env = "AGENTAUTH_RP_ID", default_value = "localhost")]
-    pub rp_id: String,
-
-    /// Origins the approval UI is served from (repeat the flag, or comma-separate).
-    #[arg(
-        long = "approval-origin",
-        env = "AGENTAUTH_APPROVAL_ORIGINS",
-        value_delimiter = ',',
-        default_value = "http://localhost:8080"
-    )]
-    pub approval_origins: Vec<String>,
+    /// The WebAuthn relying party of approvals (`--rp-id`, `--approval-origin`).
+    #[command(flatten)]
+    pub rp: RelyingParty,
 
     /// The longest an approval-UI session lives, however active.
     #[arg(long, env = "AGENTAUTH_APPROVAL_SESSION_TTL", default_value = "8h")]
@@ -179,16 +152,7 @@ pub struct OperatorConfig {
 impl OperatorConfig {
     /// Checks what clap cannot: URL shapes and flag combinations.
     pub fn validate(&self) -> Result<(), String> {
-        match &self.redis_url {
-            Some(url) => agentauth_state::redis::check_url(url, self.redis_cluster)?,
-            None if self.redis_cluster => {
-                return Err(
-                    "--redis-cluster needs --redis-url: the cluster's seed nodes, comma-separated"
-                        .into(),
-                );
-            }
-            None => {}
-        }
+        self.redis.validate()?;
         let url = agentauth_core::htu::normalize(
             &self.public_url,
             agentauth_core::ErrorCode::RequestInvalid,
@@ -216,7 +180,7 @@ impl OperatorConfig {
                 "--approval-session-ttl and --approval-session-idle must be positive".into(),
             );
         }
-        if self.approval_origins.is_empty() {
+        if self.rp.approval_origins.is_empty() {
             return Err("at least one --approval-origin is needed".into());
         }
         if self.dpop_nonce_period.as_millis() < 1_000 {
@@ -235,15 +199,15 @@ impl OperatorConfig {
     /// The HTTP server's deadlines and connection cap.
     pub fn http_limits(&self) -> HttpLimits {
         HttpLimits {
-            header_read_timeout: Duration::from_millis(self.http_header_timeout.as_millis()),
-            body_read_timeout: Duration::from_millis(self.http_body_timeout.as_millis()),
+            header_read_timeout: self.http_header_timeout.duration(),
+            body_read_timeout: self.http_body_timeout.duration(),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
         }
     }
 
     /// The Lease duration as a `Duration`.
     pub fn lease_duration(&self) -> Duration {
-        Duration::from_millis(self.lease_duration.as_millis())
+        self.lease_duration.duration()
     }
 }
 

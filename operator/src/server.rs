@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use agentauth_signer::hierarchy::{HierarchyConfig, KeyHierarchy};
 use agentauth_signer::{Signer, SignerError};
-use agentauth_state::{InProcessState, RedisConfig, RedisState, SharedState, StateError};
+use agentauth_state::{InProcessState, RedisState, SharedState, StateError};
 
 use crate::api::{ApiState, router_with_approvals};
 use crate::approvals::{Approvals, ApprovalsConfig};
@@ -73,16 +73,15 @@ pub async fn run(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let metrics = Metrics::new()?;
     let client = kube::Client::try_default().await?;
-    let state: Arc<dyn SharedState> = match &config.redis_url {
-        Some(url) => {
-            let mut redis = RedisConfig::new(url.clone());
-            redis.cluster = config.redis_cluster;
-            redis.password.clone_from(&config.redis_password);
-            Arc::new(RedisState::connect(redis).await?)
-        }
+    let state: Arc<dyn SharedState> = match config.redis.config() {
+        Some(redis) => Arc::new(RedisState::connect(redis).await?),
         None => Arc::new(InProcessState::new()),
     };
-    let identity = config.identity.clone().unwrap_or_else(default_identity);
+    let identity = config.identity.clone().unwrap_or_else(|| {
+        // Unique per process, so two replicas on one host (or a restarted
+        // one) never share a Lease identity.
+        agentauth_service::identity::default_identity(&["HOSTNAME"], "operator")
+    });
     let audit = AuditSink::start(
         &format!("operator/{identity}"),
         state.clone(),
@@ -102,16 +101,16 @@ pub async fn run(
         metrics,
         clock: clock.clone(),
         relying_party: RelyingParty {
-            id: config.rp_id.clone(),
-            origins: config.approval_origins.clone(),
+            id: config.rp.rp_id.clone(),
+            origins: config.rp.approval_origins.clone(),
         },
     });
 
     let approvals = Approvals::new(
         ctx.clone(),
         ApprovalsConfig {
-            session_ttl: Duration::from_millis(config.approval_session_ttl.as_millis()),
-            session_idle: Duration::from_millis(config.approval_session_idle.as_millis()),
+            session_ttl: config.approval_session_ttl.duration(),
+            session_idle: config.approval_session_idle.duration(),
             secure_cookies: config.secure_cookies(),
             token_namespace: config.lease_namespace.clone(),
         },
@@ -197,8 +196,8 @@ async fn key_hierarchy(
         SigningMode::Direct => KeyHierarchy::direct(root),
         SigningMode::Hierarchy => {
             let mut hierarchy = HierarchyConfig::new(config.public_url.trim_end_matches('/'));
-            hierarchy.rotation_interval = Duration::from_millis(config.key_rotation.as_millis());
-            hierarchy.validity = Duration::from_millis(config.key_validity.as_millis());
+            hierarchy.rotation_interval = config.key_rotation.duration();
+            hierarchy.validity = config.key_validity.duration();
             KeyHierarchy::certified(root, hierarchy, clock.now_secs()).await?
         }
     })
@@ -206,14 +205,4 @@ async fn key_hierarchy(
 
 fn secs(ms: u64) -> i64 {
     i64::try_from(ms / 1000).unwrap_or(i64::MAX)
-}
-
-/// `<hostname>-<random>`: unique per process, so two replicas on one host
-/// (or a restarted one) never share a Lease identity.
-fn default_identity() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "operator".into());
-    format!("{host}-{}", &agentauth_core::dpop::new_jti()[..8])
 }

@@ -23,11 +23,13 @@
 //! | [`redis`] | [`RedisState`]: many processes, one Lua script per request |
 //! | [`keys`] | the Redis key layout, hash-tagged per grant |
 //! | [`clock`] | the injectable clock of the counters |
+//! | [`flags`] | the Redis flags every service flattens into its own |
 
 pub mod audit;
 pub mod clock;
 pub mod consume;
 mod expiring;
+pub mod flags;
 pub mod keys;
 pub mod memory;
 pub mod redis;

@@ -6,9 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use agentauth_core::gcra::Period;
+use agentauth_state::flags::RedisFlags;
 
 /// `agentauth verifier` flags.
 #[derive(Clone, Debug, clap::Args)]
@@ -60,29 +60,10 @@ pub struct VerifierConfig {
     #[arg(long, env = "AGENTAUTH_JWKS_MIN_INTERVAL", default_value = "10s")]
     pub jwks_min_interval: Period,
 
-    /// Redis URL of the shared state; without it, state is kept in process.
-    #[arg(long, env = "AGENTAUTH_REDIS_URL")]
-    pub redis_url: Option<String>,
-
-    /// Whether the Redis URL names a Redis Cluster: then it is a
-    /// comma-separated list of seed nodes
-    /// (`redis://redis-0.redis:6379,redis://redis-1.redis:6379`); each
-    /// grant's keys live on one slot. `true` or `false` (also `1`/`0`,
-    /// `yes`/`no`, `on`/`off`).
-    #[arg(
-        long,
-        env = "AGENTAUTH_REDIS_CLUSTER",
-        value_parser = clap::builder::BoolishValueParser::new(),
-        num_args = 0..=1,
-        default_missing_value = "true",
-        default_value = "false"
-    )]
-    pub redis_cluster: bool,
-
-    /// The Redis AUTH password, kept out of the URL (from a Secret). Prefer
-    /// the environment variable: a flag shows in the process list.
-    #[arg(long, env = "AGENTAUTH_REDIS_PASSWORD", hide_env_values = true)]
-    pub redis_password: Option<String>,
+    /// The shared state's Redis (`--redis-url`, `--redis-cluster`,
+    /// `--redis-password`).
+    #[command(flatten)]
+    pub redis: RedisFlags,
 
     /// How long a request waits for the shared state before it is denied
     /// with `state_unavailable` (fail closed).
@@ -219,9 +200,7 @@ impl VerifierConfig {
             root_jwk_file: None,
             jwks_refresh: period("5m"),
             jwks_min_interval: period("10s"),
-            redis_url: None,
-            redis_cluster: false,
-            redis_password: None,
+            redis: RedisFlags::default(),
             state_timeout: period("50ms"),
             dpop_window: period("60s"),
             clock_skew: period("60s"),
@@ -246,16 +225,7 @@ impl VerifierConfig {
 
     /// Checks what clap cannot: flag combinations and shapes.
     pub fn validate(&self) -> Result<(), String> {
-        match &self.redis_url {
-            Some(url) => agentauth_state::redis::check_url(url, self.redis_cluster)?,
-            None if self.redis_cluster => {
-                return Err(
-                    "--redis-cluster needs --redis-url: the cluster's seed nodes, comma-separated"
-                        .into(),
-                );
-            }
-            None => {}
-        }
+        self.redis.validate()?;
         if self.issuer.is_empty() {
             return Err("--issuer must not be empty".into());
         }
@@ -290,11 +260,6 @@ impl VerifierConfig {
             return Err("--token-cache-size and --audit-queue must be at least 1".into());
         }
         Ok(())
-    }
-
-    /// A period as a `Duration`.
-    pub fn duration(period: Period) -> Duration {
-        Duration::from_millis(period.as_millis())
     }
 }
 
@@ -335,14 +300,14 @@ mod tests {
     #[test]
     fn redis_cluster_is_a_boolish_flag_checked_with_the_url() {
         let url = "--redis-url=redis://a:1,redis://b:2";
-        assert!(!parse(&[]).unwrap().redis_cluster);
+        assert!(!parse(&[]).unwrap().redis.redis_cluster);
         for (flag, want) in [
             ("--redis-cluster", true),
             ("--redis-cluster=true", true),
             ("--redis-cluster=yes", true),
             ("--redis-cluster=0", false),
         ] {
-            assert_eq!(parse(&[url, flag]).unwrap().redis_cluster, want, "{flag}");
+            assert_eq!(parse(&[url, flag]).unwrap().redis.redis_cluster, want, "{flag}");
         }
         let bad = parse(&["--redis-cluster=cluster"]).unwrap_err();
         assert!(

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use agentauth_core::dpop;
 use agentauth_core::token::Expectations;
-use agentauth_state::{InProcessState, RedisConfig, RedisState, SharedState, StateError};
+use agentauth_state::{InProcessState, RedisState, SharedState, StateError};
 use tokio::net::TcpListener;
 
 use crate::audit::AuditSink;
@@ -74,12 +74,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.validate().map_err(ServerError::Config)?;
-    let state: Arc<dyn SharedState> = match &config.redis_url {
-        Some(url) => {
-            let mut redis = RedisConfig::new(url.clone());
-            redis.cluster = config.redis_cluster;
-            redis.hot_timeout = VerifierConfig::duration(config.state_timeout);
-            redis.password.clone_from(&config.redis_password);
+    let state: Arc<dyn SharedState> = match config.redis.config() {
+        Some(mut redis) => {
+            redis.hot_timeout = config.state_timeout.duration();
             // Lazy: the verifier may start while Redis is down (it denies
             // with state_unavailable and is not ready until Redis answers).
             Arc::new(RedisState::new(redis)?)
@@ -124,16 +121,19 @@ pub async fn serve(
     let ext_authz = ExtAuthz::new(&config, routes).map_err(ServerError::Config)?;
 
     let grants = Arc::new(GrantCache::new(
-        VerifierConfig::duration(config.grant_cache_ttl),
+        config.grant_cache_ttl.duration(),
         clock.clone(),
         metrics.clone(),
     ));
     let listening = tokio::spawn(grants.clone().listen(state.clone()));
     let refreshing = tokio::spawn(
         keys.clone()
-            .refresh_periodically(VerifierConfig::duration(config.jwks_refresh)),
+            .refresh_periodically(config.jwks_refresh.duration()),
     );
-    let identity = config.identity.clone().unwrap_or_else(default_identity);
+    let identity = config.identity.clone().unwrap_or_else(|| {
+        // Unique per process, so two verifiers never share an audit chain.
+        agentauth_service::identity::default_identity(&["HOSTNAME"], "verifier")
+    });
     let audit = AuditSink::start(
         format!("verifier/{identity}"),
         state.clone(),
@@ -156,7 +156,7 @@ pub async fn serve(
             max_age_secs: secs(config.dpop_window.as_millis()),
             max_skew_secs: skew,
         },
-        state_timeout: VerifierConfig::duration(config.state_timeout),
+        state_timeout: config.state_timeout.duration(),
         dpop_nonce: match &config.dpop_nonce_key_file {
             Some(path) => {
                 let period = secs(config.dpop_nonce_period.as_millis());
@@ -217,7 +217,7 @@ async fn key_source(
         root,
         config.issuer.clone(),
         origin,
-        VerifierConfig::duration(config.jwks_min_interval),
+        config.jwks_min_interval.duration(),
         clock,
         metrics,
     );
@@ -233,14 +233,4 @@ async fn key_source(
 
 fn secs(ms: u64) -> i64 {
     i64::try_from(ms / 1000).unwrap_or(i64::MAX)
-}
-
-/// `<hostname>-<random>`: unique per process, so two verifiers never share
-/// an audit chain.
-fn default_identity() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "verifier".into());
-    format!("{host}-{}", &agentauth_core::dpop::new_jti()[..8])
 }

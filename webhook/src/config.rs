@@ -3,10 +3,13 @@
 //!
 //! The relying party (`--rp-id`, `--approval-origin`) must be the operator's:
 //! both verify the same passkey assertions, and they share the flags'
-//! environment variables so one setting serves both.
+//! environment variables so one setting serves both
+//! ([`agentauth_service::rp::RelyingParty`], flattened into each).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use agentauth_service::rp::RelyingParty;
 
 /// The service account the operator runs as in the Helm chart.
 pub const DEFAULT_OPERATOR_USERNAME: &str =
@@ -59,18 +62,10 @@ pub struct WebhookConfig {
     #[arg(long, env = "AGENTAUTH_OPERATOR_USERNAME", default_value = DEFAULT_OPERATOR_USERNAME)]
     pub operator_username: String,
 
-    /// WebAuthn relying party id that approvals are made for (the operator's).
-    #[arg(long, env = "AGENTAUTH_RP_ID", default_value = "localhost")]
-    pub rp_id: String,
-
-    /// Origins the approval UI is served from (repeat the flag, or comma-separate).
-    #[arg(
-        long = "approval-origin",
-        env = "AGENTAUTH_APPROVAL_ORIGINS",
-        value_delimiter = ',',
-        default_value = "http://localhost:8080"
-    )]
-    pub approval_origins: Vec<String>,
+    /// The WebAuthn relying party of approvals (`--rp-id`,
+    /// `--approval-origin`): the operator's.
+    #[command(flatten)]
+    pub rp: RelyingParty,
 }
 
 /// Where the serving certificate comes from.
@@ -98,10 +93,10 @@ impl WebhookConfig {
         if self.operator_username.trim().is_empty() {
             return Err("--operator-username must name the operator's Kubernetes user".into());
         }
-        if self.rp_id.trim().is_empty() {
+        if self.rp.rp_id.trim().is_empty() {
             return Err("--rp-id must not be empty".into());
         }
-        if self.approval_origins.iter().all(|o| o.trim().is_empty()) {
+        if self.rp.approval_origins.iter().all(|o| o.trim().is_empty()) {
             return Err("at least one --approval-origin is needed".into());
         }
         Ok(())

@@ -10,22 +10,21 @@
 //! ```
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use agentauth_service::http::{Handshake, Limits};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use crate::lookup::Lookup;
 use crate::metrics::Metrics;
@@ -97,62 +96,40 @@ async fn metrics<L: Lookup>(State(state): State<Arc<AppState<L>>>) -> Response {
         .into_response()
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` resolves.
+/// The TLS handshake of each connection, at most [`HANDSHAKE`].
+#[derive(Clone)]
+struct Tls(TlsAcceptor);
+
+impl Handshake for Tls {
+    type Stream = TlsStream<TcpStream>;
+
+    async fn handshake(self, stream: TcpStream, peer: SocketAddr) -> Option<Self::Stream> {
+        match tokio::time::timeout(HANDSHAKE, self.0.accept(stream)).await {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                None
+            }
+        }
+    }
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` resolves, with
+/// the shared accept loop ([`agentauth_service::http::serve`]).
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: TlsAcceptor,
     router: Router,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .keep_alive(true);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // EMFILE and friends: wait a little rather than spin.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let (tls, builder, router) = (tls.clone(), builder.clone(), router.clone());
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let service = TowerToHyperService::new(router);
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(error) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("reviews still in flight after {DRAIN:?}; closing");
-    }
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(10),
+        max_buf_size: None,
+        drain: DRAIN,
+    };
+    agentauth_service::http::serve(listener, Tls(tls), router, limits, shutdown).await;
 }

@@ -101,8 +101,8 @@ impl Server {
         let tls = TlsAcceptor::from(server_config(resolver)?);
         let policy = Policy {
             operator_username: config.operator_username.trim().to_owned(),
-            rp_id: config.rp_id.clone(),
-            origins: config.approval_origins.clone(),
+            rp_id: config.rp.rp_id.clone(),
+            origins: config.rp.approval_origins.clone(),
         };
         let state = Arc::new(AppState {
             validator: Validator::new(policy, KubeLookup::new(client)),
