@@ -28,4 +28,5 @@ pub mod http;
 pub mod leader;
 pub mod metered_signer;
 pub mod metrics;
+pub mod preflight;
 pub mod server;
