@@ -31,37 +31,27 @@ use std::sync::Arc;
 use agentauth_core::approval::{self, ChallengeInput, Decision};
 use agentauth_core::audit::{Draft, kinds};
 use agentauth_core::{ErrorCode, b64};
-use agentauth_crds::approval::{Binding, verify_new_approval};
-use agentauth_crds::{Agent, Approval, BehavioralEnvelope, CapabilityGrant, CapabilityGrantStatus};
+use agentauth_crds::approval::{Binding, VerifiedApproval, verify_new_approval};
+use agentauth_crds::{
+    Agent, Approval, Approver, BehavioralEnvelope, CapabilityGrant, CapabilityGrantStatus,
+};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 use webauthn_rs::prelude::PublicKeyCredential;
 
+use super::approvers;
+use super::ceremony::{self, Ceremony, DecisionChallenge};
 use super::config::FIELD_MANAGER;
 use super::guard::LoggedIn;
 use super::reply::{Body, Refusal, no_store};
 use super::scope::{Parties, may_decide};
-use super::session::{CEREMONY_TIMEOUT, ceremony_live, random_token};
-use super::{Approvals, approvers};
-
-/// A decision ceremony between begin and finish.
-#[derive(Clone, Debug)]
-pub struct PendingDecision {
-    namespace: String,
-    name: String,
-    uid: String,
-    generation: i64,
-    spec_digest: String,
-    binding: Binding,
-    decision: Decision,
-    nonce: String,
-    started_ms: i64,
-}
+use super::session::{CEREMONY_TIMEOUT, random_token};
+use super::setup::Approvals;
 
 /// `POST grants/{namespace}/{name}/approve/begin`.
 pub async fn begin_approve(
@@ -172,53 +162,60 @@ async fn begin(
         envelope,
         approver,
     } = parties;
-    let pending = PendingDecision {
-        namespace: namespace.clone(),
-        name: name.clone(),
+    let pending = DecisionChallenge {
+        namespace,
+        name,
         uid: grant.uid().unwrap_or_default(),
         generation: grant.metadata.generation.unwrap_or_default(),
         spec_digest: approval::spec_digest(&grant.spec)?,
         binding: Binding::of(&grant, envelope.as_ref(), &agent)?,
         decision,
         nonce: random_token(),
-        started_ms: ctx.clock.now_ms(),
     };
+    let options = request_options(&approvals, &approver, &pending)?;
+    ceremony::begin(
+        &approvals.sessions,
+        &session.id,
+        Ceremony::Decide(pending),
+        ctx.clock.now_ms(),
+    )?;
+    Ok(no_store(Json(options)))
+}
+
+/// The WebAuthn request options over the challenge of `pending`, with the
+/// values it binds so the UI can show what is being signed.
+fn request_options(
+    approvals: &Approvals,
+    approver: &Approver,
+    pending: &DecisionChallenge,
+) -> Result<Value, Refusal> {
     let challenge = approval::challenge(&ChallengeInput {
         grant_uid: pending.uid.clone(),
         generation: pending.generation,
         spec_digest: pending.spec_digest.clone(),
-        decision,
+        decision: pending.decision,
         nonce: pending.nonce.clone(),
         envelope_digest: pending.binding.envelope_digest.clone(),
         agent_key_thumbprint: pending.binding.agent_key_thumbprint.clone(),
     })?;
-    let allow: Vec<_> = approver
-        .status
-        .as_ref()
-        .map(|s| s.passkeys.as_slice())
-        .unwrap_or_default()
+    let allow: Vec<_> = approvers::passkeys(approver)
         .iter()
         .map(|p| json!({"type": "public-key", "id": p.credential_id}))
         .collect();
-    let options = json!({
+    Ok(json!({
         "publicKey": {
             "challenge": b64::encode(challenge),
-            "rpId": ctx.relying_party.id,
+            "rpId": approvals.ctx.relying_party.id,
             "allowCredentials": allow,
             "userVerification": "required",
             "timeout": CEREMONY_TIMEOUT.as_millis() as u64,
         },
-        "decision": decision.as_str(),
-        "grant": {"namespace": namespace, "name": name, "uid": pending.uid,
+        "decision": pending.decision.as_str(),
+        "grant": {"namespace": pending.namespace, "name": pending.name, "uid": pending.uid,
                   "generation": pending.generation, "specDigest": pending.spec_digest,
                   "envelopeDigest": pending.binding.envelope_digest,
                   "agentKeyThumbprint": pending.binding.agent_key_thumbprint},
-    });
-    approvals
-        .sessions
-        .with(&session.id, |s| s.decision = Some(pending))
-        .ok_or_else(|| Refusal::new(ErrorCode::SessionInvalid, "the session ended"))?;
-    Ok(no_store(Json(options)))
+    }))
 }
 
 async fn finish(
@@ -230,71 +227,26 @@ async fn finish(
 ) -> Result<Response, Refusal> {
     let ctx = &approvals.ctx;
     let now = ctx.clock.now_ms();
-    let pending = approvals
-        .sessions
-        .with(&session.id, |s| s.decision.take())
-        .flatten()
-        .filter(|p| {
-            p.namespace == namespace
-                && p.name == name
-                && p.decision == decision
-                && ceremony_live(p.started_ms, now)
-        })
-        .ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::ApprovalChallengeMismatch,
-                format!(
-                    "no {} ceremony for grant {namespace}/{name} is in progress in this \
-                     session (or it timed out); begin again",
-                    decision.as_str()
-                ),
-            )
-        })?;
+    let pending = ceremony::finish_decide(
+        &approvals.sessions,
+        &session.id,
+        now,
+        (&namespace, &name),
+        decision,
+    )?;
     let parties = parties(ctx.client.clone(), &session.approver, &namespace, &name).await?;
     may_decide(ctx.client.clone(), &parties, decision).await?;
-    let Parties {
-        grant,
-        agent,
-        envelope,
-        approver,
-    } = parties;
-    still_signed(&grant, &pending)?;
-    if Binding::of(&grant, envelope.as_ref(), &agent)? != pending.binding {
+    still_signed(&parties.grant, &pending)?;
+    if Binding::of(&parties.grant, parties.envelope.as_ref(), &parties.agent)? != pending.binding {
         return Err(Refusal::new(
             ErrorCode::ApprovalChallengeMismatch,
             "the grant's envelope or its agent's key changed since the ceremony began; read the \
              grant again and decide anew",
         ));
     }
-    let record = Approval {
-        approver: approver.name_any(),
-        credential_id: b64::encode(credential.raw_id.as_ref()),
-        decision,
-        nonce: pending.nonce.clone(),
-        signed_at: Time(jiff::Timestamp::from_millisecond(now).unwrap_or_default()),
-        generation: pending.generation,
-        spec_digest: pending.spec_digest.clone(),
-        envelope_digest: pending.binding.envelope_digest.clone(),
-        agent_key_thumbprint: pending.binding.agent_key_thumbprint.clone(),
-        authenticator_data: b64::encode(credential.response.authenticator_data.as_ref()),
-        client_data_json: b64::encode(credential.response.client_data_json.as_ref()),
-        signature: b64::encode(credential.response.signature.as_ref()),
-    };
-    let mut signed = grant.clone();
-    signed
-        .status
-        .get_or_insert_with(CapabilityGrantStatus::default)
-        .approval = Some(record.clone());
-    let rp = &ctx.relying_party;
-    let verified = verify_new_approval(
-        &signed,
-        envelope.as_ref(),
-        &agent,
-        &approver,
-        &rp.id,
-        &rp.origins,
-    )?;
-    record_decision(&approvals, grant.clone(), &pending, &record).await?;
+    let record = signed_record(&pending, &parties.approver, &credential, now);
+    let verified = verify(&approvals, &parties, &record)?;
+    record_decision(&approvals, parties.grant.clone(), &pending, &record).await?;
     let advanced = approvers::advance_counter(
         ctx.client.clone(),
         &verified.approver,
@@ -304,7 +256,7 @@ async fn finish(
     .await;
     // The decision stands whether or not the counter moved (a decision is
     // final), so its audit event is recorded either way.
-    audit(&approvals, &grant, &record).await;
+    audit(&approvals, &parties.grant, &record).await;
     advanced.map_err(|mut refused| {
         refused.0.detail = format!(
             "the {} is recorded, but the passkey's sign counter could not be advanced: {}",
@@ -320,8 +272,54 @@ async fn finish(
     }))))
 }
 
+/// The approval record `credential` makes of the ceremony `pending`.
+fn signed_record(
+    pending: &DecisionChallenge,
+    approver: &Approver,
+    credential: &PublicKeyCredential,
+    now_ms: i64,
+) -> Approval {
+    Approval {
+        approver: approver.name_any(),
+        credential_id: b64::encode(credential.raw_id.as_ref()),
+        decision: pending.decision,
+        nonce: pending.nonce.clone(),
+        signed_at: Time(jiff::Timestamp::from_millisecond(now_ms).unwrap_or_default()),
+        generation: pending.generation,
+        spec_digest: pending.spec_digest.clone(),
+        envelope_digest: pending.binding.envelope_digest.clone(),
+        agent_key_thumbprint: pending.binding.agent_key_thumbprint.clone(),
+        authenticator_data: b64::encode(credential.response.authenticator_data.as_ref()),
+        client_data_json: b64::encode(credential.response.client_data_json.as_ref()),
+        signature: b64::encode(credential.response.signature.as_ref()),
+    }
+}
+
+/// Verifies `record` as the admission webhook will, before it is written:
+/// a refusal here is one the apiserver would give, with a clearer message.
+fn verify(
+    approvals: &Approvals,
+    parties: &Parties,
+    record: &Approval,
+) -> Result<VerifiedApproval, Refusal> {
+    let mut signed = parties.grant.clone();
+    signed
+        .status
+        .get_or_insert_with(CapabilityGrantStatus::default)
+        .approval = Some(record.clone());
+    let rp = &approvals.ctx.relying_party;
+    Ok(verify_new_approval(
+        &signed,
+        parties.envelope.as_ref(),
+        &parties.agent,
+        &parties.approver,
+        &rp.id,
+        &rp.origins,
+    )?)
+}
+
 /// Refuses when `grant` is no longer the one the ceremony signed for.
-fn still_signed(grant: &CapabilityGrant, pending: &PendingDecision) -> Result<(), Refusal> {
+fn still_signed(grant: &CapabilityGrant, pending: &DecisionChallenge) -> Result<(), Refusal> {
     if grant.uid().as_deref() != Some(pending.uid.as_str())
         || grant.metadata.generation != Some(pending.generation)
         || approval::spec_digest(&grant.spec)? != pending.spec_digest
@@ -345,7 +343,7 @@ const RECORD_ATTEMPTS: usize = 3;
 async fn record_decision(
     approvals: &Approvals,
     mut grant: CapabilityGrant,
-    pending: &PendingDecision,
+    pending: &DecisionChallenge,
     record: &Approval,
 ) -> Result<(), Refusal> {
     let api = Api::<CapabilityGrant>::namespaced(approvals.ctx.client.clone(), &pending.namespace);

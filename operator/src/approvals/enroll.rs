@@ -11,10 +11,8 @@
 //!                                       ──▶ Approver.status.passkeys += {credentialId, publicKey, signCount, createdAt}
 //! ```
 //!
-//! Passkeys are written with a merge patch of the status subresource that
-//! carries the `resourceVersion` read, retried on conflict, so concurrent
-//! writers (another enrollment, a counter update, the Approver controller)
-//! never lose each other's passkeys.
+//! The passkey is added through [`super::approvers::update_passkeys`], so
+//! concurrent writers never lose each other's passkeys.
 
 use std::sync::Arc;
 
@@ -29,28 +27,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Deserialize;
 use serde_json::{Map, json};
 use sha2::{Digest, Sha256};
-use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential, Uuid};
+use webauthn_rs::prelude::{RegisterPublicKeyCredential, Uuid};
 
+use super::ceremony::{self, Ceremony, Enrollment};
 use super::guard::AnySession;
 use super::reply::{Body, Refusal, no_store};
-use super::session::ceremony_live;
-use super::{Approvals, approvers, cose, tokens};
-
-/// An enrollment between begin and finish.
-pub struct PendingEnrollment {
-    token: tokens::Checked,
-    state: PasskeyRegistration,
-    started_ms: i64,
-}
-
-impl std::fmt::Debug for PendingEnrollment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingEnrollment")
-            .field("approver", &self.token.approver)
-            .field("started_ms", &self.started_ms)
-            .finish_non_exhaustive()
-    }
-}
+use super::setup::Approvals;
+use super::{approvers, cose, tokens};
 
 /// `POST enroll/begin` body.
 #[derive(Deserialize)]
@@ -112,15 +95,13 @@ pub async fn begin(
             Some(exclude),
         )
         .map_err(|e| Refusal::new(ErrorCode::PasskeyCeremonyFailed, e.to_string()))?;
-    let pending = PendingEnrollment {
-        token,
-        state,
-        started_ms: now,
-    };
-    approvals
-        .sessions
-        .with(&session.id, |s| s.enrollment = Some(pending))
-        .ok_or_else(|| Refusal::new(ErrorCode::SessionInvalid, "the session ended"))?;
+    let enrollment = Enrollment { token, state };
+    ceremony::begin(
+        &approvals.sessions,
+        &session.id,
+        Ceremony::Enroll(enrollment),
+        now,
+    )?;
     Ok(no_store(Json(options)))
 }
 
@@ -133,43 +114,16 @@ pub async fn finish(
 ) -> Result<Response, Refusal> {
     let ctx = &approvals.ctx;
     let now = ctx.clock.now_ms();
-    let pending = approvals
-        .sessions
-        .with(&session.id, |s| s.enrollment.take())
-        .flatten()
-        .filter(|p| ceremony_live(p.started_ms, now))
-        .ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::PasskeyCeremonyFailed,
-                "no enrollment is in progress in this session (or it timed out); begin again",
-            )
-        })?;
-    pending.token.still_valid(now)?;
-    let passkey = approvals
-        .webauthn
-        .finish_passkey_registration(&credential, &pending.state)
-        .map_err(|e| {
-            Refusal::new(
-                ErrorCode::PasskeyCeremonyFailed,
-                format!("the passkey registration does not verify: {e}"),
-            )
-        })?;
-    let (credential_id, public_key) = cose::jwk_of(&passkey)?;
-    let sign_count = webauthn_rs::prelude::Credential::from(passkey).counter;
-    let name = pending.token.approver.clone();
+    let enrollment = ceremony::finish_enroll(&approvals.sessions, &session.id, now)?;
+    enrollment.token.still_valid(now)?;
+    let new = verified_passkey(&approvals, &credential, &enrollment, now)?;
+    let name = enrollment.token.approver.clone();
     tokens::consume(
         ctx.client.clone(),
         &approvals.config.token_namespace,
-        &pending.token,
+        &enrollment.token,
     )
     .await?;
-    let created_at = Time(jiff::Timestamp::from_millisecond(now).unwrap_or_default());
-    let new = Passkey {
-        credential_id: credential_id.clone(),
-        public_key,
-        sign_count,
-        created_at,
-    };
     approvers::update_passkeys(ctx.client.clone(), &name, |list| {
         if list.iter().any(|p| p.credential_id == new.credential_id) {
             return Err(Refusal::new(
@@ -181,10 +135,47 @@ pub async fn finish(
         Ok(true)
     })
     .await?;
+    audit(&approvals, &name, &new.credential_id).await;
+    tracing::info!(approver = %name, credential_id = new.credential_id, "passkey enrolled");
+    Ok(no_store(Json(
+        json!({"approver": name, "credentialId": new.credential_id}),
+    )))
+}
+
+/// The passkey `credential` registers, once webauthn-rs has verified it
+/// against the enrollment's state and [`cose`] has accepted its key.
+fn verified_passkey(
+    approvals: &Approvals,
+    credential: &RegisterPublicKeyCredential,
+    enrollment: &Enrollment,
+    now_ms: i64,
+) -> Result<Passkey, Refusal> {
+    let passkey = approvals
+        .webauthn
+        .finish_passkey_registration(credential, &enrollment.state)
+        .map_err(|e| {
+            Refusal::new(
+                ErrorCode::PasskeyCeremonyFailed,
+                format!("the passkey registration does not verify: {e}"),
+            )
+        })?;
+    let (credential_id, public_key) = cose::jwk_of(&passkey)?;
+    let sign_count = webauthn_rs::prelude::Credential::from(passkey).counter;
+    Ok(Passkey {
+        credential_id,
+        public_key,
+        sign_count,
+        created_at: Time(jiff::Timestamp::from_millisecond(now_ms).unwrap_or_default()),
+    })
+}
+
+async fn audit(approvals: &Approvals, approver: &str, credential_id: &str) {
     let mut details = Map::new();
-    details.insert("approver".into(), json!(name));
+    details.insert("approver".into(), json!(approver));
     details.insert("credentialId".into(), json!(credential_id));
-    ctx.audit
+    approvals
+        .ctx
+        .audit
         .record(Draft {
             kind: kinds::PASSKEY_ENROLLED.into(),
             agent: None,
@@ -194,8 +185,4 @@ pub async fn finish(
             details,
         })
         .await;
-    tracing::info!(approver = %name, credential_id, "passkey enrolled");
-    Ok(no_store(Json(
-        json!({"approver": name, "credentialId": credential_id}),
-    )))
 }

@@ -18,9 +18,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 
-use super::Approvals;
 use super::reply::Refusal;
 use super::session::CSRF_HEADER;
+use super::setup::Approvals;
 
 /// Refuses cross-site requests: `Sec-Fetch-Site: cross-site`, or an
 /// `Origin` that is not an approval origin.

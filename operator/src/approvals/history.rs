@@ -18,9 +18,10 @@ use axum::response::Response;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
+use super::approvers;
 use super::guard::LoggedIn;
 use super::reply::{Refusal, no_store};
-use super::{Approvals, approvers};
+use super::setup::Approvals;
 
 /// The most decisions one answer lists: a page a person reads, not an
 /// export (the audit trail is the complete record).

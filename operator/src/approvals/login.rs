@@ -1,7 +1,9 @@
-//! Approver login with a registered passkey (WebAuthn authentication through
-//! webauthn-rs, user verification required), and logout.
+//! Starting a session, logging in with a registered passkey (WebAuthn
+//! authentication through webauthn-rs, user verification required), and
+//! logging out.
 //!
 //! ```text
+//!  GET  session      ──▶ the live session's CSRF token, or a new anonymous session (+ cookie)
 //!  POST login/begin  {approver} ──▶ request options over the Approver's passkeys
 //!  POST login/finish <assertion> ──▶ webauthn-rs verifies (signature, origin, rpId, UV, counter)
 //!                                ──▶ the passkey's signCount advances in the Approver status
@@ -10,37 +12,21 @@
 
 use std::sync::Arc;
 
-use agentauth_core::ErrorCode;
 use agentauth_core::audit::{Draft, kinds};
+use agentauth_core::{ErrorCode, b64};
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, json};
-use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential};
+use webauthn_rs::prelude::PublicKeyCredential;
 
-use super::guard::AnySession;
+use super::ceremony::{self, Ceremony, Login};
+use super::guard::{AnySession, check_site};
 use super::reply::{Body, Refusal, no_store};
-use super::session::ceremony_live;
-use super::{Approvals, approvers, cose};
-use agentauth_core::b64;
-
-/// A login between begin and finish.
-pub struct PendingLogin {
-    approver: String,
-    state: PasskeyAuthentication,
-    started_ms: i64,
-}
-
-impl std::fmt::Debug for PendingLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingLogin")
-            .field("approver", &self.approver)
-            .field("started_ms", &self.started_ms)
-            .finish_non_exhaustive()
-    }
-}
+use super::setup::Approvals;
+use super::{approvers, cose};
 
 /// `POST login/begin` body.
 #[derive(Deserialize)]
@@ -48,6 +34,30 @@ impl std::fmt::Debug for PendingLogin {
 pub struct BeginLogin {
     /// The Approver's name.
     pub approver: String,
+}
+
+/// `GET /session`: the CSRF token of the live session, or of a new
+/// anonymous one (with its cookie).
+pub async fn show(
+    State(approvals): State<Arc<Approvals>>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    check_site(&approvals, &headers)?;
+    let sessions = &approvals.sessions;
+    let existing = sessions
+        .id_from(&headers)
+        .and_then(|id| sessions.with(&id, |s| (s.csrf.clone(), s.approver.clone())));
+    if let Some((csrf, approver)) = existing {
+        return Ok(no_store(Json(
+            json!({"csrfToken": csrf, "approver": approver}),
+        )));
+    }
+    let (id, csrf) = sessions.create()?;
+    let mut response = no_store(Json(json!({"csrfToken": csrf, "approver": null})));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, sessions.cookie(&id));
+    Ok(response)
 }
 
 /// `POST login/begin`: authentication options over the Approver's passkeys.
@@ -58,11 +68,7 @@ pub async fn begin(
 ) -> Result<Response, Refusal> {
     let ctx = &approvals.ctx;
     let found = approvers::get(ctx.client.clone(), &body.approver).await?;
-    let stored = found
-        .status
-        .as_ref()
-        .map(|s| s.passkeys.clone())
-        .unwrap_or_default();
+    let stored = approvers::passkeys(&found);
     if stored.is_empty() {
         return Err(Refusal::new(
             ErrorCode::PasskeyCeremonyFailed,
@@ -80,15 +86,16 @@ pub async fn begin(
         .webauthn
         .start_passkey_authentication(&passkeys)
         .map_err(|e| Refusal::new(ErrorCode::PasskeyCeremonyFailed, e.to_string()))?;
-    let pending = PendingLogin {
+    let login = Login {
         approver: body.approver,
         state,
-        started_ms: ctx.clock.now_ms(),
     };
-    approvals
-        .sessions
-        .with(&session.id, |s| s.login = Some(pending))
-        .ok_or_else(|| Refusal::new(ErrorCode::SessionInvalid, "the session ended"))?;
+    ceremony::begin(
+        &approvals.sessions,
+        &session.id,
+        Ceremony::Login(login),
+        ctx.clock.now_ms(),
+    )?;
     Ok(no_store(Json(options)))
 }
 
@@ -101,20 +108,10 @@ pub async fn finish(
 ) -> Result<Response, Refusal> {
     let ctx = &approvals.ctx;
     let now = ctx.clock.now_ms();
-    let pending = approvals
-        .sessions
-        .with(&session.id, |s| s.login.take())
-        .flatten()
-        .filter(|p| ceremony_live(p.started_ms, now))
-        .ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::PasskeyCeremonyFailed,
-                "no login is in progress in this session (or it timed out); begin again",
-            )
-        })?;
+    let login = ceremony::finish_login(&approvals.sessions, &session.id, now)?;
     let result = approvals
         .webauthn
-        .finish_passkey_authentication(&credential, &pending.state)
+        .finish_passkey_authentication(&credential, &login.state)
         .map_err(|e| {
             Refusal::new(
                 ErrorCode::PasskeyCeremonyFailed,
@@ -124,17 +121,17 @@ pub async fn finish(
     let credential_id = b64::encode(result.cred_id());
     approvers::advance_counter(
         ctx.client.clone(),
-        &pending.approver,
+        &login.approver,
         &credential_id,
         result.counter(),
     )
     .await?;
     let (id, csrf) = approvals
         .sessions
-        .log_in(&session.id, &pending.approver)
+        .log_in(&session.id, &login.approver)
         .ok_or_else(|| Refusal::new(ErrorCode::SessionInvalid, "the session ended"))?;
     let mut details = Map::new();
-    details.insert("approver".into(), json!(pending.approver));
+    details.insert("approver".into(), json!(login.approver));
     details.insert("credentialId".into(), json!(credential_id));
     ctx.audit
         .record(Draft {
@@ -146,9 +143,7 @@ pub async fn finish(
             details,
         })
         .await;
-    let mut response = no_store(Json(
-        json!({"approver": pending.approver, "csrfToken": csrf}),
-    ));
+    let mut response = no_store(Json(json!({"approver": login.approver, "csrfToken": csrf})));
     response
         .headers_mut()
         .insert(header::SET_COOKIE, approvals.sessions.cookie(&id));

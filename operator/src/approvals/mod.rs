@@ -4,7 +4,7 @@
 //!
 //! | route | what | module |
 //! |---|---|---|
-//! | `GET /approvals/api/session` | the session's CSRF token (starts an anonymous session) | [`session`] |
+//! | `GET /approvals/api/session` | the session's CSRF token (starts an anonymous session) | [`login`] |
 //! | `POST /approvals/api/enroll/begin` | passkey registration options, for an enrollment token | [`enroll`] |
 //! | `POST /approvals/api/enroll/finish` | registers the passkey in `Approver.status.passkeys` | [`enroll`] |
 //! | `POST /approvals/api/login/begin` | passkey authentication options | [`login`] |
@@ -34,9 +34,22 @@
 //!
 //! **Replicas.** Sessions and ceremonies live in this replica's memory: put
 //! the approval UI behind a sticky session or a single replica.
+//!
+//! **Modules.** Each layer imports only the ones before it, so no module of
+//! the API depends on itself through another:
+//!
+//! ```text
+//!  leaves      reply (answers, refusals) · config · words · cose · assets
+//!  state       session (store, cookies) · rbac · tokens
+//!  rules       ceremony (begin/finish) · approvers (passkeys, sign counter) · scope (who may act)
+//!  wiring      setup (Approvals) ─▶ guard (site, session, CSRF extractors)
+//!  handlers    login · enroll · pending · decide · revoke · history
+//!  routes      this module
+//! ```
 
 pub mod approvers;
 pub mod assets;
+pub mod ceremony;
 pub mod config;
 pub mod cose;
 pub mod decide;
@@ -50,6 +63,7 @@ pub mod reply;
 pub mod revoke;
 pub mod scope;
 pub mod session;
+pub mod setup;
 pub mod tokens;
 pub mod words;
 
@@ -60,81 +74,16 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
 
-use crate::context::Context;
 pub use config::ApprovalsConfig;
 use reply::Outcome;
 pub use reply::{Body, MAX_BODY, Refusal, status_for};
-use session::SessionStore;
-
-/// Why the approval API could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// An approval origin is not a URL, or the RP id is not its domain.
-    #[error("invalid relying party (--rp-id {rp_id:?}, --approval-origin {origin:?}): {reason}")]
-    RelyingParty {
-        /// The RP id.
-        rp_id: String,
-        /// The origin that failed.
-        origin: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// What every approval API handler shares.
-pub struct Approvals {
-    /// Caches, clients, audit, metrics, clock, relying party.
-    pub ctx: Arc<Context>,
-    /// Settings.
-    pub config: ApprovalsConfig,
-    /// Sessions of this replica.
-    pub sessions: SessionStore,
-    /// WebAuthn relying party (enrollment and login ceremonies).
-    pub webauthn: Webauthn,
-}
-
-impl Approvals {
-    /// Sets the API up for the context's relying party.
-    pub fn new(ctx: Arc<Context>, config: ApprovalsConfig) -> Result<Arc<Self>, SetupError> {
-        let rp = &ctx.relying_party;
-        let fail = |origin: &str, reason: String| SetupError::RelyingParty {
-            rp_id: rp.id.clone(),
-            origin: origin.to_owned(),
-            reason,
-        };
-        let mut origins = Vec::with_capacity(rp.origins.len());
-        for origin in &rp.origins {
-            origins.push(Url::parse(origin).map_err(|e| fail(origin, e.to_string()))?);
-        }
-        let first = origins
-            .first()
-            .ok_or_else(|| fail("", "no approval origin is configured".into()))?;
-        let mut builder = WebauthnBuilder::new(&rp.id, first)
-            .map_err(|e| fail(first.as_str(), e.to_string()))?
-            .rp_name("AgentAuth approvals")
-            .timeout(session::CEREMONY_TIMEOUT);
-        for origin in origins.iter().skip(1) {
-            builder = builder.append_allowed_origin(origin);
-        }
-        let webauthn = builder
-            .build()
-            .map_err(|e| fail(first.as_str(), e.to_string()))?;
-        let sessions = SessionStore::new(ctx.clock.clone(), &config);
-        Ok(Arc::new(Approvals {
-            ctx,
-            config,
-            sessions,
-            webauthn,
-        }))
-    }
-}
+pub use setup::{Approvals, SetupError};
 
 /// The approval API's routes, to be nested under `/approvals/api`.
 pub fn router<S: Clone + Send + Sync + 'static>(approvals: Arc<Approvals>) -> Router<S> {
     Router::new()
-        .route("/session", get(session::show))
+        .route("/session", get(login::show))
         .route("/enroll/begin", post(enroll::begin))
         .route("/enroll/finish", post(enroll::finish))
         .route("/login/begin", post(login::begin))

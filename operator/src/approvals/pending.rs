@@ -24,7 +24,8 @@ use super::reply::{Refusal, no_store};
 use super::scope::{
     Standing, binding_now, in_scope, is_pending, is_suspended, out_of_scope, standing,
 };
-use super::{Approvals, approvers, words};
+use super::setup::Approvals;
+use super::{approvers, words};
 
 /// The cached envelope `grant` names, if it names one and it exists.
 fn cached_envelope(

@@ -28,11 +28,12 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Map, json};
 
+use super::approvers;
 use super::config::FIELD_MANAGER;
 use super::guard::LoggedIn;
 use super::reply::{Refusal, no_store};
 use super::scope::{Standing, may_revoke, standing};
-use super::{Approvals, approvers};
+use super::setup::Approvals;
 
 /// `POST grants/{namespace}/{name}/revoke`: sets `spec.revoked: true` on an
 /// approved grant. Revoking a revoked grant again answers the same, writes

@@ -7,9 +7,12 @@
 //!  login/finish ──▶ the session id is replaced (no fixation) and the CSRF token renewed
 //! ```
 //!
-//! The request checks (site, session, CSRF) are in [`super::guard`]. An
-//! anonymous session serves one ceremony (its idle timeout is the ceremony
-//! timeout); when the store is full the oldest anonymous session gives way.
+//! The request checks (site, session, CSRF) are in [`super::guard`], the
+//! `GET /session` handler in [`super::login`]. A session holds at most one
+//! WebAuthn ceremony of type `C` ([`super::ceremony`] says which and checks
+//! it); the store only keeps it and drops it at login. An anonymous session
+//! serves one ceremony (its idle timeout is the ceremony timeout); when the
+//! store is full the oldest anonymous session gives way.
 //!
 //! The cookie is `__Host-agentauth_session; Path=/; Secure` when cookies are
 //! secure (the `__Host-` prefix requires `Path=/` and `Secure`), and
@@ -21,19 +24,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use agentauth_core::{ErrorCode, b64};
-use axum::Json;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::Response;
-use serde_json::json;
 
-use super::Approvals;
 use super::config::ApprovalsConfig;
-use super::decide::PendingDecision;
-use super::enroll::PendingEnrollment;
-use super::guard::check_site;
-use super::login::PendingLogin;
-use super::reply::{Refusal, no_store};
+use super::reply::Refusal;
 use crate::clock::Clock;
 
 /// The cookie name when cookies are `Secure`.
@@ -49,9 +43,9 @@ pub const CEREMONY_TIMEOUT: Duration = Duration::from_secs(300);
 /// anonymous one; only a store full of logged-in sessions refuses (503).
 pub const MAX_SESSIONS: usize = 10_000;
 
-/// One browser's session.
+/// One browser's session, holding at most one ceremony `C`.
 #[derive(Debug)]
-pub struct Session {
+pub struct Session<C> {
     /// The CSRF token every POST must carry.
     pub csrf: String,
     /// When it was created (ms).
@@ -60,21 +54,17 @@ pub struct Session {
     pub seen_ms: i64,
     /// The Approver it is logged in as.
     pub approver: Option<String>,
-    /// An enrollment in progress.
-    pub enrollment: Option<PendingEnrollment>,
-    /// A login in progress.
-    pub login: Option<PendingLogin>,
-    /// An approve/deny ceremony in progress.
-    pub decision: Option<PendingDecision>,
+    /// The ceremony in progress.
+    pub ceremony: Option<C>,
 }
 
 /// The sessions of this replica.
-pub struct SessionStore {
+pub struct SessionStore<C> {
     clock: Arc<dyn Clock>,
     ttl_ms: i64,
     idle_ms: i64,
     secure: bool,
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Mutex<HashMap<String, Session<C>>>,
 }
 
 /// A 256-bit random value, base64url.
@@ -88,12 +78,7 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Whether a ceremony begun at `started_ms` may still be finished at `now_ms`.
-pub fn ceremony_live(started_ms: i64, now_ms: i64) -> bool {
-    now_ms.saturating_sub(started_ms) <= millis(CEREMONY_TIMEOUT)
-}
-
-impl SessionStore {
+impl<C> SessionStore<C> {
     /// An empty store with the configured lifetimes.
     pub fn new(clock: Arc<dyn Clock>, config: &ApprovalsConfig) -> Self {
         SessionStore {
@@ -105,7 +90,7 @@ impl SessionStore {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Session<C>>> {
         // A panic while holding the lock cannot leave a session half-written
         // in a way that grants more than before: keep serving.
         self.sessions
@@ -113,7 +98,7 @@ impl SessionStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn alive(&self, session: &Session, now: i64) -> bool {
+    fn alive(&self, session: &Session<C>, now: i64) -> bool {
         // A session nobody logged into only serves one ceremony.
         let idle_ms = if session.approver.is_some() {
             self.idle_ms
@@ -156,9 +141,7 @@ impl SessionStore {
                 created_ms: now,
                 seen_ms: now,
                 approver: None,
-                enrollment: None,
-                login: None,
-                decision: None,
+                ceremony: None,
             },
         );
         Ok((id, csrf))
@@ -166,7 +149,7 @@ impl SessionStore {
 
     /// Runs `f` on the live session `id` (marking it used); `None` when it
     /// is unknown or expired (an expired one is dropped).
-    pub fn with<T>(&self, id: &str, f: impl FnOnce(&mut Session) -> T) -> Option<T> {
+    pub fn with<T>(&self, id: &str, f: impl FnOnce(&mut Session<C>) -> T) -> Option<T> {
         let now = self.clock.now_ms();
         let mut sessions = self.lock();
         let alive = sessions.get(id).is_some_and(|s| self.alive(s, now));
@@ -190,9 +173,7 @@ impl SessionStore {
         session.approver = Some(approver.to_owned());
         session.created_ms = now;
         session.seen_ms = now;
-        session.enrollment = None;
-        session.login = None;
-        session.decision = None;
+        session.ceremony = None;
         sessions.insert(new_id.clone(), session);
         Some((new_id, csrf))
     }
@@ -254,37 +235,13 @@ impl SessionStore {
     }
 }
 
-/// `GET /session`: the CSRF token of the live session, or of a new
-/// anonymous one (with its cookie).
-pub async fn show(
-    State(approvals): State<Arc<Approvals>>,
-    headers: HeaderMap,
-) -> Result<Response, Refusal> {
-    check_site(&approvals, &headers)?;
-    let sessions = &approvals.sessions;
-    let existing = sessions
-        .id_from(&headers)
-        .and_then(|id| sessions.with(&id, |s| (s.csrf.clone(), s.approver.clone())));
-    if let Some((csrf, approver)) = existing {
-        return Ok(no_store(Json(
-            json!({"csrfToken": csrf, "approver": approver}),
-        )));
-    }
-    let (id, csrf) = sessions.create()?;
-    let mut response = no_store(Json(json!({"csrfToken": csrf, "approver": null})));
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, sessions.cookie(&id));
-    Ok(response)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::clock::ManualClock;
 
-    fn store(secure: bool, clock: ManualClock) -> SessionStore {
+    fn store(secure: bool, clock: ManualClock) -> SessionStore<()> {
         let config = ApprovalsConfig {
             session_ttl: Duration::from_secs(3600),
             session_idle: Duration::from_secs(600),
