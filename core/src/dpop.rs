@@ -14,6 +14,7 @@
 pub mod nonce;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +22,7 @@ use crate::b64;
 use crate::error::{Error, ErrorCode, Result};
 use crate::es256::SigningKey;
 use crate::htu;
-use crate::jwk::EcPublicJwk;
+use crate::jwk::{EcPublicJwk, KeyCache};
 use crate::jws::{self, ES256, Header};
 use crate::token::token_hash;
 
@@ -140,7 +141,7 @@ pub fn verify(
     window: Window,
     now: i64,
 ) -> Result<VerifiedProof> {
-    verify_with(proof, request, UrlForm::Received, window, now)
+    verify_with(proof, request, UrlForm::Received, window, now, None)
 }
 
 /// [`verify`] for a caller that already normalized `request.url` with
@@ -152,7 +153,20 @@ pub fn verify_normalized(
     window: Window,
     now: i64,
 ) -> Result<VerifiedProof> {
-    verify_with(proof, request, UrlForm::Normalized, window, now)
+    verify_with(proof, request, UrlForm::Normalized, window, now, None)
+}
+
+/// [`verify_normalized`] with the proof's key taken from `keys` when it was
+/// seen before (see [`KeyCache`]): the same checks, in the same order, with
+/// the same errors.
+pub fn verify_normalized_cached(
+    proof: &str,
+    request: &Request<'_>,
+    window: Window,
+    now: i64,
+    keys: &KeyCache,
+) -> Result<VerifiedProof> {
+    verify_with(proof, request, UrlForm::Normalized, window, now, Some(keys))
 }
 
 /// Whether a request's URL still needs normalizing.
@@ -168,6 +182,7 @@ fn verify_with(
     url_form: UrlForm,
     window: Window,
     now: i64,
+    keys: Option<&KeyCache>,
 ) -> Result<VerifiedProof> {
     let invalid = |m: &str| Error::new(ErrorCode::DpopInvalid, m);
     let parts = jws::decode::<ProofClaims>(proof, MAX_PROOF_LEN, ErrorCode::DpopInvalid)?;
@@ -179,7 +194,11 @@ fn verify_with(
         .jwk
         .as_ref()
         .ok_or_else(|| invalid("the proof has no jwk header"))?;
-    let key = jwk.to_public_key().map_err(|e| match e.code {
+    let key = match keys {
+        Some(keys) => jwk.to_public_key_cached(keys),
+        None => jwk.to_public_key().map(Arc::new),
+    };
+    let key = key.map_err(|e| match e.code {
         ErrorCode::JwkPrivateKeyRefused => e,
         _ => invalid(&format!("bad jwk header: {}", e.message)),
     })?;
@@ -236,7 +255,7 @@ fn verify_with(
         }
     }
     Ok(VerifiedProof {
-        jkt: key.thumbprint,
+        jkt: key.thumbprint.clone(),
         jti: claims.jti,
         iat: claims.iat,
         nonce: claims.nonce,

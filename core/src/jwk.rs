@@ -7,6 +7,9 @@
 //! carries the private scalar `d` is refused outright, because a client that
 //! sends it has already leaked its key.
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -71,6 +74,22 @@ impl EcPublicJwk {
 
     /// Validates the JWK and returns the key with its thumbprint.
     pub fn to_public_key(&self) -> Result<PublicKey> {
+        let (x, y) = self.coordinates()?;
+        PublicKey::from_coordinates(&self.x, &self.y, &x, &y)
+    }
+
+    /// [`to_public_key`](Self::to_public_key) through `cache`: the same
+    /// checks of the members on every call, the point's validation and the
+    /// thumbprint once per key.
+    pub fn to_public_key_cached(&self, cache: &KeyCache) -> Result<Arc<PublicKey>> {
+        let (x, y) = self.coordinates()?;
+        cache.get_or_insert(&x, &y, || {
+            PublicKey::from_coordinates(&self.x, &self.y, &x, &y)
+        })
+    }
+
+    /// Checks every member but the point itself and decodes the coordinates.
+    fn coordinates(&self) -> Result<([u8; 32], [u8; 32])> {
         if self.d.is_some() {
             return Err(ErrorCode::JwkPrivateKeyRefused.into());
         }
@@ -89,13 +108,7 @@ impl EcPublicJwk {
         if self.use_.as_deref().is_some_and(|u| u != "sig") {
             return Err(Error::new(ErrorCode::JwkInvalid, "use must be sig"));
         }
-        let x = coordinate(&self.x, "x")?;
-        let y = coordinate(&self.y, "y")?;
-        let key = VerifyingKey::from_coordinates(&x, &y)?;
-        Ok(PublicKey {
-            thumbprint: ec_thumbprint(&self.x, &self.y),
-            key,
-        })
+        Ok((coordinate(&self.x, "x")?, coordinate(&self.y, "y")?))
     }
 }
 
@@ -106,6 +119,87 @@ pub struct PublicKey {
     pub key: VerifyingKey,
     /// base64url(SHA-256) RFC 7638 thumbprint.
     pub thumbprint: String,
+}
+
+impl PublicKey {
+    /// Validates the point (`x_b64`, `y_b64` being its coordinates as sent,
+    /// `x`, `y` the same decoded) and computes the thumbprint.
+    fn from_coordinates(x_b64: &str, y_b64: &str, x: &[u8; 32], y: &[u8; 32]) -> Result<Self> {
+        Ok(PublicKey {
+            key: VerifyingKey::from_coordinates(x, y)?,
+            thumbprint: ec_thumbprint(x_b64, y_b64),
+        })
+    }
+}
+
+/// Validated keys by their coordinates, so that a key seen again costs a
+/// lookup instead of a point validation and a thumbprint (an agent signs
+/// every DPoP proof of a grant with one key; see `bench/results/verify.md`).
+///
+/// Keyed by the decoded coordinates: base64url is decoded strictly
+/// ([`b64::decode`]: one value has exactly one encoding), so equal
+/// coordinates mean equal JWK members and so an equal thumbprint. Only keys
+/// that validated are kept. Bounded: at [`KeyCache::capacity`] entries the
+/// cache starts over, so many one-off keys cost what they cost without it.
+#[derive(Debug)]
+pub struct KeyCache {
+    map: RwLock<HashMap<[u8; 64], Arc<PublicKey>>>,
+    capacity: usize,
+}
+
+impl KeyCache {
+    /// A cache of at most `capacity` keys.
+    pub fn new(capacity: usize) -> Self {
+        KeyCache {
+            map: RwLock::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// The most keys held at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get_or_insert(
+        &self,
+        x: &[u8; 32],
+        y: &[u8; 32],
+        make: impl FnOnce() -> Result<PublicKey>,
+    ) -> Result<Arc<PublicKey>> {
+        let mut point = [0u8; 64];
+        point[..32].copy_from_slice(x);
+        point[32..].copy_from_slice(y);
+        let found = self
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&point)
+            .cloned();
+        if let Some(key) = found {
+            return Ok(key);
+        }
+        let key = Arc::new(make()?);
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= self.capacity {
+            map.clear();
+        }
+        map.insert(point, Arc::clone(&key));
+        Ok(key)
+    }
 }
 
 /// Parses and validates a JWK from JSON text, with a size limit.

@@ -140,13 +140,9 @@ impl GrantCache {
         self.live.load(Ordering::Acquire)
     }
 
-    /// The grant `uid`: from the cache, else from `state` within `timeout`.
-    pub async fn get(
-        &self,
-        uid: &str,
-        state: &dyn SharedState,
-        timeout: Duration,
-    ) -> Result<Lookup, StateError> {
+    /// The grant `uid`: from the cache, else from `state` (within the
+    /// state's own hot-path deadline).
+    pub async fn get(&self, uid: &str, state: &dyn SharedState) -> Result<Lookup, StateError> {
         let now = self.clock.now_ms();
         let cached = {
             let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
@@ -166,14 +162,8 @@ impl GrantCache {
         }
         self.metrics.cache(CacheKind::Grant, false);
         let epoch = self.epoch.load(Ordering::Acquire);
-        let read = match tokio::time::timeout(timeout, state.get_grant(uid)).await {
-            Ok(read) => read?,
-            Err(_) => {
-                return Err(StateError::Unavailable(format!(
-                    "no grant state within {timeout:?}"
-                )));
-            }
-        };
+        // The state bounds the read itself (its hot-path deadline).
+        let read = state.get_grant(uid).await?;
         let Some(grant) = read else {
             return Ok(Lookup::Unknown);
         };
