@@ -26,22 +26,21 @@
 
 mod action;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use agentauth_core::ErrorCode;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{HOST, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::body::{MAX_HEADER_BYTES, header_bytes, json, read_body};
 use crate::config::VerifierConfig;
 use crate::problem::Problem;
 use crate::route_map::{RouteMap, route_path};
-use crate::routes::{App, MAX_HEADER_BYTES, header_bytes, json, read_body};
-use crate::verify::{Decision, Input, Outcome};
+use crate::verify::{Decision, Input, Outcome, Verifier};
 use action::{ActionHeaders, single};
 
 /// The header carrying the reason code of a denial.
@@ -118,27 +117,32 @@ impl ExtAuthz {
     }
 }
 
-/// Handles every method under the ext_authz prefix.
-pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
+/// Handles every method under the ext_authz prefix (the router's handler
+/// passes its shared parts).
+pub async fn handle(verifier: &Verifier, ext: &ExtAuthz, request: Request) -> Response {
     let started = Instant::now();
     // The body is read only when a route takes its amount from it.
     let (head, body) = request.into_parts();
-    let response = match decide(&app, &head, body).await {
+    let response = match decide(verifier, ext, &head, body).await {
         Ok(response) => response,
         Err(problem) => {
-            app.verifier.metrics().invalid(problem.code);
+            verifier.metrics().invalid(problem.code);
             problem.into_response()
         }
     };
-    app.verifier
+    verifier
         .metrics()
         .latency
         .observe(started.elapsed().as_secs_f64());
     response
 }
 
-async fn decide(app: &App, request: &Parts, body: Body) -> Result<Response, Problem> {
-    let ext = &app.ext_authz;
+async fn decide(
+    verifier: &Verifier,
+    ext: &ExtAuthz,
+    request: &Parts,
+    body: Body,
+) -> Result<Response, Problem> {
     let headers = &request.headers;
     let invalid = |m: &str| Problem::bad_request(ErrorCode::RequestInvalid, m);
     if header_bytes(headers) > MAX_HEADER_BYTES {
@@ -211,7 +215,7 @@ async fn decide(app: &App, request: &Parts, body: Body) -> Result<Response, Prob
         action: &action,
         audience: Some(audience),
     };
-    match app.verifier.verify(&input).await {
+    match verifier.verify(&input).await {
         Outcome::Decision(decision) => Ok(answer(&decision)),
         Outcome::Invalid(problem) => Err(problem),
     }

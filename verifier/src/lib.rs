@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod body;
 pub mod config;
 pub mod dpop_nonce;
 pub mod ext_authz;

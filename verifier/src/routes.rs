@@ -16,24 +16,18 @@ use std::time::{Duration, Instant};
 
 use agentauth_core::ErrorCode;
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use http_body_util::{BodyExt, Limited};
 
+pub use crate::body::{MAX_BODY, MAX_HEADER_BYTES};
+use crate::body::{header_bytes, json, read_body};
 use crate::ext_authz::ExtAuthz;
 use crate::problem::Problem;
 use crate::verify::{Input, Outcome, Verifier};
 use crate::wire::VerifyRequest;
-
-/// The largest `POST /v1/verify` body: a token (≤ 8 KiB), a proof (≤ 2 KiB),
-/// a URL (≤ 4 KiB) and an action fit many times over.
-pub const MAX_BODY: usize = 64 * 1024;
-
-/// The largest header section a handler reads (names and values).
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -51,20 +45,14 @@ pub fn router(app: Arc<App>, ext_authz_prefix: &str) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route(ext_authz_prefix, any(crate::ext_authz::handle))
-        .route(
-            &format!("{ext_authz_prefix}/{{*path}}"),
-            any(crate::ext_authz::handle),
-        )
+        .route(ext_authz_prefix, any(ext_authz))
+        .route(&format!("{ext_authz_prefix}/{{*path}}"), any(ext_authz))
         .with_state(app)
 }
 
-/// The size of a header section as sent (names, values, `: ` and CRLF).
-pub fn header_bytes(headers: &HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum()
+/// Handles every method under the ext_authz prefix.
+async fn ext_authz(State(app): State<Arc<App>>, request: Request) -> Response {
+    crate::ext_authz::handle(&app.verifier, &app.ext_authz, request).await
 }
 
 /// Handles `POST /v1/verify`.
@@ -114,29 +102,6 @@ async fn read_request(request: Request) -> Result<Bytes, Problem> {
     read_body(request.into_body())
         .await
         .ok_or_else(|| too_large("the body is larger than 64 KiB"))
-}
-
-/// The whole body, or `None` when it exceeds [`MAX_BODY`] or breaks off.
-pub async fn read_body(body: Body) -> Option<Bytes> {
-    Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .ok()
-        .map(|c| c.to_bytes())
-}
-
-/// A JSON response with `no-store`.
-pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
-    // Decisions hold only strings and numbers, which always serialize.
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 async fn healthz() -> &'static str {
