@@ -105,19 +105,7 @@ pub async fn serve(
     let Dependencies { state, clock } = deps;
     let metrics = Metrics::new()?;
     let keys = Arc::new(key_source(&config, clock.clone(), metrics.clone()).await?);
-    let routes = match &config.route_map {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ServerError::Config(format!("--route-map {}: {e}", path.display())))?;
-            Some(
-                RouteMap::parse(&text).map_err(|e| {
-                    ServerError::Config(format!("--route-map {}: {e}", path.display()))
-                })?,
-            )
-        }
-        // Direct header mode: the mesh sets the action headers.
-        None => None,
-    };
+    let routes = route_map(&config)?;
     let ext_authz = ExtAuthz::new(&config, routes).map_err(ServerError::Config)?;
 
     let grants = Arc::new(GrantCache::new(
@@ -141,31 +129,7 @@ pub async fn serve(
         metrics.clone(),
         config.audit_queue,
     );
-    let skew = secs(config.clock_skew.as_millis());
-    let settings = Settings {
-        expectations: config
-            .audiences
-            .iter()
-            .map(|audience| Expectations {
-                issuer: config.issuer.clone(),
-                audience: audience.clone(),
-                leeway_secs: skew,
-            })
-            .collect(),
-        dpop_window: dpop::Window {
-            max_age_secs: secs(config.dpop_window.as_millis()),
-            max_skew_secs: skew,
-        },
-        state_timeout: config.state_timeout.duration(),
-        dpop_nonce: match &config.dpop_nonce_key_file {
-            Some(path) => {
-                let period = secs(config.dpop_nonce_period.as_millis());
-                let issuer = crate::dpop_nonce::load(path, period).map_err(ServerError::Config)?;
-                Some(Arc::new(issuer))
-            }
-            None => None,
-        },
-    };
+    let settings = settings(&config)?;
     let verifier = Arc::new(Verifier::new(Parts {
         settings,
         keys,
@@ -193,6 +157,48 @@ pub async fn serve(
         tracing::warn!("audit events still queued at shutdown were not written");
     }
     Ok(())
+}
+
+/// The `--route-map` file, parsed; `None` in direct header mode (the mesh
+/// sets the action headers).
+fn route_map(config: &VerifierConfig) -> Result<Option<RouteMap>, ServerError> {
+    let Some(path) = &config.route_map else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ServerError::Config(format!("--route-map {}: {e}", path.display())))?;
+    RouteMap::parse(&text)
+        .map(Some)
+        .map_err(|e| ServerError::Config(format!("--route-map {}: {e}", path.display())))
+}
+
+/// What the checks expect of tokens and proofs, from the flags.
+fn settings(config: &VerifierConfig) -> Result<Settings, ServerError> {
+    let skew = secs(config.clock_skew.as_millis());
+    Ok(Settings {
+        expectations: config
+            .audiences
+            .iter()
+            .map(|audience| Expectations {
+                issuer: config.issuer.clone(),
+                audience: audience.clone(),
+                leeway_secs: skew,
+            })
+            .collect(),
+        dpop_window: dpop::Window {
+            max_age_secs: secs(config.dpop_window.as_millis()),
+            max_skew_secs: skew,
+        },
+        state_timeout: config.state_timeout.duration(),
+        dpop_nonce: match &config.dpop_nonce_key_file {
+            Some(path) => {
+                let period = secs(config.dpop_nonce_period.as_millis());
+                let issuer = crate::dpop_nonce::load(path, period).map_err(ServerError::Config)?;
+                Some(Arc::new(issuer))
+            }
+            None => None,
+        },
+    })
 }
 
 async fn key_source(
