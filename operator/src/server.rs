@@ -7,6 +7,10 @@
 //!          ─▶ root signer ─▶ key hierarchy ─────┘
 //! ```
 //!
+//! Once it has a client, [`crate::preflight`] checks that the apiserver serves the
+//! AgentAuth resources; without them `run` fails at once with an error that
+//! says how to install the CRDs.
+//!
 //! The HTTP server ([`crate::http`]) bounds how long a client may take to
 //! send a request and how many connections are served at once.
 //!
@@ -42,6 +46,10 @@ pub enum ServerError {
     /// No Kubernetes cluster could be reached.
     #[error("failed to connect to Kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    /// The apiserver does not serve the AgentAuth resources (or could not
+    /// say).
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
     /// The shared state could not be reached.
     #[error("failed to connect to the shared state: {0}")]
     State(#[from] StateError),
@@ -73,6 +81,9 @@ pub async fn run(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let metrics = Metrics::new()?;
     let client = kube::Client::try_default().await?;
+    // Before anything else starts: without the CRDs the watches would retry
+    // forever and the operator would never become ready.
+    crate::preflight::require_crds(&client).await?;
     let state: Arc<dyn SharedState> = match config.redis.config() {
         Some(redis) => Arc::new(RedisState::connect(redis).await?),
         None => Arc::new(InProcessState::new()),
