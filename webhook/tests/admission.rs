@@ -1,10 +1,12 @@
 //! The webhook against a real kube-apiserver: one webhook per test binary,
 //! registered with a `ValidatingWebhookConfiguration` and called by the
 //! apiserver over TLS on loopback; a namespace per test. Each table reads
-//! as `accepts(...)` / `rejects(..., "message")` rows: what the schema
-//! cannot refuse ([`specs`]), forged approvals ([`approvals`]), status
-//! fields only the operator may write ([`status`]), and who answers for an
-//! Agent ([`owners`]).
+//! as `accepts(...)` / `rejects(..., "code: field")` rows, a refusal
+//! matched by the stable code its message starts with, never by its prose
+//! (the apiserver's own CEL refusals, which have no code, by their message):
+//! what the schema cannot refuse ([`specs`]), forged approvals
+//! ([`approvals`]), status fields only the operator may write ([`status`]),
+//! and who answers for an Agent ([`owners`]).
 //!
 //! Not here: "approver lacks the RBAC verb `approve`" is the approval API's
 //! check (a SubjectAccessReview for the approver's identity), not the

@@ -52,7 +52,7 @@ async fn writes_are_refused_while_the_webhook_is_down() {
 
     // Returns once the server's runtime is gone: no listener, no open connection.
     webhook.stop().await;
-    let down = Expect::Rejects("failed calling webhook \"validate.agentauth.dev\"");
+    let down = Expect::Refused("failed calling webhook \"validate.agentauth.dev\"");
     f.extend(check(
         "a valid envelope while the webhook is down",
         &down,

@@ -59,7 +59,7 @@ async fn specs_the_schema_cannot_judge() {
                 "/spec/publicKey/y",
                 x,
             ),
-            "spec.publicKey",
+            "jwk_invalid: spec.publicKey",
         ),
         accepts("an envelope in Europe/Berlin, in EUR", envelope.clone()),
         rejects(
@@ -83,7 +83,7 @@ async fn specs_the_schema_cannot_judge() {
                 "/spec/transactions/maxPerDay",
                 json!("10.001"),
             ),
-            "amount_invalid",
+            "amount_invalid: spec.transactions",
         ),
         rejects(
             "a per-transaction limit above the daily one",
@@ -92,7 +92,7 @@ async fn specs_the_schema_cannot_judge() {
                 "/spec/transactions/maxPerTransaction",
                 json!("500.00"),
             ),
-            "spec.transactions",
+            "envelope_invalid: spec.transactions",
         ),
         accepts("a grant whose agent and envelope exist", grant.clone()),
         rejects(
@@ -102,7 +102,7 @@ async fn specs_the_schema_cannot_judge() {
                 "/spec/agentRef/name",
                 json!("ghost-agent"),
             ),
-            "agent_not_found: spec.agentRef.name: there is no Agent \"ghost-agent\"",
+            "agent_not_found: spec.agentRef.name",
         ),
         rejects(
             "a grant under an envelope that does not exist",

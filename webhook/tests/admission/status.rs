@@ -47,7 +47,7 @@ async fn decisions_phases_passkeys_and_thumbprints() {
     ));
     f.extend(check(
         "the operator records a second, genuine decision over it",
-        &rejects("a recorded approval never changes"),
+        &Expect::Refused("a recorded approval never changes"),
         env.patch_status(op, &grant, denial).await,
     ));
     f.extend(check(
@@ -86,7 +86,7 @@ async fn decisions_phases_passkeys_and_thumbprints() {
     ));
     f.extend(check(
         "the decided grant's reason changes",
-        &rejects("the spec of a decided grant cannot change"),
+        &Expect::Refused("the spec of a decided grant cannot change"),
         env.patch(
             &env.admin,
             &grant,

@@ -136,7 +136,7 @@ impl Webhook {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match dry_create(cp, &probe).await {
-                Err(kube::Error::Api(s)) if s.message.contains("time_zone_unknown") => break,
+                Err(kube::Error::Api(s)) if denied_with(&s.message, "time_zone_unknown: ") => break,
                 other if Instant::now() > deadline => {
                     panic!(
                         "the webhook was not called within 30 s: {other:?}\n{}",
@@ -234,8 +234,27 @@ async fn dry_create(cp: &ControlPlane, doc: &Value) -> Result<DynamicObject, kub
 pub enum Expect {
     /// The write is admitted.
     Accepts,
-    /// The write is refused with a message containing this text.
+    /// The webhook refuses the write with a message that starts with this:
+    /// the stable code, optionally with the field (`"jwk_invalid: spec.publicKey"`),
+    /// never the prose after it.
     Rejects(&'static str),
+    /// The apiserver itself refuses the write (its schema or CEL rules, or
+    /// a webhook it cannot call), which carries no code: a message
+    /// containing this text.
+    Refused(&'static str),
+}
+
+/// The webhook's own refusal in an apiserver message: what follows
+/// `denied the request: ` (`<code>: <field>: <message>`).
+pub fn denial(message: &str) -> Option<&str> {
+    message
+        .split_once("denied the request: ")
+        .map(|(_, denial)| denial)
+}
+
+/// Whether `message` is the webhook's refusal starting with `prefix`.
+pub fn denied_with(message: &str, prefix: &str) -> bool {
+    denial(message).is_some_and(|denial| denial.starts_with(prefix))
 }
 
 /// Compares an outcome with a row's expectation; `None` when they agree,
@@ -250,11 +269,14 @@ pub fn check<T>(row: &str, expect: &Expect, result: Result<T, kube::Error>) -> O
     match (expect, result) {
         (Expect::Accepts, Ok(_)) => None,
         (Expect::Accepts, Err(e)) => Some(format!("{row}: refused: {e}")),
-        (Expect::Rejects(m), Ok(_)) => {
+        (Expect::Rejects(m) | Expect::Refused(m), Ok(_)) => {
             Some(format!("{row}: admitted; expected a refusal with {m:?}"))
         }
-        (Expect::Rejects(m), Err(kube::Error::Api(s))) if s.message.contains(m) => None,
-        (Expect::Rejects(m), Err(e)) => Some(format!("{row}: refused otherwise than {m:?}: {e}")),
+        (Expect::Rejects(m), Err(kube::Error::Api(s))) if denied_with(&s.message, m) => None,
+        (Expect::Refused(m), Err(kube::Error::Api(s))) if s.message.contains(m) => None,
+        (Expect::Rejects(m) | Expect::Refused(m), Err(e)) => {
+            Some(format!("{row}: refused otherwise than {m:?}: {e}"))
+        }
     }
 }
 
