@@ -2,8 +2,6 @@
 //! writers' conditions kept, no write when nothing changed, transition times
 //! that only move on a real change, and stale reads refused.
 
-use std::time::Duration;
-
 use agentauth_crds::conditions::{self, types};
 use agentauth_crds::{Agent, AgentStatus};
 use agentauth_operator::controllers::{Error, FIELD_MANAGER, status};
@@ -41,7 +39,10 @@ async fn status_is_applied_quietly_and_keeps_other_writers_conditions() {
     assert_eq!(managers, [(FIELD_MANAGER.to_owned(), "Apply".to_owned())]);
 
     let before = agents.get("assistant").await.unwrap();
-    // Another controller's condition, by its own field manager.
+    // Another controller's condition, by its own field manager; it too
+    // makes the controller reconcile, which must finish before the next
+    // step counts its own reconcile.
+    let reconciled = op.reconciles("agent");
     let theirs = json!({"apiVersion": "agentauth.dev/v1alpha1", "kind": "Agent", "status": {"conditions": [{
         "type": "Audited", "status": "True", "reason": "Reviewed", "message": "reviewed by security",
         "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
@@ -53,6 +54,13 @@ async fn status_is_applied_quietly_and_keeps_other_writers_conditions() {
         )
         .await
         .unwrap();
+    wait_for(
+        "the reconcile after the other writer's status",
+        CONVERGE,
+        || async { (op.reconciles("agent") > reconciled).then_some(()) },
+    )
+    .await;
+    let reconciled = op.reconciles("agent");
     // A label change makes the controller reconcile; nothing of ours changed.
     let labelled = agents
         .patch(
@@ -62,7 +70,10 @@ async fn status_is_applied_quietly_and_keeps_other_writers_conditions() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for("the reconcile after the label change", CONVERGE, || async {
+        (op.reconciles("agent") > reconciled).then_some(())
+    })
+    .await;
     let after = agents.get("assistant").await.unwrap();
     assert_eq!(
         after.resource_version(),
