@@ -179,7 +179,6 @@ pub struct Report {
     table: String,
     figures: Vec<(String, String)>,
     checks: Vec<(String, bool)>,
-    known_defects: Vec<(String, bool, String)>,
     notes: Vec<String>,
 }
 
@@ -232,17 +231,6 @@ impl Report {
         self
     }
 
-    /// A check that fails because of a known product defect (`defect`
-    /// describes it): reported with its result, but not failing the
-    /// experiment, so the suite stays green until the fix lands. Some are
-    /// races, so a pass may only mean the race was not hit this run; once
-    /// the fix lands, make it a [`Report::check`].
-    pub fn known_defect(&mut self, name: &str, passed: bool, defect: &str) -> &mut Self {
-        self.known_defects
-            .push((name.to_owned(), passed, defect.to_owned()));
-        self
-    }
-
     /// A free-form observation.
     pub fn note(&mut self, text: &str) -> &mut Self {
         self.notes.push(text.to_owned());
@@ -260,11 +248,10 @@ impl Report {
 
     /// The report as Markdown.
     pub fn markdown(&self) -> String {
-        let open_defects = self.known_defects.iter().filter(|d| !d.1).count();
-        let verdict = match (self.failures().is_empty(), open_defects) {
-            (false, _) => "FAIL".to_owned(),
-            (true, 0) => "PASS".to_owned(),
-            (true, n) => format!("PASS, with {n} known defect(s) reproduced"),
+        let verdict = if self.failures().is_empty() {
+            "PASS"
+        } else {
+            "FAIL"
         };
         let mut out = format!("# Chaos: {} — {verdict}\n\n", self.title);
         let _ = writeln!(
@@ -285,21 +272,6 @@ impl Report {
         out.push_str("\n## Checks\n\n");
         for (name, passed) in &self.checks {
             let _ = writeln!(out, "- [{}] {name}", if *passed { "x" } else { " " });
-        }
-        if !self.known_defects.is_empty() {
-            out.push_str("\n## Known defects (reported, not failing the experiment)\n\n");
-            for (name, passed, defect) in &self.known_defects {
-                let status = if *passed {
-                    "not reproduced this run"
-                } else {
-                    "reproduced"
-                };
-                let _ = writeln!(
-                    out,
-                    "- [{}] {name} — {status}. {defect}",
-                    if *passed { "x" } else { " " }
-                );
-            }
         }
         if !self.notes.is_empty() {
             out.push_str("\n## Notes\n\n");
@@ -415,21 +387,5 @@ mod tests {
             table.contains("| fault | 1.0–2.0 | verifier-a | 1 | 0 | state_unavailable: 1 |"),
             "{table}"
         );
-    }
-
-    #[test]
-    fn a_known_defect_is_reported_without_failing() {
-        let mut report = Report::new("x", "X");
-        report
-            .check("holds", true)
-            .known_defect("leaks", false, "why");
-        assert!(report.failures().is_empty());
-        assert!(
-            report
-                .markdown()
-                .starts_with("# Chaos: X — PASS, with 1 known defect(s) reproduced")
-        );
-        report.check("breaks", false);
-        assert_eq!(report.failures(), ["breaks"]);
     }
 }
