@@ -199,3 +199,97 @@ pub fn finish_decide(
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::approvals::config::ApprovalsConfig;
+    use crate::clock::ManualClock;
+
+    fn sessions(clock: ManualClock) -> Sessions {
+        let config = ApprovalsConfig {
+            session_ttl: Duration::from_secs(3600),
+            session_idle: Duration::from_secs(600),
+            secure_cookies: true,
+            token_namespace: "agentauth-system".into(),
+        };
+        SessionStore::new(Arc::new(clock), &config)
+    }
+
+    fn approve(name: &str) -> Ceremony {
+        Ceremony::Decide(DecisionChallenge {
+            namespace: "ns".into(),
+            name: name.into(),
+            uid: "u".into(),
+            generation: 1,
+            spec_digest: "s".into(),
+            binding: Binding {
+                envelope_digest: String::new(),
+                agent_key_thumbprint: "t".into(),
+            },
+            decision: Decision::Approved,
+            nonce: "n".into(),
+        })
+    }
+
+    fn finish_approve(s: &Sessions, id: &str, now: i64, name: &str) -> Result<String, ErrorCode> {
+        finish_decide(s, id, now, ("ns", name), Decision::Approved)
+            .map(|d| d.name)
+            .map_err(|r| r.0.code)
+    }
+
+    /// Threat: an assertion tried against several challenges. A finish that
+    /// does not match ends the ceremony, so the right answer cannot follow.
+    #[test]
+    fn a_challenge_is_answered_at_most_once() {
+        let s = sessions(ManualClock::at_ms(0));
+        let (id, _) = s.create().unwrap();
+        begin(&s, &id, approve("a"), 0).unwrap();
+        let mismatch = Err(ErrorCode::ApprovalChallengeMismatch);
+        assert_eq!(finish_approve(&s, &id, 0, "b"), mismatch);
+        assert_eq!(
+            finish_approve(&s, &id, 0, "a"),
+            mismatch,
+            "ended by the miss"
+        );
+        assert_eq!(
+            finish_login(&s, &id, 0)
+                .map(|l| l.approver)
+                .map_err(|r| r.0.code),
+            Err(ErrorCode::PasskeyCeremonyFailed)
+        );
+
+        begin(&s, &id, approve("a"), 0).unwrap();
+        assert_eq!(finish_approve(&s, &id, 0, "a"), Ok("a".into()));
+        assert_eq!(finish_approve(&s, &id, 0, "a"), mismatch, "used up");
+    }
+
+    #[test]
+    fn one_ceremony_per_session_within_its_timeout() {
+        let s = sessions(ManualClock::at_ms(0));
+        let (id, _) = s.create().unwrap();
+        begin(&s, &id, approve("a"), 0).unwrap();
+        begin(&s, &id, approve("b"), 0).unwrap();
+        let mismatch = Err(ErrorCode::ApprovalChallengeMismatch);
+        assert_eq!(finish_approve(&s, &id, 0, "a"), mismatch, "replaced by b");
+
+        // The session's own clock stays put: only the ceremony's age moves.
+        let timeout = i64::try_from(CEREMONY_TIMEOUT.as_millis()).unwrap();
+        begin(&s, &id, approve("a"), 0).unwrap();
+        assert_eq!(finish_approve(&s, &id, timeout, "a"), Ok("a".into()));
+        begin(&s, &id, approve("a"), timeout).unwrap();
+        assert_eq!(
+            finish_approve(&s, &id, 2 * timeout + 1, "a"),
+            mismatch,
+            "timed out"
+        );
+        assert!(
+            begin(&s, "no-such-session", approve("a"), 0).is_err(),
+            "a session that ended holds nothing"
+        );
+    }
+}

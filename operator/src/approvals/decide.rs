@@ -14,7 +14,8 @@
 //!           undecided or suspended (else 409)
 //!       ──▶ scope, owner, RBAC again ──▶ verify_new_approval (the webhook's own check)
 //!       ──▶ merge patch status.approval (resourceVersion precondition)
-//!       ──▶ the passkey's signCount advances; audit event
+//!       ──▶ the passkey's signCount advances; audit event (a counter that cannot
+//!           advance: the decision stands and is audited, the answer is 503; [`super::approvers`])
 //! ```
 //!
 //! **Re-approval.** A suspended grant (approved, then its envelope's spec or
