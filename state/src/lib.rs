@@ -63,24 +63,9 @@ pub enum StateError {
     Corrupt(String),
 }
 
-/// A grant's lifecycle phase as the verifiers need it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum GrantPhase {
-    /// Waiting for a human.
-    Pending,
-    /// Usable until it expires or is revoked.
-    Approved,
-    /// Refused by a human.
-    Denied,
-    /// Revoked; never usable again.
-    Revoked,
-    /// Past its expiry.
-    Expired,
-    /// Approved, but the envelope's spec or the agent's key changed after
-    /// the approval was signed: refused (`grant_suspended`) until the old
-    /// values are back or an approver approves the new ones.
-    Suspended,
-}
+/// A grant's lifecycle phase, as the CRD status has it plus `Suspended`;
+/// defined once, in core (Redis values are the variant names).
+pub use agentauth_core::grant::GrantPhase;
 
 /// The behavioral envelope a grant obeys, as written by the operator.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

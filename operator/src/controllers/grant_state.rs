@@ -38,18 +38,6 @@ pub fn envelope_state(
     })
 }
 
-/// The shared state's name for a phase.
-fn state_phase(phase: GrantPhase) -> agentauth_state::GrantPhase {
-    match phase {
-        GrantPhase::Pending => agentauth_state::GrantPhase::Pending,
-        GrantPhase::Approved => agentauth_state::GrantPhase::Approved,
-        GrantPhase::Denied => agentauth_state::GrantPhase::Denied,
-        GrantPhase::Revoked => agentauth_state::GrantPhase::Revoked,
-        GrantPhase::Expired => agentauth_state::GrantPhase::Expired,
-        GrantPhase::Suspended => agentauth_state::GrantPhase::Suspended,
-    }
-}
-
 /// Makes the shared state say what `plan.publish` says about `grant`.
 pub(super) async fn sync(
     state: &dyn SharedState,
@@ -64,7 +52,7 @@ pub(super) async fn sync(
         field: "metadata.uid",
     })?;
     let existing = state.get_grant(&uid).await?;
-    let fresh = |phase: agentauth_state::GrantPhase| GrantState {
+    let fresh = |phase: GrantPhase| GrantState {
         uid: uid.clone(),
         grant: format!(
             "{}/{}",
@@ -101,30 +89,25 @@ pub(super) async fn sync(
                 Ok(envelope) => envelope,
                 Err(e) => {
                     tracing::warn!(uid, error = %e, "the envelope cannot be digested; the grant stays unusable");
-                    return put_if_changed(
-                        state,
-                        existing,
-                        fresh(state_phase(GrantPhase::Pending)),
-                    )
-                    .await;
+                    return put_if_changed(state, existing, fresh(GrantPhase::Pending)).await;
                 }
             };
             GrantState {
                 envelope,
-                ..fresh(state_phase(GrantPhase::Approved))
+                ..fresh(GrantPhase::Approved)
             }
         }
-        Publish::Suspended => fresh(state_phase(GrantPhase::Pending)),
-        Publish::Reapprove => fresh(agentauth_state::GrantPhase::Suspended),
+        Publish::Suspended => fresh(GrantPhase::Pending),
+        Publish::Reapprove => fresh(GrantPhase::Suspended),
         Publish::Final(phase) => {
             // Keep what was last published (key, envelope) for the record.
             let desired = match existing.clone() {
                 Some(last) => GrantState {
-                    phase: state_phase(phase),
+                    phase,
                     updated_at_ms: now_ms,
                     ..last
                 },
-                None => fresh(state_phase(phase)),
+                None => fresh(phase),
             };
             put_if_changed(state, existing, desired).await?;
             if !state.is_revoked(&uid).await? {
