@@ -133,6 +133,8 @@ impl ControlPlane {
         })
     }
 
+    /// Writes the apiserver's files, starts etcd and then the apiserver in
+    /// a fresh temporary folder, and waits until the apiserver is ready.
     async fn start_local(binaries: &Binaries) -> Result<Self, Error> {
         let root_dir = tempfile::Builder::new()
             .prefix("agentauth-testenv-")
@@ -149,92 +151,14 @@ impl ControlPlane {
         create_dir(&api_dir)?;
 
         let [etcd_client_port, etcd_peer_port, api_port] = free_ports()?;
-        let pki = Pki::generate()?;
         let admin_token = pki::random_token();
         let server = format!("https://127.0.0.1:{api_port}");
-        let ca = api_dir.join("ca.crt");
-        let serving_cert = api_dir.join("apiserver.crt");
-        let serving_key = api_dir.join("apiserver.key");
-        let sa_key = api_dir.join("service-account.key");
-        let sa_public_key = api_dir.join("service-account.pub");
-        let tokens = api_dir.join("tokens.csv");
-        let kubeconfig = api_dir.join("kubeconfig");
-        write(&ca, &pki.ca_cert_pem, "write the CA certificate")?;
-        write(
-            &serving_cert,
-            &pki.serving_cert_pem,
-            "write the serving certificate",
-        )?;
-        write(&serving_key, &pki.serving_key_pem, "write the serving key")?;
-        write(
-            &sa_key,
-            &pki.service_account_key_pem,
-            "write the service-account key",
-        )?;
-        write(
-            &sa_public_key,
-            &pki.service_account_public_key_pem,
-            "write the service-account public key",
-        )?;
-        // token,user,uid,"group1,group2" — the static token file format.
-        write(
-            &tokens,
-            &format!("{admin_token},{ADMIN_USER},{ADMIN_USER},\"system:masters\"\n"),
-            "write the token file",
-        )?;
-        write(
-            &kubeconfig,
-            &kubeconfig_yaml(&server, &pki.ca_cert_pem, &admin_token),
-            "write the kubeconfig",
-        )?;
+        let files = ApiserverFiles::write(&api_dir, &server, &admin_token)?;
 
         let spawned = Instant::now();
-        let etcd_url = format!("http://127.0.0.1:{etcd_client_port}");
-        let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
-        let mut etcd = Supervised::spawn(
-            "etcd",
-            &binaries.etcd,
-            &args([
-                format!("--data-dir={}", etcd_dir.join("data").display()),
-                format!("--listen-client-urls={etcd_url}"),
-                format!("--advertise-client-urls={etcd_url}"),
-                format!("--listen-peer-urls={peer_url}"),
-                format!("--initial-advertise-peer-urls={peer_url}"),
-                "--name=agentauth-testenv".to_owned(),
-                format!("--initial-cluster=agentauth-testenv={peer_url}"),
-                // Test data is thrown away: durability only costs time.
-                "--unsafe-no-fsync=true".to_owned(),
-                "--log-level=warn".to_owned(),
-            ]),
-            etcd_dir.join("etcd.log"),
-            &etcd_dir,
-        )?;
-        wait_for_port(&mut etcd, etcd_client_port, ETCD_TIMEOUT).await?;
-
-        // The flags follow controller-runtime's envtest defaults, with a static
-        // token file instead of client certificates for authentication.
-        let apiserver_args = args([
-            format!("--etcd-servers={etcd_url}"),
-            "--advertise-address=127.0.0.1".to_owned(),
-            "--bind-address=127.0.0.1".to_owned(),
-            format!("--secure-port={api_port}"),
-            format!("--cert-dir={}", api_dir.display()),
-            format!("--tls-cert-file={}", serving_cert.display()),
-            format!("--tls-private-key-file={}", serving_key.display()),
-            format!("--client-ca-file={}", ca.display()),
-            format!("--token-auth-file={}", tokens.display()),
-            "--authorization-mode=RBAC".to_owned(),
-            format!("--service-account-issuer={server}"),
-            format!("--service-account-key-file={}", sa_public_key.display()),
-            format!("--service-account-signing-key-file={}", sa_key.display()),
-            "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
-            // No controller-manager creates service accounts here.
-            "--disable-admission-plugins=ServiceAccount".to_owned(),
-            "--allow-privileged=true".to_owned(),
-            // The `kubernetes` Service cannot point at a loopback address;
-            // without this the apiserver logs an error about it every 10 s.
-            "--endpoint-reconciler-type=none".to_owned(),
-        ]);
+        let (etcd, etcd_url) =
+            start_etcd(binaries, &etcd_dir, etcd_client_port, etcd_peer_port).await?;
+        let apiserver_args = apiserver_args(&etcd_url, api_port, &api_dir, &files, &server);
         let mut apiserver = Supervised::spawn(
             "kube-apiserver",
             &binaries.kube_apiserver,
@@ -243,26 +167,19 @@ impl ControlPlane {
             &api_dir,
         )?;
 
-        let config = load_kubeconfig(&kubeconfig).await?;
+        let config = load_kubeconfig(&files.kubeconfig).await?;
         wait_for_readyz(&mut apiserver, &config).await?;
         let started_in = spawned.elapsed();
         tracing::info!(?started_in, %server, "control plane ready");
 
-        let restart_files = [
-            &ca,
-            &serving_cert,
-            &serving_key,
-            &sa_key,
-            &sa_public_key,
-            &tokens,
-            &kubeconfig,
-        ]
-        .into_iter()
-        .filter_map(|path| Some((path.clone(), std::fs::read_to_string(path).ok()?)))
-        .collect();
+        let restart_files = files
+            .all()
+            .into_iter()
+            .filter_map(|path| Some((path.clone(), std::fs::read_to_string(path).ok()?)))
+            .collect();
         Ok(Self {
             config,
-            kubeconfig,
+            kubeconfig: files.kubeconfig,
             admin_token: Some(admin_token),
             local: Some(Local {
                 // From here on `Local::drop` removes the folder, after stopping the servers.
@@ -451,6 +368,150 @@ fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
         *port = listener.local_addr().map_err(Error::NoFreePort)?.port();
     }
     Ok(ports)
+}
+
+/// The files the kube-apiserver reads (and a restart rewrites), in its folder.
+struct ApiserverFiles {
+    ca: PathBuf,
+    serving_cert: PathBuf,
+    serving_key: PathBuf,
+    sa_key: PathBuf,
+    sa_public_key: PathBuf,
+    tokens: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl ApiserverFiles {
+    /// Generates a PKI and writes it, the token file (one admin token) and
+    /// the admin kubeconfig for `server` into `api_dir`.
+    fn write(api_dir: &Path, server: &str, admin_token: &str) -> Result<Self, Error> {
+        let pki = Pki::generate()?;
+        let files = ApiserverFiles {
+            ca: api_dir.join("ca.crt"),
+            serving_cert: api_dir.join("apiserver.crt"),
+            serving_key: api_dir.join("apiserver.key"),
+            sa_key: api_dir.join("service-account.key"),
+            sa_public_key: api_dir.join("service-account.pub"),
+            tokens: api_dir.join("tokens.csv"),
+            kubeconfig: api_dir.join("kubeconfig"),
+        };
+        write(&files.ca, &pki.ca_cert_pem, "write the CA certificate")?;
+        write(
+            &files.serving_cert,
+            &pki.serving_cert_pem,
+            "write the serving certificate",
+        )?;
+        write(
+            &files.serving_key,
+            &pki.serving_key_pem,
+            "write the serving key",
+        )?;
+        write(
+            &files.sa_key,
+            &pki.service_account_key_pem,
+            "write the service-account key",
+        )?;
+        write(
+            &files.sa_public_key,
+            &pki.service_account_public_key_pem,
+            "write the service-account public key",
+        )?;
+        // token,user,uid,"group1,group2" — the static token file format.
+        write(
+            &files.tokens,
+            &format!("{admin_token},{ADMIN_USER},{ADMIN_USER},\"system:masters\"\n"),
+            "write the token file",
+        )?;
+        write(
+            &files.kubeconfig,
+            &kubeconfig_yaml(server, &pki.ca_cert_pem, admin_token),
+            "write the kubeconfig",
+        )?;
+        Ok(files)
+    }
+
+    fn all(&self) -> [&PathBuf; 7] {
+        [
+            &self.ca,
+            &self.serving_cert,
+            &self.serving_key,
+            &self.sa_key,
+            &self.sa_public_key,
+            &self.tokens,
+            &self.kubeconfig,
+        ]
+    }
+}
+
+/// Starts etcd in `etcd_dir` and waits for its client port; returns it
+/// with its client URL.
+async fn start_etcd(
+    binaries: &Binaries,
+    etcd_dir: &Path,
+    client_port: u16,
+    peer_port: u16,
+) -> Result<(Supervised, String), Error> {
+    let etcd_url = format!("http://127.0.0.1:{client_port}");
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    let mut etcd = Supervised::spawn(
+        "etcd",
+        &binaries.etcd,
+        &args([
+            format!("--data-dir={}", etcd_dir.join("data").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            "--name=agentauth-testenv".to_owned(),
+            format!("--initial-cluster=agentauth-testenv={peer_url}"),
+            // Test data is thrown away: durability only costs time.
+            "--unsafe-no-fsync=true".to_owned(),
+            "--log-level=warn".to_owned(),
+        ]),
+        etcd_dir.join("etcd.log"),
+        etcd_dir,
+    )?;
+    wait_for_port(&mut etcd, client_port, ETCD_TIMEOUT).await?;
+    Ok((etcd, etcd_url))
+}
+
+/// The kube-apiserver's flags: controller-runtime's envtest defaults, with
+/// a static token file instead of client certificates for authentication.
+fn apiserver_args(
+    etcd_url: &str,
+    api_port: u16,
+    api_dir: &Path,
+    files: &ApiserverFiles,
+    server: &str,
+) -> Vec<OsString> {
+    args([
+        format!("--etcd-servers={etcd_url}"),
+        "--advertise-address=127.0.0.1".to_owned(),
+        "--bind-address=127.0.0.1".to_owned(),
+        format!("--secure-port={api_port}"),
+        format!("--cert-dir={}", api_dir.display()),
+        format!("--tls-cert-file={}", files.serving_cert.display()),
+        format!("--tls-private-key-file={}", files.serving_key.display()),
+        format!("--client-ca-file={}", files.ca.display()),
+        format!("--token-auth-file={}", files.tokens.display()),
+        "--authorization-mode=RBAC".to_owned(),
+        format!("--service-account-issuer={server}"),
+        format!(
+            "--service-account-key-file={}",
+            files.sa_public_key.display()
+        ),
+        format!(
+            "--service-account-signing-key-file={}",
+            files.sa_key.display()
+        ),
+        "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
+        // No controller-manager creates service accounts here.
+        "--disable-admission-plugins=ServiceAccount".to_owned(),
+        "--allow-privileged=true".to_owned(),
+        // The `kubernetes` Service cannot point at a loopback address;
+        // without this the apiserver logs an error about it every 10 s.
+        "--endpoint-reconciler-type=none".to_owned(),
+    ])
 }
 
 fn args<const N: usize>(args: [String; N]) -> Vec<OsString> {

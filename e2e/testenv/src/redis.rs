@@ -20,7 +20,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::ErrorKind;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -141,37 +141,42 @@ impl RedisServer {
             path: dir.clone(),
             source,
         })?;
-        let args: Vec<OsString> = [
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            // Test data is thrown away: no snapshots, no append-only file.
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &dir.display().to_string(),
-            "--daemonize",
-            "no",
-            "--loglevel",
-            "warning",
-        ]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
-        let mut server = Supervised::spawn(
-            "redis-server",
-            &self.binary,
-            &args,
-            dir.join("redis.log"),
-            &dir,
-        )?;
-        wait_for_pong(&mut server, self.port).await?;
-        self.server = Some(server);
+        self.server = Some(spawn_server(&self.binary, self.port, &dir, &[]).await?);
         Ok(())
     }
+}
+
+/// Starts `binary` on `port` with its data (none kept) and log in `dir`,
+/// with `extra` flags (a cluster node's), and waits until it answers PING.
+pub(crate) async fn spawn_server(
+    binary: &Path,
+    port: u16,
+    dir: &Path,
+    extra: &[&str],
+) -> Result<Supervised, Error> {
+    let port_text = port.to_string();
+    let dir_text = dir.display().to_string();
+    let common = [
+        "--port",
+        &port_text,
+        "--bind",
+        "127.0.0.1",
+        // Test data is thrown away: no snapshots, no append-only file.
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        &dir_text,
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+    ];
+    let args: Vec<OsString> = common.iter().chain(extra).map(OsString::from).collect();
+    let mut server = Supervised::spawn("redis-server", binary, &args, dir.join("redis.log"), dir)?;
+    wait_for_pong(&mut server, port).await?;
+    Ok(server)
 }
 
 impl Drop for RedisServer {

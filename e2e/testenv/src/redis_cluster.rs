@@ -21,7 +21,6 @@
 //! about two seconds, so fault tests stay short.
 
 use std::collections::HashSet;
-use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::process::Supervised;
-use crate::redis::{free_port, locate, wait_for_pong};
+use crate::redis::{free_port, locate, spawn_server};
 
 /// Masters, each with one replica.
 const MASTERS: usize = 3;
@@ -552,46 +551,23 @@ impl RedisCluster {
         port: u16,
         bus_port: u16,
     ) -> Result<Supervised, Error> {
-        let args: Vec<OsString> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
+        let bus_port = bus_port.to_string();
+        let nodes_conf = dir.join("nodes.conf").display().to_string();
+        let node_timeout = NODE_TIMEOUT.as_millis().to_string();
+        let cluster = [
             "--cluster-enabled",
             "yes",
             "--cluster-port",
-            &bus_port.to_string(),
+            &bus_port,
             "--cluster-config-file",
-            &dir.join("nodes.conf").display().to_string(),
+            &nodes_conf,
             "--cluster-node-timeout",
-            &NODE_TIMEOUT.as_millis().to_string(),
-            // Test data is thrown away: no snapshots, no append-only file.
-            "--save",
-            "",
-            "--appendonly",
-            "no",
+            &node_timeout,
             // A replica of a killed master is promoted however stale it is.
             "--cluster-replica-validity-factor",
             "0",
-            "--dir",
-            &dir.display().to_string(),
-            "--daemonize",
-            "no",
-            "--loglevel",
-            "warning",
-        ]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
-        let mut server = Supervised::spawn(
-            "redis-server",
-            &self.binary,
-            &args,
-            dir.join("redis.log"),
-            dir,
-        )?;
-        wait_for_pong(&mut server, port).await?;
-        Ok(server)
+        ];
+        spawn_server(&self.binary, port, dir, &cluster).await
     }
 }
 

@@ -143,60 +143,22 @@ impl Simulator {
             .map_or_else(PathBuf::new, Path::to_path_buf);
 
         let controller_manager = start_server("kube-controller-manager", &root, |dir, port| {
-            // No --authentication/authorization-kubeconfig: only the health
-            // endpoints (always open) are needed, and the delegated
-            // authentication would poll for a request-header CA this
-            // apiserver does not have, logging an error every few seconds.
-            let args = vec![
-                format!("--kubeconfig={}", kubeconfig.display()),
-                format!(
-                    "--service-account-private-key-file={}",
-                    api_dir.join("service-account.key").display()
-                ),
-                format!("--root-ca-file={}", api_dir.join("ca.crt").display()),
-                "--controllers=*".to_owned(),
-                "--leader-elect=false".to_owned(),
-                "--bind-address=127.0.0.1".to_owned(),
-                format!("--secure-port={port}"),
-                format!("--cert-dir={}", dir.display()),
-            ];
+            let args = controller_manager_args(&kubeconfig, &api_dir, dir, port);
             (binaries.controller_manager.clone(), args)
         })
         .await?;
         let scheduler = start_server("kube-scheduler", &root, |dir, port| {
-            let args = vec![
-                format!("--kubeconfig={}", kubeconfig.display()),
-                "--leader-elect=false".to_owned(),
-                "--bind-address=127.0.0.1".to_owned(),
-                format!("--secure-port={port}"),
-                format!("--cert-dir={}", dir.display()),
-            ];
-            (binaries.scheduler.clone(), args)
+            (
+                binaries.scheduler.clone(),
+                scheduler_args(&kubeconfig, dir, port),
+            )
         })
         .await?;
         let kwok = start_server("kwok", &root, |dir, port| {
-            // `env HOME=...`: kwok also loads ~/.kwok/kwok.yaml when it exists;
-            // a developer's own kwok settings must not change the test.
-            let args = vec![
-                format!("HOME={}", dir.display()),
-                binaries.kwok.display().to_string(),
-                format!("--kubeconfig={}", kubeconfig.display()),
-                format!("--config={}", binaries.kwok_stages.display()),
-                "--manage-all-nodes=false".to_owned(),
-                format!(
-                    "--manage-nodes-with-annotation-selector={}={}",
-                    FAKE_NODE_ANNOTATION.0, FAKE_NODE_ANNOTATION.1
-                ),
-                // Heartbeats through Leases in kube-node-lease, renewed every
-                // 10 s (like a kubelet; kwokctl's setting too). kwok's default
-                // is none, and then the node lifecycle controller marks every
-                // Node NotReady 40 s in, and with them every Pod.
-                "--node-lease-duration-seconds=40".to_owned(),
-                format!("--server-address=127.0.0.1:{port}"),
-                // Away from the apiserver's service range (10.0.0.0/24).
-                "--cidr=10.244.0.0/16".to_owned(),
-            ];
-            (PathBuf::from("env"), args)
+            (
+                PathBuf::from("env"),
+                kwok_args(&binaries, &kubeconfig, dir, port),
+            )
         })
         .await?;
 
@@ -446,4 +408,67 @@ fn run_setup_script() -> Result<PathBuf, Error> {
             status: "it printed no folder".to_owned(),
         }),
     }
+}
+
+/// kube-controller-manager's flags: every controller, no leader election,
+/// signing service-account tokens with the apiserver's key (in `api_dir`).
+fn controller_manager_args(
+    kubeconfig: &Path,
+    api_dir: &Path,
+    dir: &Path,
+    port: u16,
+) -> Vec<String> {
+    // No --authentication/authorization-kubeconfig: only the health
+    // endpoints (always open) are needed, and the delegated
+    // authentication would poll for a request-header CA this
+    // apiserver does not have, logging an error every few seconds.
+    vec![
+        format!("--kubeconfig={}", kubeconfig.display()),
+        format!(
+            "--service-account-private-key-file={}",
+            api_dir.join("service-account.key").display()
+        ),
+        format!("--root-ca-file={}", api_dir.join("ca.crt").display()),
+        "--controllers=*".to_owned(),
+        "--leader-elect=false".to_owned(),
+        "--bind-address=127.0.0.1".to_owned(),
+        format!("--secure-port={port}"),
+        format!("--cert-dir={}", dir.display()),
+    ]
+}
+
+/// kube-scheduler's flags.
+fn scheduler_args(kubeconfig: &Path, dir: &Path, port: u16) -> Vec<String> {
+    vec![
+        format!("--kubeconfig={}", kubeconfig.display()),
+        "--leader-elect=false".to_owned(),
+        "--bind-address=127.0.0.1".to_owned(),
+        format!("--secure-port={port}"),
+        format!("--cert-dir={}", dir.display()),
+    ]
+}
+
+/// `env`'s arguments that run kwok on the simulated Nodes only.
+fn kwok_args(binaries: &Binaries, kubeconfig: &Path, dir: &Path, port: u16) -> Vec<String> {
+    // `env HOME=...`: kwok also loads ~/.kwok/kwok.yaml when it exists;
+    // a developer's own kwok settings must not change the test.
+    vec![
+        format!("HOME={}", dir.display()),
+        binaries.kwok.display().to_string(),
+        format!("--kubeconfig={}", kubeconfig.display()),
+        format!("--config={}", binaries.kwok_stages.display()),
+        "--manage-all-nodes=false".to_owned(),
+        format!(
+            "--manage-nodes-with-annotation-selector={}={}",
+            FAKE_NODE_ANNOTATION.0, FAKE_NODE_ANNOTATION.1
+        ),
+        // Heartbeats through Leases in kube-node-lease, renewed every
+        // 10 s (like a kubelet; kwokctl's setting too). kwok's default
+        // is none, and then the node lifecycle controller marks every
+        // Node NotReady 40 s in, and with them every Pod.
+        "--node-lease-duration-seconds=40".to_owned(),
+        format!("--server-address=127.0.0.1:{port}"),
+        // Away from the apiserver's service range (10.0.0.0/24).
+        "--cidr=10.244.0.0/16".to_owned(),
+    ]
 }
