@@ -33,7 +33,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header::{HOST, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::body::{MAX_HEADER_BYTES, header_bytes, json, read_body};
@@ -144,7 +144,6 @@ async fn decide(
     body: Body,
 ) -> Result<Response, Problem> {
     let headers = &request.headers;
-    let invalid = |m: &str| Problem::bad_request(ErrorCode::RequestInvalid, m);
     if header_bytes(headers) > MAX_HEADER_BYTES {
         return Err(Problem::bad_request(
             ErrorCode::InputTooLarge,
@@ -158,30 +157,8 @@ async fn decide(
         .unwrap_or("/");
     let path = route_path(raw)?;
     let method = request.method.as_str();
-    let host =
-        single(headers, HOST.as_str())?.or_else(|| request.uri.authority().map(|a| a.as_str()));
-    let host = host.ok_or_else(|| invalid("no Host header"))?;
-    let scheme = match single(headers, "x-forwarded-proto")? {
-        Some(proto @ ("http" | "https")) => proto,
-        _ => ext.scheme.as_str(),
-    };
-    let url = format!("{scheme}://{host}{path}");
-    let token = match single(headers, "authorization") {
-        Ok(Some(token)) => token,
-        Ok(None) => {
-            let mut problem = invalid("no access token: send Authorization: DPoP <token>");
-            problem.status = StatusCode::UNAUTHORIZED;
-            return Err(problem);
-        }
-        Err(problem) => {
-            let mut problem = Problem {
-                code: ErrorCode::TokenMalformed,
-                ..problem
-            };
-            problem.status = StatusCode::UNAUTHORIZED;
-            return Err(problem);
-        }
-    };
+    let url = proof_url(ext, request, &path)?;
+    let token = access_token(headers)?;
     // RFC 9449 §4.3: not more than one DPoP header.
     let dpop = single(headers, "dpop").map_err(|p| Problem {
         status: StatusCode::UNAUTHORIZED,
@@ -221,6 +198,43 @@ async fn decide(
     }
 }
 
+/// The URL the proof must name: `<x-forwarded-proto or --ext-authz-scheme>://<Host><path>`.
+fn proof_url(ext: &ExtAuthz, request: &Parts, path: &str) -> Result<String, Problem> {
+    let headers = &request.headers;
+    let host =
+        single(headers, HOST.as_str())?.or_else(|| request.uri.authority().map(|a| a.as_str()));
+    let host =
+        host.ok_or_else(|| Problem::bad_request(ErrorCode::RequestInvalid, "no Host header"))?;
+    let scheme = match single(headers, "x-forwarded-proto")? {
+        Some(proto @ ("http" | "https")) => proto,
+        _ => ext.scheme.as_str(),
+    };
+    Ok(format!("{scheme}://{host}{path}"))
+}
+
+/// The one `Authorization` header; its absence or a second one is a 401.
+fn access_token(headers: &HeaderMap) -> Result<&str, Problem> {
+    match single(headers, "authorization") {
+        Ok(Some(token)) => Ok(token),
+        Ok(None) => {
+            let mut problem = Problem::bad_request(
+                ErrorCode::RequestInvalid,
+                "no access token: send Authorization: DPoP <token>",
+            );
+            problem.status = StatusCode::UNAUTHORIZED;
+            Err(problem)
+        }
+        Err(problem) => {
+            let mut problem = Problem {
+                code: ErrorCode::TokenMalformed,
+                ..problem
+            };
+            problem.status = StatusCode::UNAUTHORIZED;
+            Err(problem)
+        }
+    }
+}
+
 fn answer(decision: &Decision) -> Response {
     let (status, reason) = match decision.reason {
         None => (StatusCode::OK, None),
@@ -229,7 +243,7 @@ fn answer(decision: &Decision) -> Response {
     let mut response = if decision.allow {
         StatusCode::OK.into_response()
     } else {
-        json(status, &decision.to_response())
+        json(status, decision)
     };
     let headers = response.headers_mut();
     let mut set = |name: &'static str, value: &str| {
