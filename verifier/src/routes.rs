@@ -80,7 +80,7 @@ async fn verify(State(app): State<Arc<App>>, request: Request) -> Response {
                     audience: body.audience.as_deref(),
                 };
                 match verifier.verify(&input).await {
-                    Outcome::Decision(decision) => json(StatusCode::OK, &decision.to_response()),
+                    Outcome::Decision(decision) => json(StatusCode::OK, &decision),
                     Outcome::Invalid(problem) => problem.into_response(),
                 }
             }

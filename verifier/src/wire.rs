@@ -20,6 +20,7 @@
 use std::borrow::Cow;
 
 use agentauth_core::capability::CapabilityType;
+use agentauth_state::consume::RateLimitStatus;
 use serde::{Deserialize, Serialize};
 
 /// The body of `POST /v1/verify`. Strings borrow from the body when they
@@ -80,33 +81,16 @@ pub struct RateLimit {
     pub reset_ms: u64,
 }
 
-/// The answer of `POST /v1/verify` (and the body of an ext_authz denial).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyResponse {
-    /// Whether the request may proceed.
-    pub allow: bool,
-    /// The stable reason code of a denial; `null` when allowed.
-    pub reason: Option<String>,
-    /// A message for a person (denials only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// The agent, `namespace/name`, when known.
-    pub agent: Option<String>,
-    /// The grant, `namespace/name`, when known.
-    pub grant: Option<String>,
-    /// The tightest rate limit after an allowed request, when the envelope has one.
-    pub rate_limit: Option<RateLimit>,
-    /// How long to wait before retrying (`rate_limited`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_after_ms: Option<u64>,
-    /// The time of the newest revocation state this verifier had seen,
-    /// ms since the epoch (0: none yet).
-    pub revocation_watermark_ms: i64,
-    /// The DPoP nonce the agent must put in its next proofs (server nonces
-    /// on, RFC 9449 §9): the provider sends it as `DPoP-Nonce`, with a 401
-    /// and `WWW-Authenticate: DPoP error="use_dpop_nonce"` when `reason` is
-    /// `use_dpop_nonce`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dpop_nonce: Option<String>,
+/// Serializes a decision's rate limit as [`RateLimit`] (the wire leaves out
+/// which limit of the envelope it is).
+pub fn serialize_rate_limit<S: serde::Serializer>(
+    status: &Option<RateLimitStatus>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    status
+        .map(|r| RateLimit {
+            remaining: r.remaining,
+            reset_ms: r.reset_ms,
+        })
+        .serialize(serializer)
 }
