@@ -75,67 +75,11 @@ pub fn render(s: &Summary) -> String {
     let _ = writeln!(out, "{rule}");
     let _ = writeln!(out, "AgentAuth is running on this machine.");
     let _ = writeln!(out);
-    let cluster = match s.cluster {
-        ClusterKind::Local => format!(
-            "{}  (local etcd + kube-apiserver, thrown away on exit)",
-            s.server
-        ),
-        ClusterKind::Existing => format!("{}  (your current kubeconfig)", s.server),
-    };
-    row(&mut out, "apiserver", &cluster);
-    row(
-        &mut out,
-        "operator",
-        &format!(
-            "{}  (agent API; runs as {})",
-            s.operator, s.operator_username
-        ),
-    );
-    row(
-        &mut out,
-        "",
-        &format!("JWKS {}/.well-known/jwks.json", s.operator),
-    );
-    let webhook = if s.webhook_registered {
-        format!(
-            "{}  (ValidatingWebhookConfiguration agentauth-dev)",
-            s.webhook
-        )
-    } else {
-        format!(
-            "{}  NOT registered: the cluster's apiserver cannot reach this machine's loopback",
-            s.webhook
-        )
-    };
-    row(&mut out, "webhook", &webhook);
+    control_rows(&mut out, s);
     for (name, url) in &s.verifiers {
         row(&mut out, name, &format!("{url}/v1/verify"));
     }
-    match &s.redis {
-        Some(url) => row(
-            &mut out,
-            "redis",
-            &format!("{url}  (state shared by the operator and every verifier)"),
-        ),
-        None => {
-            row(&mut out, "state", "in process (no redis-server found)");
-            row(
-                &mut out,
-                "",
-                "one verifier only: without Redis the operator and a verifier share no",
-            );
-            row(
-                &mut out,
-                "",
-                "grant state, so verifications are denied (grant_not_approved);",
-            );
-            row(
-                &mut out,
-                "",
-                "install redis-server (./dev.sh does) for the full walk-through",
-            );
-        }
-    }
+    state_rows(&mut out, s);
     if let Some((url, audience)) = &s.provider {
         row(
             &mut out,
@@ -143,37 +87,7 @@ pub fn render(s: &Summary) -> String {
             &format!("{url}  (example service {audience}; checks each call with verifier-a)"),
         );
     }
-    match &s.ui {
-        Some(ui) => {
-            row(
-                &mut out,
-                "approvals",
-                &format!("{}  (the approval UI: sign in with a passkey)", ui.url),
-            );
-            if let Some(link) = &ui.enroll {
-                row(
-                    &mut out,
-                    "enroll",
-                    &format!("{link}  ({}'s passkey; single use, 1 h)", ui.approver),
-                );
-            }
-            let origin = ui.url.trim_end_matches("/approvals/");
-            row(
-                &mut out,
-                "",
-                &format!(
-                    "a new link: agentauth approver enroll-token {} --public-url {origin}",
-                    ui.approver
-                ),
-            );
-        }
-        None => row(
-            &mut out,
-            "approvals",
-            "UI not served: approval-ui/dist is not built (./dev.sh builds it when npm is \
-             installed; or pass --ui-dir)",
-        ),
-    }
+    ui_rows(&mut out, s);
     if let Some((url, dir)) = &s.archiver {
         row(
             &mut out,
@@ -211,6 +125,108 @@ pub fn render(s: &Summary) -> String {
         s.started_in.as_secs_f64()
     );
     out
+}
+
+/// The apiserver's, operator's and webhook's rows.
+fn control_rows(out: &mut String, s: &Summary) {
+    let cluster = match s.cluster {
+        ClusterKind::Local => format!(
+            "{}  (local etcd + kube-apiserver, thrown away on exit)",
+            s.server
+        ),
+        ClusterKind::Existing => format!("{}  (your current kubeconfig)", s.server),
+    };
+    row(out, "apiserver", &cluster);
+    row(
+        out,
+        "operator",
+        &format!(
+            "{}  (agent API; runs as {})",
+            s.operator, s.operator_username
+        ),
+    );
+    row(
+        out,
+        "",
+        &format!("JWKS {}/.well-known/jwks.json", s.operator),
+    );
+    let webhook = if s.webhook_registered {
+        format!(
+            "{}  (ValidatingWebhookConfiguration agentauth-dev)",
+            s.webhook
+        )
+    } else {
+        format!(
+            "{}  NOT registered: the cluster's apiserver cannot reach this machine's loopback",
+            s.webhook
+        )
+    };
+    row(out, "webhook", &webhook);
+}
+
+/// Where the shared state lives, and what its absence means.
+fn state_rows(out: &mut String, s: &Summary) {
+    match &s.redis {
+        Some(url) => row(
+            out,
+            "redis",
+            &format!("{url}  (state shared by the operator and every verifier)"),
+        ),
+        None => {
+            row(out, "state", "in process (no redis-server found)");
+            row(
+                out,
+                "",
+                "one verifier only: without Redis the operator and a verifier share no",
+            );
+            row(
+                out,
+                "",
+                "grant state, so verifications are denied (grant_not_approved);",
+            );
+            row(
+                out,
+                "",
+                "install redis-server (./dev.sh does) for the full walk-through",
+            );
+        }
+    }
+}
+
+/// The approval UI's rows: its URL and an enrollment link, or why it is
+/// not served.
+fn ui_rows(out: &mut String, s: &Summary) {
+    match &s.ui {
+        Some(ui) => {
+            row(
+                out,
+                "approvals",
+                &format!("{}  (the approval UI: sign in with a passkey)", ui.url),
+            );
+            if let Some(link) = &ui.enroll {
+                row(
+                    out,
+                    "enroll",
+                    &format!("{link}  ({}'s passkey; single use, 1 h)", ui.approver),
+                );
+            }
+            let origin = ui.url.trim_end_matches("/approvals/");
+            row(
+                out,
+                "",
+                &format!(
+                    "a new link: agentauth approver enroll-token {} --public-url {origin}",
+                    ui.approver
+                ),
+            );
+        }
+        None => row(
+            out,
+            "approvals",
+            "UI not served: approval-ui/dist is not built (./dev.sh builds it when npm is \
+             installed; or pass --ui-dir)",
+        ),
+    }
 }
 
 /// The commands of the walk-through, in order, exactly as a newcomer types them.

@@ -209,6 +209,28 @@ fn prepare_state(state_dir: &Path) -> Result<(PathBuf, PathBuf), DevError> {
     Ok((state_dir, run_dir))
 }
 
+/// What the rest of the start needs of the cluster, once the session
+/// holds it.
+struct Connected {
+    client: kube::Client,
+    kind: ClusterKind,
+    server: String,
+    admin_kubeconfig: PathBuf,
+    operator_kubeconfig: PathBuf,
+    reaches_loopback: bool,
+}
+
+/// The operator's URL, the webhook's address, and the plain HTTP client
+/// that probes the services.
+struct ControlServices {
+    operator_url: String,
+    webhook_addr: SocketAddr,
+    http: reqwest::Client,
+}
+
+/// Starts every service in order (cluster, Redis, operator and webhook,
+/// examples, verifiers, provider and archiver), records their endpoints
+/// and prints the banner.
 async fn start(
     args: &DevArgs,
     state_dir: &Path,
@@ -221,124 +243,30 @@ async fn start(
         service: "agentauth binary",
         source: e,
     })?;
+    let cluster = connect_cluster(args, state_dir, session).await?;
+    let layout = start_redis(args, session, ports, state_dir, run_dir).await?;
+    write_root_jwk(&layout)?;
+    let control = start_control(session, &exe, &layout, &cluster).await?;
 
-    session.say(if args.local {
-        "starting the local control plane (etcd + kube-apiserver)"
-    } else {
-        "looking for a cluster: the current kubeconfig, else a local control plane"
-    });
-    let cluster = cluster::connect(state_dir, args.local).await?;
-    let kind = if cluster.local.as_ref().is_some_and(ControlPlane::is_local) {
-        ClusterKind::Local
-    } else {
-        ClusterKind::Existing
-    };
-    session.say(&format!("apiserver {} ({kind:?})", cluster.server));
-    if let Some(log) = &cluster.apiserver_log {
-        session.follower = Some(apiserver_log::follow(
-            log.clone(),
-            session.style.clone(),
-            args.verbose,
-        ));
-    }
-    let client = cluster.client()?;
-    let admin_kubeconfig = cluster.kubeconfig.clone();
-    let operator_kubeconfig = cluster.operator_kubeconfig.clone();
-    let reaches_loopback = cluster.reaches_loopback();
-    let server = cluster.server.clone();
-    session.cluster = Some(cluster);
-    let crds = cluster::install_crds(&client).await?;
-    cluster::ensure_namespaces(&client).await?;
-    session.say(&format!("{crds} CRDs established; namespaces ready"));
-
-    let redis_binary = if args.no_redis {
-        None
-    } else {
-        services::redis_binary()
-    };
-    if !args.no_redis && redis_binary.is_none() {
-        session.say("no redis-server on PATH: state stays in process, one verifier only");
-    }
-    let mut layout = Layout::new(ports, state_dir, run_dir, redis_binary.is_some());
-    layout.ui_dir = services::ui_dir(args.ui_dir.as_deref());
-    if let Some(binary) = &redis_binary {
-        let dir = &layout.redis_dir;
-        std::fs::create_dir(dir).map_err(|e| DevError::io("create", dir, e))?;
-        let redis = spawn(session, "redis", binary, &layout.redis_args(), &[])?;
-        ready::redis(&redis, SocketAddr::from(([127, 0, 0, 1], ports.redis))).await?;
-    }
-
-    let root = LocalSigner::load_or_generate(&layout.root_key)
-        .map_err(|e| DevError::RootKey(e.to_string()))?;
-    let root_jwk =
-        serde_json::to_vec(root.public_jwk()).map_err(|e| DevError::RootKey(e.to_string()))?;
-    let jwk_file = &layout.root_jwk_file;
-    std::fs::write(jwk_file, root_jwk).map_err(|e| DevError::io("write", jwk_file, e))?;
-
-    let operator_url = layout.operator_url();
-    let operator = spawn(
-        session,
-        "operator",
-        &exe,
-        &layout.operator_args(),
-        &[("KUBECONFIG", operator_kubeconfig.into_os_string())],
-    )?;
-    let webhook = spawn(
-        session,
-        "webhook",
-        &exe,
-        &layout.webhook_args(),
-        &[("KUBECONFIG", admin_kubeconfig.clone().into_os_string())],
-    )?;
-    let http = http_client(None)?;
-    ready::http(&operator, &http, &format!("{operator_url}/readyz")).await?;
-    let ca_pem = ready::file(&webhook, &layout.ca_file).await?;
-    let https = http_client(Some(&ca_pem))?;
-    let webhook_addr = layout.webhook_addr();
-    ready::http(&webhook, &https, &format!("https://{webhook_addr}/readyz")).await?;
-    if reaches_loopback {
-        registration::register(&client, webhook_addr, &ca_pem).await?;
-        session.registered = true;
-        session.say("webhook registered; the apiserver calls it");
-    } else {
-        session.say("the cluster cannot reach this machine's loopback: webhook NOT registered");
-    }
-
-    let mut applied = examples::apply(&client, examples::FILES).await?;
-    applied.push(examples::allow_example_approver(&client).await?);
+    let mut applied = examples::apply(&cluster.client, examples::FILES).await?;
+    applied.push(examples::allow_example_approver(&cluster.client).await?);
     session.say(&format!("applied {} example objects", applied.len()));
     let ui = match &layout.ui_dir {
-        Some(_) => Some(ui_links(&client, &layout).await),
+        Some(_) => Some(ui_links(&cluster.client, &layout).await),
         None => None,
     };
 
-    let mut verifier_urls = Vec::new();
-    let mut handles = Vec::new();
-    for (name, port) in layout.verifiers() {
-        let args = layout.verifier_args(name, port);
-        handles.push(spawn(session, name, &exe, &args, &[])?);
-        verifier_urls.push((name.to_owned(), format!("http://127.0.0.1:{port}")));
-    }
-    for (handle, (_, url)) in handles.iter().zip(&verifier_urls) {
-        ready::http(handle, &http, &format!("{url}/readyz")).await?;
-    }
-
-    let provider_url = layout.provider_url();
-    let provider = spawn(session, "provider", &exe, &layout.provider_args(), &[])?;
-    ready::http(&provider, &http, &format!("{provider_url}/readyz")).await?;
-    if let (Some(args), Some(url)) = (layout.archiver_args(), layout.archiver_url()) {
-        let archiver = spawn(session, "archiver", &exe, &args, &[])?;
-        ready::http(&archiver, &http, &format!("{url}/healthz")).await?;
-    }
+    let verifier_urls = start_verifiers(session, &exe, &layout, &control.http).await?;
+    let provider_url = start_edge(session, &exe, &layout, &control.http).await?;
     Endpoints {
-        operator: operator_url.clone(),
+        operator: control.operator_url.clone(),
         approval_origin: layout.origin(),
         verifier: format!("http://127.0.0.1:{}", ports.verifier_a),
         verifiers: verifier_urls.clone(),
         redis: layout.redis_url.clone(),
         provider: provider_url.clone(),
         provider_audience: PROVIDER_AUDIENCE.to_owned(),
-        kubeconfig: admin_kubeconfig.clone(),
+        kubeconfig: cluster.admin_kubeconfig.clone(),
         system_namespace: cluster::SYSTEM_NAMESPACE.to_owned(),
         archiver: layout.archiver_url(),
         archive_dir: layout.archiver_url().map(|_| layout.archive_dir.clone()),
@@ -347,20 +275,12 @@ async fn start(
 
     let summary = Summary {
         started_in: started.elapsed(),
-        cluster: if session
-            .cluster
-            .as_ref()
-            .is_some_and(|c| c.local.as_ref().is_some_and(ControlPlane::is_local))
-        {
-            ClusterKind::Local
-        } else {
-            ClusterKind::Existing
-        },
-        server,
-        kubeconfig: admin_kubeconfig.display().to_string(),
-        operator: operator_url,
+        cluster: cluster.kind,
+        server: cluster.server,
+        kubeconfig: cluster.admin_kubeconfig.display().to_string(),
+        operator: control.operator_url,
         operator_username: OPERATOR_USERNAME.to_owned(),
-        webhook: registration_url(webhook_addr),
+        webhook: registration_url(control.webhook_addr),
         webhook_registered: session.registered,
         verifiers: verifier_urls,
         redis: layout.redis_url.clone(),
@@ -380,13 +300,186 @@ async fn start(
             .archiver_url()
             .map(|url| (url, layout.archive_dir.display().to_string())),
     };
-    let text = banner::render(&summary);
+    print_banner(session, &summary);
+    Ok(())
+}
+
+/// Connects to the cluster (or starts the local control plane), hands it
+/// to the session, and installs the CRDs and namespaces.
+async fn connect_cluster(
+    args: &DevArgs,
+    state_dir: &Path,
+    session: &mut Session,
+) -> Result<Connected, DevError> {
+    session.say(if args.local {
+        "starting the local control plane (etcd + kube-apiserver)"
+    } else {
+        "looking for a cluster: the current kubeconfig, else a local control plane"
+    });
+    let cluster = cluster::connect(state_dir, args.local).await?;
+    let kind = if cluster.local.as_ref().is_some_and(ControlPlane::is_local) {
+        ClusterKind::Local
+    } else {
+        ClusterKind::Existing
+    };
+    session.say(&format!("apiserver {} ({kind:?})", cluster.server));
+    if let Some(log) = &cluster.apiserver_log {
+        session.follower = Some(apiserver_log::follow(
+            log.clone(),
+            session.style.clone(),
+            args.verbose,
+        ));
+    }
+    let connected = Connected {
+        client: cluster.client()?,
+        kind,
+        server: cluster.server.clone(),
+        admin_kubeconfig: cluster.kubeconfig.clone(),
+        operator_kubeconfig: cluster.operator_kubeconfig.clone(),
+        reaches_loopback: cluster.reaches_loopback(),
+    };
+    session.cluster = Some(cluster);
+    let crds = cluster::install_crds(&connected.client).await?;
+    cluster::ensure_namespaces(&connected.client).await?;
+    session.say(&format!("{crds} CRDs established; namespaces ready"));
+    Ok(connected)
+}
+
+/// Lays out the run and starts Redis when there is one (`--no-redis`, or
+/// none on PATH: state stays in process).
+async fn start_redis(
+    args: &DevArgs,
+    session: &mut Session,
+    ports: Ports,
+    state_dir: &Path,
+    run_dir: &Path,
+) -> Result<Layout, DevError> {
+    let redis_binary = if args.no_redis {
+        None
+    } else {
+        services::redis_binary()
+    };
+    if !args.no_redis && redis_binary.is_none() {
+        session.say("no redis-server on PATH: state stays in process, one verifier only");
+    }
+    let mut layout = Layout::new(ports, state_dir, run_dir, redis_binary.is_some());
+    layout.ui_dir = services::ui_dir(args.ui_dir.as_deref());
+    if let Some(binary) = &redis_binary {
+        let dir = &layout.redis_dir;
+        std::fs::create_dir(dir).map_err(|e| DevError::io("create", dir, e))?;
+        let redis = spawn(session, "redis", binary, &layout.redis_args(), &[])?;
+        ready::redis(&redis, SocketAddr::from(([127, 0, 0, 1], ports.redis))).await?;
+    }
+    Ok(layout)
+}
+
+/// Loads (or makes) the root key and writes its public JWK for the
+/// verifiers to pin.
+fn write_root_jwk(layout: &Layout) -> Result<(), DevError> {
+    let root = LocalSigner::load_or_generate(&layout.root_key)
+        .map_err(|e| DevError::RootKey(e.to_string()))?;
+    let root_jwk =
+        serde_json::to_vec(root.public_jwk()).map_err(|e| DevError::RootKey(e.to_string()))?;
+    let jwk_file = &layout.root_jwk_file;
+    std::fs::write(jwk_file, root_jwk).map_err(|e| DevError::io("write", jwk_file, e))
+}
+
+/// Starts the operator and the webhook, waits until both are ready, and
+/// registers the webhook when the cluster can reach it.
+async fn start_control(
+    session: &mut Session,
+    exe: &Path,
+    layout: &Layout,
+    cluster: &Connected,
+) -> Result<ControlServices, DevError> {
+    let operator_url = layout.operator_url();
+    let operator = spawn(
+        session,
+        "operator",
+        exe,
+        &layout.operator_args(),
+        &[(
+            "KUBECONFIG",
+            cluster.operator_kubeconfig.clone().into_os_string(),
+        )],
+    )?;
+    let webhook = spawn(
+        session,
+        "webhook",
+        exe,
+        &layout.webhook_args(),
+        &[(
+            "KUBECONFIG",
+            cluster.admin_kubeconfig.clone().into_os_string(),
+        )],
+    )?;
+    let http = http_client(None)?;
+    ready::http(&operator, &http, &format!("{operator_url}/readyz")).await?;
+    let ca_pem = ready::file(&webhook, &layout.ca_file).await?;
+    let https = http_client(Some(&ca_pem))?;
+    let webhook_addr = layout.webhook_addr();
+    ready::http(&webhook, &https, &format!("https://{webhook_addr}/readyz")).await?;
+    if cluster.reaches_loopback {
+        registration::register(&cluster.client, webhook_addr, &ca_pem).await?;
+        session.registered = true;
+        session.say("webhook registered; the apiserver calls it");
+    } else {
+        session.say("the cluster cannot reach this machine's loopback: webhook NOT registered");
+    }
+    Ok(ControlServices {
+        operator_url,
+        webhook_addr,
+        http,
+    })
+}
+
+/// Starts every verifier, then waits until each is ready; returns their
+/// names and URLs.
+async fn start_verifiers(
+    session: &mut Session,
+    exe: &Path,
+    layout: &Layout,
+    http: &reqwest::Client,
+) -> Result<Vec<(String, String)>, DevError> {
+    let mut verifier_urls = Vec::new();
+    let mut handles = Vec::new();
+    for (name, port) in layout.verifiers() {
+        let args = layout.verifier_args(name, port);
+        handles.push(spawn(session, name, exe, &args, &[])?);
+        verifier_urls.push((name.to_owned(), format!("http://127.0.0.1:{port}")));
+    }
+    for (handle, (_, url)) in handles.iter().zip(&verifier_urls) {
+        ready::http(handle, http, &format!("{url}/readyz")).await?;
+    }
+    Ok(verifier_urls)
+}
+
+/// Starts the example provider and, with Redis, the audit archiver;
+/// returns the provider's URL.
+async fn start_edge(
+    session: &mut Session,
+    exe: &Path,
+    layout: &Layout,
+    http: &reqwest::Client,
+) -> Result<String, DevError> {
+    let provider_url = layout.provider_url();
+    let provider = spawn(session, "provider", exe, &layout.provider_args(), &[])?;
+    ready::http(&provider, http, &format!("{provider_url}/readyz")).await?;
+    if let (Some(args), Some(url)) = (layout.archiver_args(), layout.archiver_url()) {
+        let archiver = spawn(session, "archiver", exe, &args, &[])?;
+        ready::http(&archiver, http, &format!("{url}/healthz")).await?;
+    }
+    Ok(provider_url)
+}
+
+/// Prints the banner, its last line (ready) in bold.
+fn print_banner(session: &Session, summary: &Summary) {
+    let text = banner::render(summary);
     let (body, ready_line) = text.rsplit_once('\n').unwrap_or(("", &text));
     let mut out = std::io::stdout().lock();
     // A closed terminal must not stop the run (println! would panic).
     let _ = writeln!(out, "{body}\n{}", session.style.bold(ready_line));
     let _ = out.flush();
-    Ok(())
 }
 
 /// The UI's URL and a first enrollment link for the example approver (a
