@@ -301,6 +301,20 @@ pub async fn revoke(
     reason: Option<&str>,
     dry_run: bool,
 ) -> Result<Vec<Outcome>, RevokeError> {
+    let (mut outcomes, to_patch) = list_matching(&client, selector, dry_run).await?;
+    outcomes.extend(patch_all(&client, to_patch, revocation_patch(reason)).await);
+    outcomes.sort_by(|a, b| a.grant.cmp(&b.grant));
+    Ok(outcomes)
+}
+
+/// Lists the grants `selector` matches, page by page: the outcomes already
+/// known (revoked before, or `dry_run`), and the grants to patch with
+/// their namespaces.
+async fn list_matching(
+    client: &Client,
+    selector: &Selector,
+    dry_run: bool,
+) -> Result<(Vec<Outcome>, Vec<(String, Outcome)>), RevokeError> {
     let api: Api<CapabilityGrant> = match &selector.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -342,7 +356,17 @@ pub async fn revoke(
             None => break,
         }
     }
-    let patch = revocation_patch(reason);
+    Ok((outcomes, to_patch))
+}
+
+/// Applies `patch` to every grant of `to_patch`, [`CONCURRENCY`] at a
+/// time; each outcome says what happened to its grant.
+async fn patch_all(
+    client: &Client,
+    to_patch: Vec<(String, Outcome)>,
+    patch: serde_json::Value,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
     let mut in_flight = tokio::task::JoinSet::new();
     let mut pending = to_patch.into_iter();
     loop {
@@ -384,8 +408,7 @@ pub async fn revoke(
             None => break,
         }
     }
-    outcomes.sort_by(|a, b| a.grant.cmp(&b.grant));
-    Ok(outcomes)
+    outcomes
 }
 
 /// The merge patch that revokes a grant, with `reason` recorded.
