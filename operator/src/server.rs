@@ -84,38 +84,13 @@ pub async fn run(
     // Before anything else starts: without the CRDs the watches would retry
     // forever and the operator would never become ready.
     crate::preflight::require_crds(&client).await?;
-    let state: Arc<dyn SharedState> = match config.redis.config() {
-        Some(redis) => Arc::new(RedisState::connect(redis).await?),
-        None => Arc::new(InProcessState::new()),
-    };
     let identity = config.identity.clone().unwrap_or_else(|| {
         // Unique per process, so two replicas on one host (or a restarted
         // one) never share a Lease identity.
         agentauth_service::identity::default_identity(&["HOSTNAME"], "operator")
     });
-    let audit = AuditSink::start(
-        &format!("operator/{identity}"),
-        state.clone(),
-        clock.clone(),
-        metrics.clone(),
-    )
-    .await?;
-    let keys = Arc::new(key_hierarchy(&config, clock.as_ref(), &metrics).await?);
-    let caches = Caches::start(&client)
-        .await
-        .map_err(|_| ServerError::Caches)?;
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        caches,
-        state,
-        audit: audit.clone(),
-        metrics,
-        clock: clock.clone(),
-        relying_party: RelyingParty {
-            id: config.rp.rp_id.clone(),
-            origins: config.rp.approval_origins.clone(),
-        },
-    });
+    let Started { ctx, audit, keys } =
+        start_context(&config, &client, &identity, clock.clone(), metrics).await?;
 
     let approvals = Approvals::new(
         ctx.clone(),
@@ -128,15 +103,13 @@ pub async fn run(
     )
     .map_err(|e| ServerError::Config(e.to_string()))?;
 
-    let rotation = if keys.is_direct() {
-        None
-    } else {
+    let rotation = (!keys.is_direct()).then(|| {
         let (keys, clock) = (keys.clone(), clock.clone());
-        Some(tokio::spawn(async move {
+        tokio::spawn(async move {
             keys.rotate_periodically(move || clock.now_secs(), Duration::from_secs(60))
                 .await;
-        }))
-    };
+        })
+    });
     let lease = LeaseConfig {
         namespace: config.lease_namespace.clone(),
         name: config.lease_name.clone(),
@@ -146,37 +119,7 @@ pub async fn run(
     let (leading, elector) = leader::spawn(client, lease, clock.clone());
     let controllers = tokio::spawn(crate::controllers::run_while_leader(ctx.clone(), leading));
 
-    let dpop_nonce = match &config.dpop_nonce_key_file {
-        Some(path) => {
-            let period = secs(config.dpop_nonce_period.as_millis());
-            let issuer = crate::api::dpop_nonce::load(path, period).map_err(ServerError::Config)?;
-            tracing::info!(
-                period_secs = period,
-                "the token endpoint requires DPoP nonces"
-            );
-            Some(Arc::new(issuer))
-        }
-        None => None,
-    };
-    let api = router_with_approvals(
-        ApiState {
-            ctx: ctx.clone(),
-            keys,
-            public_url: config.public_url.trim_end_matches('/').to_owned(),
-            dpop_window: agentauth_core::dpop::Window {
-                max_age_secs: secs(config.dpop_window.as_millis()),
-                max_skew_secs: secs(config.dpop_window.as_millis()),
-            },
-            default_token_ttl_secs: secs(config.token_ttl.as_millis()),
-            dpop_nonce,
-        },
-        Some(approvals),
-    );
-    // The approval UI's files, beside the approval API on the same origin.
-    let api = match &config.ui_dir {
-        Some(dir) => api.merge(crate::approvals::assets::router(dir.clone())),
-        None => api,
-    };
+    let api = api_router(&config, ctx, keys, approvals)?;
     let addr = config.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -194,6 +137,92 @@ pub async fn run(
     }
     audit.flush().await;
     Ok(())
+}
+
+/// What the operator's parts share, once started.
+struct Started {
+    ctx: Arc<Context>,
+    audit: AuditSink,
+    keys: Arc<KeyHierarchy>,
+}
+
+/// Connects the shared state, resumes this replica's audit chain, opens
+/// the key hierarchy and fills the informer caches, in that order.
+async fn start_context(
+    config: &OperatorConfig,
+    client: &kube::Client,
+    identity: &str,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+) -> Result<Started, ServerError> {
+    let state: Arc<dyn SharedState> = match config.redis.config() {
+        Some(redis) => Arc::new(RedisState::connect(redis).await?),
+        None => Arc::new(InProcessState::new()),
+    };
+    let audit = AuditSink::start(
+        &format!("operator/{identity}"),
+        state.clone(),
+        clock.clone(),
+        metrics.clone(),
+    )
+    .await?;
+    let keys = Arc::new(key_hierarchy(config, clock.as_ref(), &metrics).await?);
+    let caches = Caches::start(client)
+        .await
+        .map_err(|_| ServerError::Caches)?;
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        caches,
+        state,
+        audit: audit.clone(),
+        metrics,
+        clock,
+        relying_party: RelyingParty {
+            id: config.rp.rp_id.clone(),
+            origins: config.rp.approval_origins.clone(),
+        },
+    });
+    Ok(Started { ctx, audit, keys })
+}
+
+/// The agent and approval APIs, and the approval UI's files beside them
+/// on the same origin.
+fn api_router(
+    config: &OperatorConfig,
+    ctx: Arc<Context>,
+    keys: Arc<KeyHierarchy>,
+    approvals: Arc<Approvals>,
+) -> Result<axum::Router, ServerError> {
+    let dpop_nonce = match &config.dpop_nonce_key_file {
+        Some(path) => {
+            let period = secs(config.dpop_nonce_period.as_millis());
+            let issuer = crate::api::dpop_nonce::load(path, period).map_err(ServerError::Config)?;
+            tracing::info!(
+                period_secs = period,
+                "the token endpoint requires DPoP nonces"
+            );
+            Some(Arc::new(issuer))
+        }
+        None => None,
+    };
+    let api = router_with_approvals(
+        ApiState {
+            ctx,
+            keys,
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+            dpop_window: agentauth_core::dpop::Window {
+                max_age_secs: secs(config.dpop_window.as_millis()),
+                max_skew_secs: secs(config.dpop_window.as_millis()),
+            },
+            default_token_ttl_secs: secs(config.token_ttl.as_millis()),
+            dpop_nonce,
+        },
+        Some(approvals),
+    );
+    Ok(match &config.ui_dir {
+        Some(dir) => api.merge(crate::approvals::assets::router(dir.clone())),
+        None => api,
+    })
 }
 
 async fn key_hierarchy(
