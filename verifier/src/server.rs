@@ -189,7 +189,6 @@ fn settings(config: &VerifierConfig) -> Result<Settings, ServerError> {
             max_age_secs: secs(config.dpop_window.as_millis()),
             max_skew_secs: skew,
         },
-        state_timeout: config.state_timeout.duration(),
         dpop_nonce: match &config.dpop_nonce_key_file {
             Some(path) => {
                 let period = secs(config.dpop_nonce_period.as_millis());

@@ -54,8 +54,6 @@ pub struct Settings {
     pub expectations: Vec<Expectations>,
     /// Accepted proof age and skew.
     pub dpop_window: dpop::Window,
-    /// Deadline of each shared-state call.
-    pub state_timeout: std::time::Duration,
     /// Server nonces required in proofs (RFC 9449 §9); `None`: off.
     pub dpop_nonce: Option<Arc<NonceIssuer>>,
 }
