@@ -22,7 +22,10 @@
 use agentauth_core::ErrorCode;
 use agentauth_core::approval::Decision;
 use agentauth_crds::approval::{Binding, verify_new_approval};
-use agentauth_crds::{CapabilityGrant, CapabilityGrantSpec, CapabilityGrantStatus, GrantPhase};
+use agentauth_crds::{
+    Agent, Approver, BehavioralEnvelope, CapabilityGrant, CapabilityGrantSpec,
+    CapabilityGrantStatus, GrantPhase,
+};
 use kube::ResourceExt;
 
 use super::{Validator, Write, operator_only};
@@ -186,20 +189,41 @@ async fn status<L: Lookup>(
         }
     }
     refuse_undecidable(&write.new, old)?;
-    let namespace = write.new.namespace().unwrap_or_default();
+    let (approver, agent, envelope) = parties(validator, &write.new, &approval.approver).await?;
+    let policy = validator.policy();
+    verify_new_approval(
+        &write.new,
+        envelope.as_ref(),
+        &agent,
+        &approver,
+        &policy.rp_id,
+        &policy.origins,
+    )?;
+    Ok(())
+}
+
+/// The approver, agent and envelope a decision on `grant` is verified
+/// against; a missing approver or agent is refused, a lookup that fails is
+/// `state_unavailable`.
+async fn parties<L: Lookup>(
+    validator: &Validator<L>,
+    grant: &CapabilityGrant,
+    approver_name: &str,
+) -> Result<(Approver, Agent, Option<BehavioralEnvelope>), Denial> {
+    let namespace = grant.namespace().unwrap_or_default();
     let approver = validator
         .lookup()
-        .approver(&approval.approver)
+        .approver(approver_name)
         .await
         .map_err(|e| unavailable("status.approval.approver", e))?
         .ok_or_else(|| {
             Denial::new(
                 Code::ApproverNotFound,
                 "status.approval.approver",
-                format!("there is no Approver {:?}", approval.approver),
+                format!("there is no Approver {approver_name:?}"),
             )
         })?;
-    let agent_name = &write.new.spec.agent_ref.name;
+    let agent_name = &grant.spec.agent_ref.name;
     let agent = validator
         .lookup()
         .agent(&namespace, agent_name)
@@ -215,7 +239,7 @@ async fn status<L: Lookup>(
                 ),
             )
         })?;
-    let envelope = match &write.new.spec.envelope_ref {
+    let envelope = match &grant.spec.envelope_ref {
         None => None,
         Some(r) => validator
             .lookup()
@@ -223,16 +247,7 @@ async fn status<L: Lookup>(
             .await
             .map_err(|e| unavailable("spec.envelopeRef.name", e))?,
     };
-    let policy = validator.policy();
-    verify_new_approval(
-        &write.new,
-        envelope.as_ref(),
-        &agent,
-        &approver,
-        &policy.rp_id,
-        &policy.origins,
-    )?;
-    Ok(())
+    Ok((approver, agent, envelope))
 }
 
 fn immutable() -> Denial {
