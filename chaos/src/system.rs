@@ -155,29 +155,15 @@ impl System {
             ("KUBECONFIG".to_owned(), kubeconfig.clone().into_os_string()),
             ("RUST_LOG".to_owned(), OsString::from("info")),
         ];
-        let mut operators = Vec::new();
-        let mut upstreams = Vec::new();
-        for name in ["operator-a", "operator-b"] {
-            let port = free_port()?;
-            let args = operator_args(&front, port, name, &root_key, &redis.url(), &options);
-            let mut operator = Service::start(name, &binary, args, env.clone(), dir.path(), port)?;
-            operator.wait_ready(READY).await?;
-            upstreams.push(SocketAddr::from(([127, 0, 0, 1], port)));
-            front.set_upstreams(upstreams.clone());
-            operators.push(operator);
-            if name == "operator-a" {
-                // operator-a leads before operator-b starts, so the roles are known.
-                wait_for_leader(&client, "operator-a", REACTION).await?;
-            }
-        }
-        let mut verifiers = Vec::new();
-        for name in ["verifier-a", "verifier-b"] {
-            let port = free_port()?;
-            let args = verifier_args(&front, port, name, &root_jwk, &verifier_redis, &options);
-            let mut verifier = Service::start(name, &binary, args, env.clone(), dir.path(), port)?;
-            verifier.wait_ready(READY).await?;
-            verifiers.push(verifier);
-        }
+        let launch = Launch {
+            binary: &binary,
+            env: &env,
+            dir: dir.path(),
+            front: &front,
+            options: &options,
+        };
+        let operators = launch.operators(&client, &root_key, &redis.url()).await?;
+        let verifiers = launch.verifiers(&root_jwk, &verifier_redis).await?;
 
         let approver = enroll_approver(&client, &front).await?;
         let mut system = System {
@@ -420,4 +406,57 @@ async fn wait_for_leader(client: &Client, identity: &str, timeout: Duration) -> 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// What every service process of the system is started with.
+struct Launch<'a> {
+    binary: &'a Path,
+    env: &'a [(String, OsString)],
+    dir: &'a Path,
+    front: &'a Front,
+    options: &'a Options,
+}
+
+impl Launch<'_> {
+    /// operator-a, leading, then operator-b, both behind the front.
+    async fn operators(
+        &self,
+        client: &Client,
+        root_key: &Path,
+        redis_url: &str,
+    ) -> Result<Vec<Service>, Error> {
+        let mut operators = Vec::new();
+        let mut upstreams = Vec::new();
+        for name in ["operator-a", "operator-b"] {
+            let port = free_port()?;
+            let args = operator_args(self.front, port, name, root_key, redis_url, self.options);
+            let mut operator = self.start(name, args, port)?;
+            operator.wait_ready(READY).await?;
+            upstreams.push(SocketAddr::from(([127, 0, 0, 1], port)));
+            self.front.set_upstreams(upstreams.clone());
+            operators.push(operator);
+            if name == "operator-a" {
+                // operator-a leads before operator-b starts, so the roles are known.
+                wait_for_leader(client, "operator-a", REACTION).await?;
+            }
+        }
+        Ok(operators)
+    }
+
+    /// verifier-a and verifier-b, each ready.
+    async fn verifiers(&self, root_jwk: &Path, redis_url: &str) -> Result<Vec<Service>, Error> {
+        let mut verifiers = Vec::new();
+        for name in ["verifier-a", "verifier-b"] {
+            let port = free_port()?;
+            let args = verifier_args(self.front, port, name, root_jwk, redis_url, self.options);
+            let mut verifier = self.start(name, args, port)?;
+            verifier.wait_ready(READY).await?;
+            verifiers.push(verifier);
+        }
+        Ok(verifiers)
+    }
+
+    fn start(&self, name: &str, args: Vec<OsString>, port: u16) -> Result<Service, Error> {
+        Service::start(name, self.binary, args, self.env.to_vec(), self.dir, port)
+    }
 }
