@@ -152,13 +152,43 @@ pub fn verify(
     origins: &[String],
     counter: CounterCheck,
 ) -> Result<VerifiedApproval, Invalid> {
-    const AT: &str = "status.approval";
-    let approval = grant
+    let approval = recorded_approval(grant)?;
+    check_parties(grant, agent, approver, approval)?;
+    let challenge = signed_challenge(grant, approval)?;
+    let sign_count = check_assertion(approval, approver, &challenge, rp_id, origins, counter)?;
+    // Checked after the signature: only a genuine approval of other values is
+    // `grant_suspended`; a forged one is refused for its signature.
+    let now = Binding::of(grant, envelope, agent)?;
+    if let Some(changed) = Binding::recorded(approval).changed(&now) {
+        return Err(suspended(changed));
+    }
+    Ok(VerifiedApproval {
+        decision: approval.decision,
+        approver: approval.approver.clone(),
+        credential_id: approval.credential_id.clone(),
+        sign_count,
+    })
+}
+
+/// `grant.status.approval`, or `grant_not_approved` when none is recorded.
+fn recorded_approval(grant: &CapabilityGrant) -> Result<&Approval, Invalid> {
+    grant
         .status
         .as_ref()
         .and_then(|s| s.approval.as_ref())
-        .ok_or_else(|| Invalid::new(AT, ErrorCode::GrantNotApproved, "no decision is recorded"))?;
-    check_parties(grant, agent, approver, approval)?;
+        .ok_or_else(|| {
+            Invalid::new(
+                "status.approval",
+                ErrorCode::GrantNotApproved,
+                "no decision is recorded",
+            )
+        })
+}
+
+/// The challenge the approver signed, recomputed from the grant as it is now:
+/// refused when the recorded generation or spec digest is not the current one.
+fn signed_challenge(grant: &CapabilityGrant, approval: &Approval) -> Result<[u8; 32], Invalid> {
+    const AT: &str = "status.approval";
     let uid = grant.metadata.uid.as_deref().unwrap_or_default();
     let generation = grant.metadata.generation.unwrap_or_default();
     if approval.generation != generation {
@@ -179,7 +209,7 @@ pub fn verify(
             "the decision was signed for another spec than the grant's current one",
         ));
     }
-    let challenge = approval::challenge(&ChallengeInput {
+    approval::challenge(&ChallengeInput {
         grant_uid: uid.to_owned(),
         generation,
         spec_digest,
@@ -188,7 +218,20 @@ pub fn verify(
         envelope_digest: approval.envelope_digest.clone(),
         agent_key_thumbprint: approval.agent_key_thumbprint.clone(),
     })
-    .at(AT)?;
+    .at(AT)
+}
+
+/// Verifies the recorded WebAuthn assertion over `challenge` against the
+/// approver's registered passkey, with user verification; returns the
+/// assertion's sign counter.
+fn check_assertion(
+    approval: &Approval,
+    approver: &Approver,
+    challenge: &[u8],
+    rp_id: &str,
+    origins: &[String],
+    counter: CounterCheck,
+) -> Result<u32, Invalid> {
     let passkey = find_passkey(approver, &approval.credential_id)?;
     let key = passkey.public_key.to_public_key().at(format!(
         "Approver {}: status.passkeys[{}].publicKey",
@@ -198,15 +241,6 @@ pub fn verify(
     let authenticator_data = decode(&approval.authenticator_data, "authenticatorData")?;
     let client_data_json = decode(&approval.client_data_json, "clientDataJSON")?;
     let signature = decode(&approval.signature, "signature")?;
-    let sign_count = match counter {
-        CounterCheck::Fresh => passkey.sign_count,
-        // core refuses a zero counter against a non-zero stored one, and
-        // accepts any counter against a stored zero.
-        CounterCheck::Recorded if presented_counter(&authenticator_data) == Some(0) => {
-            passkey.sign_count
-        }
-        CounterCheck::Recorded => 0,
-    };
     let verified = webauthn::verify(
         &Assertion {
             authenticator_data: &authenticator_data,
@@ -214,27 +248,32 @@ pub fn verify(
             signature: &signature,
         },
         &Expected {
-            challenge: &challenge,
+            challenge,
             rp_id,
             origins,
             require_user_verification: true,
         },
         &Credential {
             key: &key.key,
-            sign_count,
+            sign_count: stored_counter(counter, passkey, &authenticator_data),
         },
     )
-    .at(AT)?;
-    let now = Binding::of(grant, envelope, agent)?;
-    if let Some(changed) = Binding::recorded(approval).changed(&now) {
-        return Err(suspended(changed));
+    .at("status.approval")?;
+    Ok(verified.sign_count)
+}
+
+/// The stored counter to compare the assertion's with, as `counter` asks
+/// (see [`CounterCheck`]).
+fn stored_counter(counter: CounterCheck, passkey: &Passkey, authenticator_data: &[u8]) -> u32 {
+    match counter {
+        CounterCheck::Fresh => passkey.sign_count,
+        // core refuses a zero counter against a non-zero stored one, and
+        // accepts any counter against a stored zero.
+        CounterCheck::Recorded if presented_counter(authenticator_data) == Some(0) => {
+            passkey.sign_count
+        }
+        CounterCheck::Recorded => 0,
     }
-    Ok(VerifiedApproval {
-        decision: approval.decision,
-        approver: approval.approver.clone(),
-        credential_id: approval.credential_id.clone(),
-        sign_count: verified.sign_count,
-    })
 }
 
 /// The approval names this approver, the agent is the grant's, the grant is
