@@ -209,6 +209,25 @@ fn verify_with(
         return Err(invalid("the proof signature does not verify"));
     }
     let claims = parts.claims;
+    check_claims(&claims, request, url_form, window, now)?;
+    Ok(VerifiedProof {
+        jkt: key.thumbprint.clone(),
+        jti: claims.jti,
+        iat: claims.iat,
+        nonce: claims.nonce,
+    })
+}
+
+/// The proof's claims against the request: `jti`, `htm`, `htu`, `iat`,
+/// `ath` and the server nonce, in that order (the first that fails answers).
+fn check_claims(
+    claims: &ProofClaims,
+    request: &Request<'_>,
+    url_form: UrlForm,
+    window: Window,
+    now: i64,
+) -> Result<()> {
+    let invalid = |m: &str| Error::new(ErrorCode::DpopInvalid, m);
     let jti_ok = (JTI_MIN_LEN..=JTI_MAX_LEN).contains(&claims.jti.len())
         && claims.jti.bytes().all(|b| b.is_ascii_graphic());
     if !jti_ok {
@@ -254,12 +273,7 @@ fn verify_with(
             return Err(ErrorCode::DpopNonceInvalid.into());
         }
     }
-    Ok(VerifiedProof {
-        jkt: key.thumbprint.clone(),
-        jti: claims.jti,
-        iat: claims.iat,
-        nonce: claims.nonce,
-    })
+    Ok(())
 }
 
 /// A fresh random `jti` (128 bits, base64url).

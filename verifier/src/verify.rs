@@ -38,7 +38,7 @@ use agentauth_state::{ConsumeOutcome, SharedState};
 
 use crate::Clock;
 use crate::audit::AuditSink;
-use crate::grant_cache::{GrantCache, Lookup, unavailable};
+use crate::grant_cache::{CachedGrant, GrantCache, Lookup, unavailable};
 use crate::keys::KeySource;
 use crate::metrics::{CacheKind, Metrics};
 use crate::problem::Problem;
@@ -253,28 +253,8 @@ impl Verifier {
         input: &Input<'_>,
         known: &mut Known,
     ) -> Result<Option<RateLimitStatus>, Refusal> {
-        // 0. The request itself. With several audiences, one must be named:
-        // defaulting to the first would answer `token_audience_invalid` for
-        // a configuration fault.
-        if input.audience.is_none() && self.settings.expectations.len() > 1 {
-            let names: Vec<&str> = self
-                .settings
-                .expectations
-                .iter()
-                .map(|e| e.audience.as_str())
-                .collect();
-            let message = format!(
-                "this verifier answers for several audiences ({}): name the provider's \
-                 in `audience`",
-                names.join(", ")
-            );
-            return Err(Refusal::Invalid(Error::new(
-                ErrorCode::RequestInvalid,
-                message,
-            )));
-        }
-        let (expect, url) =
-            checks::request(input, &self.settings.expectations).map_err(Refusal::Invalid)?;
+        // 0. The request itself.
+        let (expect, url) = self.request(input)?;
         let now_ms = self.clock.now_ms();
         let now = now_ms.div_euclid(1000);
 
@@ -288,13 +268,67 @@ impl Verifier {
         token::check_claims(claims, expect, now)?;
 
         // 4. DPoP.
+        let proof = self.proof(input, token, &url, claims, now, known)?;
+
+        // 5. Grant state.
+        let grant = self.grant(claims, now, known).await?;
+
+        // 6. Capability.
+        let requested = checks::requested_action(input.action)?;
+        capability::permits(&verified.capabilities, &requested)?;
+
+        // 7. Time windows.
+        let windows = grant
+            .windows
+            .as_ref()
+            .map_err(|e| Refusal::from(e.clone()))?;
+        windows.within_any(now_ms)?;
+
+        // 8. One round trip: replay, revocation, rate limits, amounts.
+        self.consume(&claims.grant.uid, &proof, &grant, &requested)
+            .await
+    }
+
+    /// Step 0: the request's shape, its audience's expectations and its
+    /// normalized URL. With several audiences, one must be named: defaulting
+    /// to the first would answer `token_audience_invalid` for a
+    /// configuration fault.
+    fn request(&self, input: &Input<'_>) -> Result<(&Expectations, String), Refusal> {
+        let expectations = &self.settings.expectations;
+        if input.audience.is_none() && expectations.len() > 1 {
+            let names: Vec<&str> = expectations.iter().map(|e| e.audience.as_str()).collect();
+            let message = format!(
+                "this verifier answers for several audiences ({}): name the provider's \
+                 in `audience`",
+                names.join(", ")
+            );
+            return Err(Refusal::Invalid(Error::new(
+                ErrorCode::RequestInvalid,
+                message,
+            )));
+        }
+        checks::request(input, expectations).map_err(Refusal::Invalid)
+    }
+
+    /// Step 4: the DPoP proof, bound to the token's key; then the server
+    /// nonce, before step 8 records the `jti`, so that a proof refused for
+    /// its nonce burns nothing (see `crate::dpop_nonce`).
+    fn proof(
+        &self,
+        input: &Input<'_>,
+        token: &str,
+        url: &str,
+        claims: &token::AccessTokenClaims,
+        now: i64,
+        known: &mut Known,
+    ) -> Result<dpop::VerifiedProof, Refusal> {
         let proof = input
             .dpop
             .filter(|p| !p.is_empty())
             .ok_or(ErrorCode::DpopMissing)?;
         let request = dpop::Request {
             method: input.method,
-            url: &url,
+            url,
             access_token: Some(token),
             nonce: None,
         };
@@ -308,8 +342,6 @@ impl Verifier {
         if proof.jkt != claims.cnf.jkt {
             return Err(ErrorCode::DpopKeyMismatch.into());
         }
-        // Before step 8 records the jti: a proof refused for its nonce
-        // burns nothing (see `crate::dpop_nonce`).
         if let Some(issuer) = &self.settings.dpop_nonce {
             match issuer.check_and_renew(proof.nonce.as_deref(), now) {
                 Ok(renewed) => known.dpop_nonce = renewed,
@@ -319,8 +351,17 @@ impl Verifier {
                 }
             }
         }
+        Ok(proof)
+    }
 
-        // 5. Grant state.
+    /// Step 5: the grant's state (cache, else the shared state), checked
+    /// against the token.
+    async fn grant(
+        &self,
+        claims: &token::AccessTokenClaims,
+        now: i64,
+        known: &mut Known,
+    ) -> Result<Arc<CachedGrant>, Refusal> {
         let grant = match self
             .grants
             .get(&claims.grant.uid, self.state.as_ref())
@@ -340,19 +381,18 @@ impl Verifier {
         known.agent = Some(grant.state.agent.clone());
         known.grant = Some(grant.state.grant.clone());
         checks::grant(&grant.state, claims, now)?;
+        Ok(grant)
+    }
 
-        // 6. Capability.
-        let requested = checks::requested_action(input.action)?;
-        capability::permits(&verified.capabilities, &requested)?;
-
-        // 7. Time windows.
-        let windows = grant
-            .windows
-            .as_ref()
-            .map_err(|e| Refusal::from(e.clone()))?;
-        windows.within_any(now_ms)?;
-
-        // 8. One round trip: replay, revocation, rate limits, amounts.
+    /// Step 8: one shared-state round trip for the `jti`, the revocation,
+    /// every rate limit and the amount limits.
+    async fn consume(
+        &self,
+        uid: &str,
+        proof: &dpop::VerifiedProof,
+        grant: &CachedGrant,
+        requested: &capability::RequestedAction,
+    ) -> Result<Option<RateLimitStatus>, Refusal> {
         let rate_limits = grant
             .rate_limits
             .as_ref()
@@ -362,12 +402,12 @@ impl Verifier {
             .as_ref()
             .map_err(|e| Refusal::from(e.clone()))?;
         let consume = ConsumeRequest {
-            uid: &claims.grant.uid,
+            uid,
             jti: &proof.jti,
             jti_ttl_ms: self.jti_ttl_ms,
             iat: proof.iat,
             rate_limits,
-            transaction: checks::transaction(&requested, *limits)?,
+            transaction: checks::transaction(requested, *limits)?,
         };
         // The state bounds its own hot-path calls (`RedisConfig::hot_timeout`
         // is the verifier's `--state-timeout`): one deadline per call, not two.
