@@ -138,33 +138,68 @@ impl InProcessState {
 
     fn consume_locked(&self, inner: &mut Inner, request: &ConsumeRequest<'_>) -> ConsumeOutcome {
         let now = self.clock.now_us();
-        let uid = request.uid;
+        if let Some(refused) = inner.check_token(request, now) {
+            return refused;
+        }
+        let steps = match inner.step_rate_limits(request, now) {
+            Ok(steps) => steps,
+            Err(refused) => return refused,
+        };
+        let spent_today = match inner.check_daily_spend(request, now) {
+            Ok(spent_today) => spent_today,
+            Err(refused) => return refused,
+        };
+        // Every check admitted the request: count it.
+        inner.count(steps, spent_today, now)
+    }
+}
 
-        if inner
+/// The rate-limit windows of one admitted request: the TATs to store and
+/// the tightest limit left.
+struct RateSteps {
+    new_tats: Vec<(String, gcra::Decision)>,
+    tightest: Option<RateLimitStatus>,
+}
+
+impl Inner {
+    /// Refuses a token issued before its grant's recovery, replayed, or of a
+    /// revoked grant; claims its jti otherwise.
+    fn check_token(&mut self, request: &ConsumeRequest<'_>, now: u64) -> Option<ConsumeOutcome> {
+        let uid = request.uid;
+        if self
             .since
             .get(&keys::since(uid), now)
             .is_some_and(|since| keys::predates(request.iat, *since))
         {
-            return ConsumeOutcome::PredatesRecovery;
+            return Some(ConsumeOutcome::PredatesRecovery);
         }
 
         let jti = keys::grant_jti(uid, request.jti);
-        if inner.jtis.get(&jti, now).is_some() {
-            return ConsumeOutcome::Replayed;
+        if self.jtis.get(&jti, now).is_some() {
+            return Some(ConsumeOutcome::Replayed);
         }
         let jti_expiry = now.saturating_add(request.jti_ttl_ms.max(1).saturating_mul(1000));
-        inner.jtis.insert(jti, (), jti_expiry, now);
+        self.jtis.insert(jti, (), jti_expiry, now);
 
-        if inner.revoked.get(&keys::revoked(uid), now).is_some() {
-            return ConsumeOutcome::Revoked;
+        if self.revoked.get(&keys::revoked(uid), now).is_some() {
+            return Some(ConsumeOutcome::Revoked);
         }
+        None
+    }
 
+    /// Steps every rate limit without storing anything; when several refuse,
+    /// the one with the longest wait is reported.
+    fn step_rate_limits(
+        &self,
+        request: &ConsumeRequest<'_>,
+        now: u64,
+    ) -> Result<RateSteps, ConsumeOutcome> {
         let mut new_tats = Vec::with_capacity(request.rate_limits.len());
         let mut tightest: Option<RateLimitStatus> = None;
         let mut refused: Option<(usize, u64)> = None;
         for (index, params) in request.rate_limits.iter().enumerate() {
-            let key = keys::rate_limit(uid, index);
-            let decision = gcra::step(inner.tats.get(&key, now).copied(), now, *params);
+            let key = keys::rate_limit(request.uid, index);
+            let decision = gcra::step(self.tats.get(&key, now).copied(), now, *params);
             if !decision.allowed {
                 if refused.is_none_or(|(_, wait)| decision.retry_after > wait) {
                     refused = Some((index, decision.retry_after));
@@ -180,43 +215,57 @@ impl InProcessState {
             new_tats.push((key, decision));
         }
         if let Some((limit, retry_after)) = refused {
-            return ConsumeOutcome::RateLimited {
+            return Err(ConsumeOutcome::RateLimited {
                 limit,
                 retry_after_ms: retry_after.div_ceil(1000),
-            };
+            });
         }
+        Ok(RateSteps { new_tats, tightest })
+    }
 
-        let mut spent_today = None;
-        if let Some(tx) = &request.transaction {
-            let key = keys::day(uid, keys::epoch_day(now), tx.limits.currency.code());
-            let spent = inner.days.get(&key, now).copied().unwrap_or(0);
-            match check_transaction_minor(&tx.limits, tx.amount_minor, &tx.currency, spent) {
-                Ok(total) => spent_today = Some((key, total)),
-                Err(e) => {
-                    return match e.code {
-                        ErrorCode::CurrencyMismatch => ConsumeOutcome::CurrencyMismatch,
-                        ErrorCode::AmountOverLimit => ConsumeOutcome::AmountOverLimit,
-                        // The only other refusal is the daily one.
-                        _ => ConsumeOutcome::DailyAmountOverLimit {
-                            spent_today_minor: spent,
-                        },
-                    };
-                }
-            }
+    /// Checks a transaction against its limits and today's spend; returns the
+    /// day's key and new total to store, or `None` without a transaction.
+    fn check_daily_spend(
+        &self,
+        request: &ConsumeRequest<'_>,
+        now: u64,
+    ) -> Result<Option<(String, u64)>, ConsumeOutcome> {
+        let Some(tx) = &request.transaction else {
+            return Ok(None);
+        };
+        let key = keys::day(request.uid, keys::epoch_day(now), tx.limits.currency.code());
+        let spent = self.days.get(&key, now).copied().unwrap_or(0);
+        match check_transaction_minor(&tx.limits, tx.amount_minor, &tx.currency, spent) {
+            Ok(total) => Ok(Some((key, total))),
+            Err(e) => Err(match e.code {
+                ErrorCode::CurrencyMismatch => ConsumeOutcome::CurrencyMismatch,
+                ErrorCode::AmountOverLimit => ConsumeOutcome::AmountOverLimit,
+                // The only other refusal is the daily one.
+                _ => ConsumeOutcome::DailyAmountOverLimit {
+                    spent_today_minor: spent,
+                },
+            }),
         }
+    }
 
-        // Every check admitted the request: count it.
-        for (key, decision) in new_tats {
+    /// Stores the new TATs and the day's total of an admitted request.
+    fn count(
+        &mut self,
+        steps: RateSteps,
+        spent_today: Option<(String, u64)>,
+        now: u64,
+    ) -> ConsumeOutcome {
+        for (key, decision) in steps.new_tats {
             let expiry = now.saturating_add(decision.reset_after);
-            inner.tats.insert(key, decision.new_tat, expiry, now);
+            self.tats.insert(key, decision.new_tat, expiry, now);
         }
         let spent_today_minor = spent_today.map(|(key, total)| {
             let expiry = now.saturating_add(keys::DAY_TTL_MS * 1000);
-            inner.days.insert(key, total, expiry, now);
+            self.days.insert(key, total, expiry, now);
             total
         });
         ConsumeOutcome::Allowed(Allowance {
-            rate_limit: tightest,
+            rate_limit: steps.tightest,
             spent_today_minor,
         })
     }
