@@ -201,50 +201,17 @@ fn checks(
     samples: &[Sample],
     audit_verify: &(bool, String),
 ) -> Vec<Check> {
-    let mk = |what, limit: String, measured: String, passed| Check {
-        scenario: "soak".into(),
-        what,
-        limit,
-        measured,
-        passed,
-    };
-    let end = samples.last().map_or(0.0, |s| s.at_secs);
-    let mut out = Vec::new();
-    for name in WATCHED {
-        let rss = |from: f64, to: f64| {
-            mean(
-                samples
-                    .iter()
-                    .filter(|s| s.at_secs >= from && s.at_secs < to)
-                    .filter_map(|s| s.rss_kib.get(*name).map(|v| *v as f64)),
-            )
-        };
-        let (second, last) = (rss(60.0, 120.0), rss(end - 60.0, end + 1.0));
-        let passed = matches!((second, last), (Some(a), Some(b)) if b <= a * (1.0 + RSS_GROWTH));
-        out.push(mk(
-            "flat memory",
-            format!(
-                "{name}: last-minute mean ≤ second-minute mean +{:.0} %",
-                RSS_GROWTH * 100.0
-            ),
-            format!(
-                "{name}: {:.1} → {:.1} MiB",
-                second.unwrap_or(0.0) / 1024.0,
-                last.unwrap_or(0.0) / 1024.0
-            ),
-            passed,
-        ));
-    }
+    let mut out = memory_checks(samples);
     let dropped: f64 = samples
         .last()
         .map_or(0.0, |s| s.audit_dropped.values().sum());
-    out.push(mk(
+    out.push(soak_check(
         "audit drops",
         "agentauth_audit_dropped_total = 0 everywhere".into(),
         format!("{dropped}"),
         dropped == 0.0 && !samples.is_empty(),
     ));
-    out.push(mk(
+    out.push(soak_check(
         "audit archive",
         "`agentauth audit verify` ok".into(),
         audit_verify
@@ -256,24 +223,7 @@ fn checks(
             .to_owned(),
         audit_verify.0,
     ));
-    // Whole minutes only: the last one is partial.
-    let minutes: Vec<f64> = summary
-        .bad_per_minute
-        .iter()
-        .take(summary.bad_per_minute.len().saturating_sub(1))
-        .map(|v| *v as f64)
-        .collect();
-    let early = mean(minutes.iter().skip(1).take(3).copied()).unwrap_or(0.0);
-    let late = mean(minutes.iter().rev().take(3).copied()).unwrap_or(0.0);
-    out.push(mk(
-        "error growth",
-        "mean/min of the last 3 min ≤ mean/min of min 2–4 + 1".into(),
-        format!(
-            "{early:.1} → {late:.1} per minute ({:?})",
-            summary.bad_per_minute
-        ),
-        late <= early + 1.0,
-    ));
+    out.push(error_growth_check(summary));
     let limits = Limits {
         min_throughput: config.rate,
         max_p99_ms: 20.0,
@@ -282,6 +232,73 @@ fn checks(
     };
     out.extend(thresholds::check("soak", &limits, summary));
     out
+}
+
+fn soak_check(what: &'static str, limit: String, measured: String, passed: bool) -> Check {
+    Check {
+        scenario: "soak".into(),
+        what,
+        limit,
+        measured,
+        passed,
+    }
+}
+
+/// Per watched process: the last minute's mean VmRSS against the second
+/// minute's (the first is warm-up).
+fn memory_checks(samples: &[Sample]) -> Vec<Check> {
+    let end = samples.last().map_or(0.0, |s| s.at_secs);
+    WATCHED
+        .iter()
+        .map(|name| {
+            let rss = |from: f64, to: f64| {
+                mean(
+                    samples
+                        .iter()
+                        .filter(|s| s.at_secs >= from && s.at_secs < to)
+                        .filter_map(|s| s.rss_kib.get(*name).map(|v| *v as f64)),
+                )
+            };
+            let (second, last) = (rss(60.0, 120.0), rss(end - 60.0, end + 1.0));
+            let passed =
+                matches!((second, last), (Some(a), Some(b)) if b <= a * (1.0 + RSS_GROWTH));
+            soak_check(
+                "flat memory",
+                format!(
+                    "{name}: last-minute mean ≤ second-minute mean +{:.0} %",
+                    RSS_GROWTH * 100.0
+                ),
+                format!(
+                    "{name}: {:.1} → {:.1} MiB",
+                    second.unwrap_or(0.0) / 1024.0,
+                    last.unwrap_or(0.0) / 1024.0
+                ),
+                passed,
+            )
+        })
+        .collect()
+}
+
+/// Errors per minute must not grow: the last 3 whole minutes against
+/// minutes 2–4 (the last minute is partial and left out).
+fn error_growth_check(summary: &Summary) -> Check {
+    let minutes: Vec<f64> = summary
+        .bad_per_minute
+        .iter()
+        .take(summary.bad_per_minute.len().saturating_sub(1))
+        .map(|v| *v as f64)
+        .collect();
+    let early = mean(minutes.iter().skip(1).take(3).copied()).unwrap_or(0.0);
+    let late = mean(minutes.iter().rev().take(3).copied()).unwrap_or(0.0);
+    soak_check(
+        "error growth",
+        "mean/min of the last 3 min ≤ mean/min of min 2–4 + 1".into(),
+        format!(
+            "{early:.1} → {late:.1} per minute ({:?})",
+            summary.bad_per_minute
+        ),
+        late <= early + 1.0,
+    )
 }
 
 #[cfg(test)]

@@ -210,40 +210,50 @@ async fn write(
         conditions: conditions.clone(),
     };
     status::apply(api, grant, &desired).await?;
-    match kind {
-        Some(_) => {
-            let ready = plan.ready.want();
-            let warning = plan.revoked_by == Some(RevokedBy::ApprovalInvalid);
-            let note = format!(
-                "{} → {}: {}",
-                phase_name(current.phase),
-                plan.phase.as_str(),
-                ready.message
-            );
+    announce(grant, plan, shared, &current, kind, &conditions).await;
+    Ok(())
+}
+
+/// The Kubernetes events of a written status: one for a transition, else
+/// one per check that newly failed.
+async fn announce(
+    grant: &CapabilityGrant,
+    plan: &Plan,
+    shared: &Shared,
+    current: &CapabilityGrantStatus,
+    kind: Option<&str>,
+    conditions: &[Condition],
+) {
+    if kind.is_some() {
+        let ready = plan.ready.want();
+        let warning = plan.revoked_by == Some(RevokedBy::ApprovalInvalid);
+        let note = format!(
+            "{} → {}: {}",
+            phase_name(current.phase),
+            plan.phase.as_str(),
+            ready.message
+        );
+        shared
+            .event(grant, warning, plan.phase.as_str(), "Transition", &note)
+            .await;
+        return;
+    }
+    for condition in conditions {
+        if status::changed(&current.conditions, conditions, &condition.type_)
+            && condition.status == "False"
+        {
+            let warning = condition.reason != reasons::AWAITING_APPROVAL;
             shared
-                .event(grant, warning, plan.phase.as_str(), "Transition", &note)
+                .event(
+                    grant,
+                    warning,
+                    &condition.reason,
+                    "Check",
+                    &condition.message,
+                )
                 .await;
         }
-        None => {
-            for condition in &conditions {
-                if status::changed(&current.conditions, &conditions, &condition.type_)
-                    && condition.status == "False"
-                {
-                    let warning = condition.reason != reasons::AWAITING_APPROVAL;
-                    shared
-                        .event(
-                            grant,
-                            warning,
-                            &condition.reason,
-                            "Check",
-                            &condition.message,
-                        )
-                        .await;
-                }
-            }
-        }
     }
-    Ok(())
 }
 
 /// A planned condition as written: a kept one stays verbatim when present.
