@@ -76,156 +76,59 @@ impl Metrics {
     /// Registers every metric in a fresh registry.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok::<_, prometheus::Error>(c)
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok::<_, prometheus::Error>(c)
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok::<_, prometheus::Error>(g)
-        };
-        let decisions = counter_vec(
-            "agentauth_verifications_total",
-            "Verification answers by decision (allow, deny, invalid) and reason code",
-            &["decision", "reason"],
-        )?;
-        let by_code =
-            |decision: &str| -> Result<HashMap<ErrorCode, IntCounter>, prometheus::Error> {
-                ErrorCode::ALL
-                    .iter()
-                    .map(|&code| {
-                        Ok((
-                            code,
-                            decisions.get_metric_with_label_values(&[decision, code.as_str()])?,
-                        ))
-                    })
-                    .collect()
-            };
-        // 25 µs to ~1.6 s: a warm verification is well under a millisecond,
-        // the state timeout is tens of milliseconds.
-        let buckets = prometheus::exponential_buckets(0.000025, 2.0, 17)?;
-        let latency = Histogram::with_opts(
-            HistogramOpts::new(
-                "agentauth_verification_duration_seconds",
-                "Time to answer a verification request",
-            )
-            .buckets(buckets),
-        )?;
-        registry.register(Box::new(latency.clone()))?;
-        let audit_dropped = counter_vec(
-            "agentauth_audit_dropped_total",
-            "Audit events lost, by reason: queue_full (denials only), unlinkable",
-            &["reason"],
-        )?;
-        let cache = counter_vec(
-            "agentauth_verifier_cache_total",
-            "Cache lookups by cache (token, grant) and result (hit, miss)",
-            &["cache", "result"],
-        )?;
-        let pair = |name: &str| -> Result<[IntCounter; 2], prometheus::Error> {
-            Ok([
-                cache.get_metric_with_label_values(&[name, "hit"])?,
-                cache.get_metric_with_label_values(&[name, "miss"])?,
-            ])
-        };
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
-            registry.register(Box::new(h.clone()))?;
-            Ok::<_, prometheus::Error>(h)
-        };
-        // 1 ms to ~16 s: pub/sub delivers in milliseconds; the design's bound is 1 s.
-        let revocation_lag = histogram(
-            "agentauth_verifier_revocation_lag_seconds",
-            "Time from a revocation to this verifier applying it",
-            prometheus::exponential_buckets(0.001, 2.0, 15)?,
-        )?;
-        // 1 ms to ~65 s: a healthy write takes milliseconds; an outage holds
-        // events (retried) for as long as it lasts.
-        let audit_append_lag = histogram(
-            "agentauth_audit_append_lag_seconds",
-            "Time from an audit event being recorded to being durably written",
-            prometheus::exponential_buckets(0.001, 4.0, 9)?,
-        )?;
-        let op_errors = counter_vec(
-            "agentauth_state_errors_total",
-            "Shared-state (Redis) calls that failed or timed out, by operation",
-            &["op"],
-        )?;
-        for op in STATE_OPS {
-            op_errors.with_label_values(&[op]);
-        }
-        let audit_conflicts = counter_vec(
-            "agentauth_audit_conflicts_total",
-            "Audit appends refused as a gap or fork of the stored chain, by kind",
-            &["kind"],
-        )?;
-        for kind in ["gap", "fork", "beyond_window"] {
-            audit_conflicts.with_label_values(&[kind]);
-        }
-        Ok(Metrics {
-            revocation_lag,
-            audit_queue_depth: gauge(
-                "agentauth_audit_queue_depth",
-                "Audit events recorded and not yet taken by the writer",
-            )?,
-            audit_append_lag,
-            allowed: decisions.get_metric_with_label_values(&["allow", "allowed"])?,
-            denied: by_code("deny")?,
-            invalid: by_code("invalid")?,
+        let r = Register(&registry);
+        let Requests {
+            allowed,
+            denied,
+            invalid,
             decisions,
             latency,
-            cache: [pair("token")?, pair("grant")?],
-            state_errors: op_errors,
-            audit_dropped_queue_full: audit_dropped
-                .get_metric_with_label_values(&["queue_full"])?,
-            audit_dropped_unlinkable: audit_dropped
-                .get_metric_with_label_values(&["unlinkable"])?,
-            audit_allows_refused: counter(
-                "agentauth_audit_allows_refused_total",
-                "Allows refused with audit_unavailable because the audit queue stayed full",
-            )?,
-            audit_write_failures: counter(
-                "agentauth_audit_write_failures_total",
-                "Audit batch writes that failed (and were retried)",
-            )?,
-            audit_write_retries: counter(
-                "agentauth_audit_write_retries_total",
-                "Audit batch writes retried with the same events",
-            )?,
-            audit_duplicates_skipped: counter(
-                "agentauth_audit_duplicates_skipped_total",
-                "Audit events already written (a retry after a lost answer), skipped",
-            )?,
+        } = Requests::register(&r)?;
+        let Caches {
+            cache,
+            jwks_refreshes,
+            trusted_keys,
+            grant_cache_flushes,
+            revocation_watermark_ms,
+            token_cache_entries,
+            revocation_lag,
+        } = Caches::register(&r)?;
+        let Audit {
+            audit_dropped_queue_full,
+            audit_dropped_unlinkable,
+            audit_allows_refused,
+            audit_write_failures,
+            audit_write_retries,
+            audit_duplicates_skipped,
             audit_conflicts,
-            jwks_refreshes: counter_vec(
-                "agentauth_jwks_refreshes_total",
-                "JWKS fetches by result",
-                &["result"],
-            )?,
-            trusted_keys: gauge(
-                "agentauth_verifier_trusted_keys",
-                "Token-signing keys the pinned root vouches for",
-            )?,
-            grant_cache_flushes: counter(
-                "agentauth_verifier_grant_cache_flushes_total",
-                "Times every cached grant was dropped (lost subscription or lag)",
-            )?,
-            revocation_watermark_ms: gauge(
-                "agentauth_verifier_revocation_watermark_ms",
-                "Newest revocation state seen, milliseconds since the epoch",
-            )?,
-            token_cache_entries: gauge(
-                "agentauth_verifier_token_cache_entries",
-                "Verified tokens held in the cache",
-            )?,
+            audit_queue_depth,
+            audit_append_lag,
+        } = Audit::register(&r)?;
+        let state_errors = state_errors(&r)?;
+        Ok(Metrics {
             registry,
+            allowed,
+            denied,
+            invalid,
+            decisions,
+            latency,
+            cache,
+            state_errors,
+            audit_dropped_queue_full,
+            audit_dropped_unlinkable,
+            audit_allows_refused,
+            audit_write_failures,
+            audit_write_retries,
+            audit_duplicates_skipped,
+            audit_conflicts,
+            jwks_refreshes,
+            trusted_keys,
+            grant_cache_flushes,
+            revocation_watermark_ms,
+            token_cache_entries,
+            revocation_lag,
+            audit_queue_depth,
+            audit_append_lag,
         })
     }
 
@@ -273,5 +176,226 @@ impl Metrics {
             tracing::warn!(%error, "failed to encode metrics");
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// Creates metrics and registers them in one registry.
+struct Register<'a>(&'a Registry);
+
+impl Register<'_> {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: M,
+    ) -> Result<M, prometheus::Error> {
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+        self.add(IntCounter::new(name, help)?)
+    }
+
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        self.add(IntGauge::new(name, help)?)
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: Vec<f64>,
+    ) -> Result<Histogram, prometheus::Error> {
+        self.add(Histogram::with_opts(
+            HistogramOpts::new(name, help).buckets(buckets),
+        )?)
+    }
+}
+
+/// The verification answers and their latency.
+struct Requests {
+    allowed: IntCounter,
+    denied: HashMap<ErrorCode, IntCounter>,
+    invalid: HashMap<ErrorCode, IntCounter>,
+    decisions: IntCounterVec,
+    latency: Histogram,
+}
+
+impl Requests {
+    fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
+        let decisions = r.counter_vec(
+            "agentauth_verifications_total",
+            "Verification answers by decision (allow, deny, invalid) and reason code",
+            &["decision", "reason"],
+        )?;
+        let by_code =
+            |decision: &str| -> Result<HashMap<ErrorCode, IntCounter>, prometheus::Error> {
+                ErrorCode::ALL
+                    .iter()
+                    .map(|&code| {
+                        Ok((
+                            code,
+                            decisions.get_metric_with_label_values(&[decision, code.as_str()])?,
+                        ))
+                    })
+                    .collect()
+            };
+        // 25 µs to ~1.6 s: a warm verification is well under a millisecond,
+        // the state timeout is tens of milliseconds.
+        let latency = r.histogram(
+            "agentauth_verification_duration_seconds",
+            "Time to answer a verification request",
+            prometheus::exponential_buckets(0.000025, 2.0, 17)?,
+        )?;
+        Ok(Requests {
+            allowed: decisions.get_metric_with_label_values(&["allow", "allowed"])?,
+            denied: by_code("deny")?,
+            invalid: by_code("invalid")?,
+            decisions,
+            latency,
+        })
+    }
+}
+
+/// The token and grant caches, the trusted keys and revocation propagation.
+struct Caches {
+    cache: [[IntCounter; 2]; 2],
+    jwks_refreshes: IntCounterVec,
+    trusted_keys: IntGauge,
+    grant_cache_flushes: IntCounter,
+    revocation_watermark_ms: IntGauge,
+    token_cache_entries: IntGauge,
+    revocation_lag: Histogram,
+}
+
+impl Caches {
+    fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
+        let cache = r.counter_vec(
+            "agentauth_verifier_cache_total",
+            "Cache lookups by cache (token, grant) and result (hit, miss)",
+            &["cache", "result"],
+        )?;
+        let pair = |name: &str| -> Result<[IntCounter; 2], prometheus::Error> {
+            Ok([
+                cache.get_metric_with_label_values(&[name, "hit"])?,
+                cache.get_metric_with_label_values(&[name, "miss"])?,
+            ])
+        };
+        Ok(Caches {
+            cache: [pair("token")?, pair("grant")?],
+            jwks_refreshes: r.counter_vec(
+                "agentauth_jwks_refreshes_total",
+                "JWKS fetches by result",
+                &["result"],
+            )?,
+            trusted_keys: r.gauge(
+                "agentauth_verifier_trusted_keys",
+                "Token-signing keys the pinned root vouches for",
+            )?,
+            grant_cache_flushes: r.counter(
+                "agentauth_verifier_grant_cache_flushes_total",
+                "Times every cached grant was dropped (lost subscription or lag)",
+            )?,
+            revocation_watermark_ms: r.gauge(
+                "agentauth_verifier_revocation_watermark_ms",
+                "Newest revocation state seen, milliseconds since the epoch",
+            )?,
+            token_cache_entries: r.gauge(
+                "agentauth_verifier_token_cache_entries",
+                "Verified tokens held in the cache",
+            )?,
+            // 1 ms to ~16 s: pub/sub delivers in milliseconds; the design's bound is 1 s.
+            revocation_lag: r.histogram(
+                "agentauth_verifier_revocation_lag_seconds",
+                "Time from a revocation to this verifier applying it",
+                prometheus::exponential_buckets(0.001, 2.0, 15)?,
+            )?,
+        })
+    }
+}
+
+/// Shared-state calls that failed, every known operation starting at zero.
+fn state_errors(r: &Register<'_>) -> Result<IntCounterVec, prometheus::Error> {
+    let op_errors = r.counter_vec(
+        "agentauth_state_errors_total",
+        "Shared-state (Redis) calls that failed or timed out, by operation",
+        &["op"],
+    )?;
+    for op in STATE_OPS {
+        op_errors.with_label_values(&[op]);
+    }
+    Ok(op_errors)
+}
+
+/// The audit queue and writer.
+struct Audit {
+    audit_dropped_queue_full: IntCounter,
+    audit_dropped_unlinkable: IntCounter,
+    audit_allows_refused: IntCounter,
+    audit_write_failures: IntCounter,
+    audit_write_retries: IntCounter,
+    audit_duplicates_skipped: IntCounter,
+    audit_conflicts: IntCounterVec,
+    audit_queue_depth: IntGauge,
+    audit_append_lag: Histogram,
+}
+
+impl Audit {
+    fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
+        let audit_dropped = r.counter_vec(
+            "agentauth_audit_dropped_total",
+            "Audit events lost, by reason: queue_full (denials only), unlinkable",
+            &["reason"],
+        )?;
+        let audit_conflicts = r.counter_vec(
+            "agentauth_audit_conflicts_total",
+            "Audit appends refused as a gap or fork of the stored chain, by kind",
+            &["kind"],
+        )?;
+        for kind in ["gap", "fork", "beyond_window"] {
+            audit_conflicts.with_label_values(&[kind]);
+        }
+        Ok(Audit {
+            audit_dropped_queue_full: audit_dropped
+                .get_metric_with_label_values(&["queue_full"])?,
+            audit_dropped_unlinkable: audit_dropped
+                .get_metric_with_label_values(&["unlinkable"])?,
+            audit_allows_refused: r.counter(
+                "agentauth_audit_allows_refused_total",
+                "Allows refused with audit_unavailable because the audit queue stayed full",
+            )?,
+            audit_write_failures: r.counter(
+                "agentauth_audit_write_failures_total",
+                "Audit batch writes that failed (and were retried)",
+            )?,
+            audit_write_retries: r.counter(
+                "agentauth_audit_write_retries_total",
+                "Audit batch writes retried with the same events",
+            )?,
+            audit_duplicates_skipped: r.counter(
+                "agentauth_audit_duplicates_skipped_total",
+                "Audit events already written (a retry after a lost answer), skipped",
+            )?,
+            audit_conflicts,
+            audit_queue_depth: r.gauge(
+                "agentauth_audit_queue_depth",
+                "Audit events recorded and not yet taken by the writer",
+            )?,
+            // 1 ms to ~65 s: a healthy write takes milliseconds; an outage holds
+            // events (retried) for as long as it lasts.
+            audit_append_lag: r.histogram(
+                "agentauth_audit_append_lag_seconds",
+                "Time from an audit event being recorded to being durably written",
+                prometheus::exponential_buckets(0.001, 4.0, 9)?,
+            )?,
+        })
     }
 }
