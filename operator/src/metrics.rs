@@ -71,128 +71,53 @@ impl Metrics {
     /// Registers every metric in a fresh registry.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let counter =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(c.clone()))?;
-                Ok(c)
-            };
-        let single = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
-            let c = IntCounter::new(name, help)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
-        let histogram =
-            |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
-                // 50 µs to 5 s: token issuance is sub-millisecond with an issuing
-                // key and tens of milliseconds when a KMS signs directly.
-                let buckets = prometheus::exponential_buckets(0.00005, 2.5, 14)?;
-                let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
-                registry.register(Box::new(h.clone()))?;
-                Ok(h)
-            };
-        let gauges =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
-                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(g.clone()))?;
-                Ok(g)
-            };
-        let is_leader =
-            IntGauge::new("agentauth_operator_is_leader", "1 while this replica leads")?;
-        registry.register(Box::new(is_leader.clone()))?;
-        let audit_queue_depth = IntGauge::new(
-            "agentauth_audit_queue_depth",
-            "Audit events recorded and not yet taken by the writer",
-        )?;
-        registry.register(Box::new(audit_queue_depth.clone()))?;
-        // 1 ms to ~65 s: a healthy write takes milliseconds; a Redis outage
-        // holds events (retried) for as long as it lasts.
-        let audit_append_lag = Histogram::with_opts(
-            HistogramOpts::new(
-                "agentauth_audit_append_lag_seconds",
-                "Time from an audit event being recorded to being durably written",
-            )
-            .buckets(prometheus::exponential_buckets(0.001, 4.0, 9)?),
-        )?;
-        registry.register(Box::new(audit_append_lag.clone()))?;
-        let metrics = Metrics {
-            reconcile_errors: counter(
-                "agentauth_reconcile_errors_total",
-                "Reconcile failures by controller and error",
-                &["controller", "error"],
-            )?,
-            reconciles: counter(
-                "agentauth_reconciles_total",
-                "Reconciles by controller",
-                &["controller"],
-            )?,
-            token_requests: counter(
-                "agentauth_token_requests_total",
-                "Token requests by outcome (issued or a stable reason code)",
-                &["outcome"],
-            )?,
-            api_requests: counter(
-                "agentauth_api_requests_total",
-                "Agent API requests by route and HTTP status",
-                &["route", "status"],
-            )?,
-            api_latency: histogram(
-                "agentauth_api_request_duration_seconds",
-                "Agent API latency by route",
-                &["route"],
-            )?,
-            signer_latency: histogram(
-                "agentauth_signer_duration_seconds",
-                "Signing latency by key kind",
-                &["key"],
-            )?,
-            audit_failures: counter(
-                "agentauth_audit_write_failures_total",
-                "Audit events that could not be written",
-                &["kind"],
-            )?,
-            audit_write_retries: single(
-                "agentauth_audit_write_retries_total",
-                "Audit batch writes retried with the same events",
-            )?,
-            audit_duplicates_skipped: single(
-                "agentauth_audit_duplicates_skipped_total",
-                "Audit events already written (a retry after a lost answer), skipped",
-            )?,
-            audit_conflicts: counter(
-                "agentauth_audit_conflicts_total",
-                "Audit appends refused as a gap or fork of the stored chain, by kind",
-                &["kind"],
-            )?,
-            audit_dropped: counter(
-                "agentauth_audit_dropped_total",
-                "Audit events lost, by reason",
-                &["reason"],
-            )?,
-            approval_api: counter(
-                "agentauth_approval_api_outcomes_total",
-                "Approval API answers by route and outcome (ok or a stable refusal code)",
-                &["route", "outcome"],
-            )?,
-            signer_errors: counter(
-                "agentauth_signer_errors_total",
-                "Signing failures by key kind (issuing, root)",
-                &["key"],
-            )?,
-            grants: gauges(
-                "agentauth_grants",
-                "CapabilityGrants per phase in this replica's cache",
-                &["phase"],
-            )?,
-            reconcile_backlog: gauges(
-                "agentauth_reconcile_backlog",
-                "Objects whose status.observedGeneration trails metadata.generation, by controller",
-                &["controller"],
-            )?,
+        let r = Register(&registry);
+        let Requests {
+            token_requests,
+            api_requests,
+            api_latency,
+            approval_api,
+        } = Requests::register(&r)?;
+        let Controllers {
+            reconcile_errors,
+            reconciles,
+            grants,
+            reconcile_backlog,
+            is_leader,
+        } = Controllers::register(&r)?;
+        let Signer {
+            signer_latency,
+            signer_errors,
+        } = Signer::register(&r)?;
+        let Audit {
+            audit_failures,
+            audit_write_retries,
+            audit_duplicates_skipped,
+            audit_conflicts,
+            audit_dropped,
             audit_queue_depth,
             audit_append_lag,
-            is_leader,
+        } = Audit::register(&r)?;
+        let metrics = Metrics {
             registry,
+            reconcile_errors,
+            reconciles,
+            token_requests,
+            api_requests,
+            api_latency,
+            signer_latency,
+            audit_failures,
+            audit_write_retries,
+            audit_duplicates_skipped,
+            audit_conflicts,
+            audit_dropped,
+            is_leader,
+            approval_api,
+            signer_errors,
+            grants,
+            reconcile_backlog,
+            audit_queue_depth,
+            audit_append_lag,
         };
         metrics.touch_known_labels();
         Ok(metrics)
@@ -243,5 +168,207 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Creates metrics and registers them in one registry.
+struct Register<'a>(&'a Registry);
+
+impl Register<'_> {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: M,
+    ) -> Result<M, prometheus::Error> {
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counter(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn single(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+        self.add(IntCounter::new(name, help)?)
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<HistogramVec, prometheus::Error> {
+        // 50 µs to 5 s: token issuance is sub-millisecond with an issuing
+        // key and tens of milliseconds when a KMS signs directly.
+        let buckets = prometheus::exponential_buckets(0.00005, 2.5, 14)?;
+        self.add(HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets),
+            labels,
+        )?)
+    }
+
+    fn gauges(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, prometheus::Error> {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+}
+
+/// The agent API, token issuance and the approval API.
+struct Requests {
+    token_requests: IntCounterVec,
+    api_requests: IntCounterVec,
+    api_latency: HistogramVec,
+    approval_api: IntCounterVec,
+}
+
+impl Requests {
+    fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
+        Ok(Requests {
+            token_requests: r.counter(
+                "agentauth_token_requests_total",
+                "Token requests by outcome (issued or a stable reason code)",
+                &["outcome"],
+            )?,
+            api_requests: r.counter(
+                "agentauth_api_requests_total",
+                "Agent API requests by route and HTTP status",
+                &["route", "status"],
+            )?,
+            api_latency: r.histogram(
+                "agentauth_api_request_duration_seconds",
+                "Agent API latency by route",
+                &["route"],
+            )?,
+            approval_api: r.counter(
+                "agentauth_approval_api_outcomes_total",
+                "Approval API answers by route and outcome (ok or a stable refusal code)",
+                &["route", "outcome"],
+            )?,
+        })
+    }
+}
+
+/// The controllers, their backlog and leadership.
+struct Controllers {
+    reconcile_errors: IntCounterVec,
+    reconciles: IntCounterVec,
+    grants: IntGaugeVec,
+    reconcile_backlog: IntGaugeVec,
+    is_leader: IntGauge,
+}
+
+impl Controllers {
+    fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
+        Ok(Controllers {
+            reconcile_errors: r.counter(
+                "agentauth_reconcile_errors_total",
+                "Reconcile failures by controller and error",
+                &["controller", "error"],
+            )?,
+            reconciles: r.counter(
+                "agentauth_reconciles_total",
+                "Reconciles by controller",
+                &["controller"],
+            )?,
+            grants: r.gauges(
+                "agentauth_grants",
+                "CapabilityGrants per phase in this replica's cache",
+                &["phase"],
+            )?,
+            reconcile_backlog: r.gauges(
+                "agentauth_reconcile_backlog",
+                "Objects whose status.observedGeneration trails metadata.generation, by controller",
+                &["controller"],
+            )?,
+            is_leader: r.add(IntGauge::new(
+                "agentauth_operator_is_leader",
+                "1 while this replica leads",
+            )?)?,
+        })
+    }
+}
+
+/// The token signer (an issuing key, or the KMS root).
+struct Signer {
+    signer_latency: HistogramVec,
+    signer_errors: IntCounterVec,
+}
+
+impl Signer {
+    fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
+        Ok(Signer {
+            signer_latency: r.histogram(
+                "agentauth_signer_duration_seconds",
+                "Signing latency by key kind",
+                &["key"],
+            )?,
+            signer_errors: r.counter(
+                "agentauth_signer_errors_total",
+                "Signing failures by key kind (issuing, root)",
+                &["key"],
+            )?,
+        })
+    }
+}
+
+/// The audit queue and writer.
+struct Audit {
+    audit_failures: IntCounterVec,
+    audit_write_retries: IntCounter,
+    audit_duplicates_skipped: IntCounter,
+    audit_conflicts: IntCounterVec,
+    audit_dropped: IntCounterVec,
+    audit_queue_depth: IntGauge,
+    audit_append_lag: Histogram,
+}
+
+impl Audit {
+    fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
+        Ok(Audit {
+            audit_failures: r.counter(
+                "agentauth_audit_write_failures_total",
+                "Audit events that could not be written",
+                &["kind"],
+            )?,
+            audit_write_retries: r.single(
+                "agentauth_audit_write_retries_total",
+                "Audit batch writes retried with the same events",
+            )?,
+            audit_duplicates_skipped: r.single(
+                "agentauth_audit_duplicates_skipped_total",
+                "Audit events already written (a retry after a lost answer), skipped",
+            )?,
+            audit_conflicts: r.counter(
+                "agentauth_audit_conflicts_total",
+                "Audit appends refused as a gap or fork of the stored chain, by kind",
+                &["kind"],
+            )?,
+            audit_dropped: r.counter(
+                "agentauth_audit_dropped_total",
+                "Audit events lost, by reason",
+                &["reason"],
+            )?,
+            audit_queue_depth: r.add(IntGauge::new(
+                "agentauth_audit_queue_depth",
+                "Audit events recorded and not yet taken by the writer",
+            )?)?,
+            // 1 ms to ~65 s: a healthy write takes milliseconds; a Redis outage
+            // holds events (retried) for as long as it lasts.
+            audit_append_lag: r.add(Histogram::with_opts(
+                HistogramOpts::new(
+                    "agentauth_audit_append_lag_seconds",
+                    "Time from an audit event being recorded to being durably written",
+                )
+                .buckets(prometheus::exponential_buckets(0.001, 4.0, 9)?),
+            )?)?,
+        })
     }
 }
