@@ -307,7 +307,11 @@ mod tests {
             ("--redis-cluster=yes", true),
             ("--redis-cluster=0", false),
         ] {
-            assert_eq!(parse(&[url, flag]).unwrap().redis.redis_cluster, want, "{flag}");
+            assert_eq!(
+                parse(&[url, flag]).unwrap().redis.redis_cluster,
+                want,
+                "{flag}"
+            );
         }
         let bad = parse(&["--redis-cluster=cluster"]).unwrap_err();
         assert!(
