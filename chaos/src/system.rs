@@ -215,6 +215,28 @@ impl System {
         let key_file = self.dir.path().join(format!("{name}.key"));
         key.save(&key_file)
             .map_err(|e| Error::sdk("save the key", &e))?;
+        self.create_agent(name, &key).await?;
+        let config = AgentAuthConfig::new(&self.front.url())
+            .map_err(|e| Error::sdk("configure the client", &e))?
+            .agent(AGENTS_NAMESPACE, name)
+            .key_file(&key_file);
+        let client =
+            AgentAuthClient::new(config).map_err(|e| Error::sdk("build the client", &e))?;
+        let grant = self.request_grant_until_served(&client, name).await?;
+        let token = self.approved_token(&client, &grant).await?;
+        Ok(AgentHandle {
+            name: name.to_owned(),
+            client,
+            key,
+            grant,
+            token,
+        })
+    }
+
+    /// Applies Agent `name` with `key`'s public half and waits for the
+    /// operator to record its thumbprint: until then the verifiers refuse
+    /// the key.
+    async fn create_agent(&self, name: &str, key: &AgentKey) -> Result<(), Error> {
         let jwk = key.public_jwk();
         let agent = serde_json::json!({
             "apiVersion": "agentauth.dev/v1alpha1", "kind": "Agent",
@@ -244,7 +266,7 @@ impl System {
                 .and_then(|a| a.status)
                 .and_then(|s| s.key_thumbprint);
             if thumbprint.as_deref() == Some(key.thumbprint()) {
-                break;
+                return Ok(());
             }
             if started.elapsed() > REACTION {
                 return Err(Error::Timeout {
@@ -255,26 +277,37 @@ impl System {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let config = AgentAuthConfig::new(&self.front.url())
-            .map_err(|e| Error::sdk("configure the client", &e))?
-            .agent(AGENTS_NAMESPACE, name)
-            .key_file(&key_file);
-        let client =
-            AgentAuthClient::new(config).map_err(|e| Error::sdk("build the client", &e))?;
-        // The replica that answers may not have seen the recorded key in
-        // its cache yet (`dpop_key_mismatch`): ask again for a while.
+    }
+
+    /// Requests a grant as agent `name`, retrying for a while: the replica
+    /// that answers may not have seen the recorded key in its cache yet
+    /// (`dpop_key_mismatch`).
+    async fn request_grant_until_served(
+        &self,
+        client: &AgentAuthClient,
+        name: &str,
+    ) -> Result<String, Error> {
         let asked = Instant::now();
-        let grant = loop {
-            match self.request_grant(&client).await {
-                Ok(grant) => break grant,
+        loop {
+            match self.request_grant(client).await {
+                Ok(grant) => return Ok(grant),
                 Err(e) if asked.elapsed() < REACTION => {
                     tracing::info!("grant request for {name} refused, retrying: {e}");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(e) => return Err(e),
             }
-        };
-        self.approve(&grant).await?;
+        }
+    }
+
+    /// Has the approver approve `grant`, waits until `client` sees it and
+    /// returns an access token under it.
+    async fn approved_token(
+        &mut self,
+        client: &AgentAuthClient,
+        grant: &str,
+    ) -> Result<String, Error> {
+        self.approve(grant).await?;
         client
             .wait_for_approval(&format!("{AGENTS_NAMESPACE}/{grant}"), REACTION)
             .await
@@ -284,13 +317,7 @@ impl System {
             .get_token(AUDIENCE)
             .await
             .map_err(|e| Error::sdk("get a token", &e))?;
-        Ok(AgentHandle {
-            name: name.to_owned(),
-            client,
-            key,
-            grant,
-            token: token.access_token,
-        })
+        Ok(token.access_token)
     }
 
     /// Requests a grant (read `catalog/**` for an hour) as `client`'s agent;
