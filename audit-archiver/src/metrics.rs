@@ -2,7 +2,7 @@
 
 use agentauth_core::audit::BreakKind;
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
 /// Stages whose failures are counted in `agentauth_archiver_errors_total`.
@@ -75,12 +75,7 @@ impl Metrics {
 
     /// The text exposition format for `/metrics`.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        let encoder = prometheus::TextEncoder::new();
-        if encoder.encode(&self.registry.gather(), &mut out).is_err() {
-            return String::new();
-        }
-        String::from_utf8(out).unwrap_or_default()
+        agentauth_service::metrics::render(&self.registry)
     }
 }
 

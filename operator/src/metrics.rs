@@ -1,8 +1,9 @@
 //! Prometheus metrics of the operator (DESIGN §12), prefix `agentauth_`.
 
+use agentauth_service::metrics::Register;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Registry,
 };
 
 /// The `controller` label values, one per controller.
@@ -162,63 +163,14 @@ impl Metrics {
 
     /// The text exposition format for `/metrics`.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        let encoder = prometheus::TextEncoder::new();
-        if encoder.encode(&self.registry.gather(), &mut out).is_err() {
-            return String::new();
-        }
-        String::from_utf8(out).unwrap_or_default()
+        agentauth_service::metrics::render(&self.registry)
     }
 }
 
-/// Creates metrics and registers them in one registry.
-struct Register<'a>(&'a Registry);
-
-impl Register<'_> {
-    fn add<M: prometheus::core::Collector + Clone + 'static>(
-        &self,
-        metric: M,
-    ) -> Result<M, prometheus::Error> {
-        self.0.register(Box::new(metric.clone()))?;
-        Ok(metric)
-    }
-
-    fn counter(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<IntCounterVec, prometheus::Error> {
-        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
-    }
-
-    fn single(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
-        self.add(IntCounter::new(name, help)?)
-    }
-
-    fn histogram(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<HistogramVec, prometheus::Error> {
-        // 50 µs to 5 s: token issuance is sub-millisecond with an issuing
-        // key and tens of milliseconds when a KMS signs directly.
-        let buckets = prometheus::exponential_buckets(0.00005, 2.5, 14)?;
-        self.add(HistogramVec::new(
-            HistogramOpts::new(name, help).buckets(buckets),
-            labels,
-        )?)
-    }
-
-    fn gauges(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<IntGaugeVec, prometheus::Error> {
-        self.add(IntGaugeVec::new(Opts::new(name, help), labels)?)
-    }
+/// 50 µs to 5 s: token issuance is sub-millisecond with an issuing key and
+/// tens of milliseconds when a KMS signs directly.
+fn latency_buckets() -> Result<Vec<f64>, prometheus::Error> {
+    prometheus::exponential_buckets(0.00005, 2.5, 14)
 }
 
 /// The agent API, token issuance and the approval API.
@@ -232,22 +184,23 @@ struct Requests {
 impl Requests {
     fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
         Ok(Requests {
-            token_requests: r.counter(
+            token_requests: r.counter_vec(
                 "agentauth_token_requests_total",
                 "Token requests by outcome (issued or a stable reason code)",
                 &["outcome"],
             )?,
-            api_requests: r.counter(
+            api_requests: r.counter_vec(
                 "agentauth_api_requests_total",
                 "Agent API requests by route and HTTP status",
                 &["route", "status"],
             )?,
-            api_latency: r.histogram(
+            api_latency: r.histogram_vec(
                 "agentauth_api_request_duration_seconds",
                 "Agent API latency by route",
                 &["route"],
+                latency_buckets()?,
             )?,
-            approval_api: r.counter(
+            approval_api: r.counter_vec(
                 "agentauth_approval_api_outcomes_total",
                 "Approval API answers by route and outcome (ok or a stable refusal code)",
                 &["route", "outcome"],
@@ -268,22 +221,22 @@ struct Controllers {
 impl Controllers {
     fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
         Ok(Controllers {
-            reconcile_errors: r.counter(
+            reconcile_errors: r.counter_vec(
                 "agentauth_reconcile_errors_total",
                 "Reconcile failures by controller and error",
                 &["controller", "error"],
             )?,
-            reconciles: r.counter(
+            reconciles: r.counter_vec(
                 "agentauth_reconciles_total",
                 "Reconciles by controller",
                 &["controller"],
             )?,
-            grants: r.gauges(
+            grants: r.gauge_vec(
                 "agentauth_grants",
                 "CapabilityGrants per phase in this replica's cache",
                 &["phase"],
             )?,
-            reconcile_backlog: r.gauges(
+            reconcile_backlog: r.gauge_vec(
                 "agentauth_reconcile_backlog",
                 "Objects whose status.observedGeneration trails metadata.generation, by controller",
                 &["controller"],
@@ -305,12 +258,13 @@ struct Signer {
 impl Signer {
     fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
         Ok(Signer {
-            signer_latency: r.histogram(
+            signer_latency: r.histogram_vec(
                 "agentauth_signer_duration_seconds",
                 "Signing latency by key kind",
                 &["key"],
+                latency_buckets()?,
             )?,
-            signer_errors: r.counter(
+            signer_errors: r.counter_vec(
                 "agentauth_signer_errors_total",
                 "Signing failures by key kind (issuing, root)",
                 &["key"],
@@ -333,25 +287,25 @@ struct Audit {
 impl Audit {
     fn register(r: &Register<'_>) -> Result<Self, prometheus::Error> {
         Ok(Audit {
-            audit_failures: r.counter(
+            audit_failures: r.counter_vec(
                 "agentauth_audit_write_failures_total",
                 "Audit events that could not be written",
                 &["kind"],
             )?,
-            audit_write_retries: r.single(
+            audit_write_retries: r.counter(
                 "agentauth_audit_write_retries_total",
                 "Audit batch writes retried with the same events",
             )?,
-            audit_duplicates_skipped: r.single(
+            audit_duplicates_skipped: r.counter(
                 "agentauth_audit_duplicates_skipped_total",
                 "Audit events already written (a retry after a lost answer), skipped",
             )?,
-            audit_conflicts: r.counter(
+            audit_conflicts: r.counter_vec(
                 "agentauth_audit_conflicts_total",
                 "Audit appends refused as a gap or fork of the stored chain, by kind",
                 &["kind"],
             )?,
-            audit_dropped: r.counter(
+            audit_dropped: r.counter_vec(
                 "agentauth_audit_dropped_total",
                 "Audit events lost, by reason",
                 &["reason"],

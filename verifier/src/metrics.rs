@@ -7,9 +7,8 @@
 use std::collections::HashMap;
 
 use agentauth_core::ErrorCode;
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use agentauth_service::metrics::Register;
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 
 /// The `op` label values of `agentauth_state_errors_total`.
 pub const STATE_OPS: [&str; 2] = ["get_grant", "consume"];
@@ -170,53 +169,7 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        let encoder = prometheus::TextEncoder::new();
-        if let Err(error) = encoder.encode(&self.registry.gather(), &mut buffer) {
-            tracing::warn!(%error, "failed to encode metrics");
-        }
-        String::from_utf8(buffer).unwrap_or_default()
-    }
-}
-
-/// Creates metrics and registers them in one registry.
-struct Register<'a>(&'a Registry);
-
-impl Register<'_> {
-    fn add<M: prometheus::core::Collector + Clone + 'static>(
-        &self,
-        metric: M,
-    ) -> Result<M, prometheus::Error> {
-        self.0.register(Box::new(metric.clone()))?;
-        Ok(metric)
-    }
-
-    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
-        self.add(IntCounter::new(name, help)?)
-    }
-
-    fn counter_vec(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<IntCounterVec, prometheus::Error> {
-        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
-    }
-
-    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
-        self.add(IntGauge::new(name, help)?)
-    }
-
-    fn histogram(
-        &self,
-        name: &str,
-        help: &str,
-        buckets: Vec<f64>,
-    ) -> Result<Histogram, prometheus::Error> {
-        self.add(Histogram::with_opts(
-            HistogramOpts::new(name, help).buckets(buckets),
-        )?)
+        agentauth_service::metrics::render(&self.registry)
     }
 }
 
