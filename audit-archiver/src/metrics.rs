@@ -1,9 +1,7 @@
 //! The archiver's Prometheus metrics, served on `/metrics`.
 
 use agentauth_core::audit::BreakKind;
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Stages whose failures are counted in `agentauth_archiver_errors_total`.
 pub const STAGES: [&str; 6] = ["read", "heartbeat", "sign", "store", "ack", "trim"];
