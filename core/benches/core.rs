@@ -15,6 +15,7 @@ use agentauth_core::capability::{Capability, RequestedAction};
 use agentauth_core::dpop::{self, Request, Window};
 use agentauth_core::es256::SigningKey;
 use agentauth_core::gcra::{self, RateLimit};
+use agentauth_core::jwk::KeyCache;
 use agentauth_core::token::{self, AccessTokenClaims, Confirmation, Expectations, GrantRef};
 use agentauth_core::{capability, jcs};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -82,6 +83,28 @@ fn dpop_verify(c: &mut Criterion) {
         nonce: None,
     };
     let proof = dpop::create(&key, &request, NOW, &dpop::new_jti()).unwrap();
+    // Side by side: the verifier's path (normalized URL) with the agent's key
+    // validated per proof, and with it taken from the key cache.
+    let mut g = c.benchmark_group("dpop_proof_verify_normalized");
+    g.bench_function("key_per_proof", |b| {
+        b.iter(|| {
+            dpop::verify_normalized(black_box(&proof), &request, Window::default(), NOW).unwrap()
+        })
+    });
+    let keys = KeyCache::new(16);
+    g.bench_function("key_cached", |b| {
+        b.iter(|| {
+            dpop::verify_normalized_cached(
+                black_box(&proof),
+                &request,
+                Window::default(),
+                NOW,
+                &keys,
+            )
+            .unwrap()
+        })
+    });
+    g.finish();
     c.bench_function("dpop_proof_verify", |b| {
         b.iter(|| dpop::verify(black_box(&proof), &request, Window::default(), NOW).unwrap())
     });
