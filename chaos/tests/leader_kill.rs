@@ -26,7 +26,11 @@ const LEASE: Duration = Duration::from_secs(15);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_leader_killed() {
     let mut system = support::start(Options {
-        agents: 2,
+        // The third agent's grant, approved at start, is the one whose token
+        // the standby must issue while leaderless: the grant approved just
+        // before the kill may still be Pending then (its transition is the
+        // dead leader's), which is what that grant is there to test.
+        agents: 3,
         lease_duration: LEASE,
         ..Options::default()
     })
@@ -56,11 +60,11 @@ async fn operator_leader_killed() {
     let request_latency = requested_at.elapsed();
     let during = during.unwrap();
     system.approve(&during).await.unwrap();
-    system.agents[1]
+    system.agents[2]
         .client
         .invalidate_token(agentauth_chaos::system::AUDIENCE)
         .await;
-    let token_during = system.agents[1]
+    let token_during = system.agents[2]
         .client
         .get_token(agentauth_chaos::system::AUDIENCE)
         .await;

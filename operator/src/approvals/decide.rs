@@ -417,16 +417,26 @@ async fn audit(approvals: &Approvals, grant: &CapabilityGrant, record: &Approval
         Decision::Approved => kinds::APPROVAL_RECORDED,
         Decision::Denied => kinds::DENIAL_RECORDED,
     };
-    approvals
-        .ctx
-        .audit
-        .record(Draft {
-            kind: kind.into(),
-            agent: Some(format!("{namespace}/{}", grant.spec.agent_ref.name)),
-            grant: Some(format!("{namespace}/{}", grant.name_any())),
-            decision: Some(record.decision.as_str().into()),
-            reason: None,
-            details,
-        })
-        .await;
+    let draft = Draft {
+        kind: kind.into(),
+        agent: Some(format!("{namespace}/{}", grant.spec.agent_ref.name)),
+        grant: Some(format!("{namespace}/{}", grant.name_any())),
+        decision: Some(record.decision.as_str().into()),
+        reason: None,
+        details,
+    };
+    // Written before the answer, not only queued: an operator killed right
+    // after answering (SIGKILL, a node lost) must not lose the record of a
+    // decision it made (chaos/tests/leader_kill.rs). Once per grant
+    // generation, so a retried finish cannot write it twice.
+    let mark = format!(
+        "decision:{}:{}:{}",
+        grant.uid().unwrap_or_default(),
+        record.generation,
+        record.decision.as_str()
+    );
+    if let Err(error) = approvals.ctx.audit.record_once(draft, mark).await {
+        // The decision itself is recorded in the grant's status already.
+        tracing::error!(%error, "the audit record of a decision was not confirmed");
+    }
 }
