@@ -51,6 +51,7 @@ COPY core/ core/
 COPY crds/ crds/
 COPY state/ state/
 COPY service/ service/
+COPY mcp-gateway/ mcp-gateway/
 COPY signer/ signer/
 COPY audit-archiver/ audit-archiver/
 COPY operator/ operator/

@@ -44,6 +44,10 @@ enum Command {
     /// Run the validating admission webhook (HTTPS): what the CRD schemas cannot
     /// check, and the passkey signature of every approval.
     Webhook(agentauth_webhook::WebhookConfig),
+    /// Run the MCP gateway: AgentAuth in front of an MCP server (streamable
+    /// HTTP), each tool call checked with the node-local verifier through a
+    /// declared tool map (docs/mcp.md).
+    McpGateway(agentauth_mcp_gateway::GatewayConfig),
     /// Run the audit archiver: seal the audit stream into KMS-signed,
     /// Merkle-checkpointed segments in a directory or S3.
     Archiver(agentauth_archiver::config::ArchiverArgs),
@@ -96,6 +100,13 @@ fn main() -> ExitCode {
         Command::Verifier(config) => {
             runtime::init_logging();
             return report(runtime::block_on(agentauth_verifier::server::run(
+                config,
+                runtime::shutdown_signal(),
+            )));
+        }
+        Command::McpGateway(config) => {
+            runtime::init_logging();
+            return report(runtime::block_on(agentauth_mcp_gateway::run(
                 config,
                 runtime::shutdown_signal(),
             )));

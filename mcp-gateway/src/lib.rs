@@ -1,0 +1,38 @@
+//! # agentauth-mcp-gateway
+//!
+//! Puts AgentAuth in front of an MCP server (streamable HTTP transport) with
+//! no auth code in the server: `agentauth mcp-gateway`.
+//!
+//! ```text
+//!  agent (SDK McpClient) ──POST/GET/DELETE + Authorization: DPoP + DPoP──▶ gateway
+//!     ▲  401 + WWW-Authenticate: DPoP resource_metadata="…"                 │ one message:
+//!     │  GET /.well-known/oauth-protected-resource (RFC 9728) ──▶ operator   │ tools/call ─▶ tool map ─▶ action
+//!     │                                                                     │ other      ─▶ session action
+//!     │                                       node-local verifier ◀─/v1/verify─┤ (audited, envelopes apply)
+//!     └── JSON-RPC error {data.code} ◀── refused ──────────────────────────┤
+//!                                              allowed ─▶ MCP server (no credentials) ─▶ answer / SSE back
+//! ```
+//!
+//! The gateway is a service provider of the verifier (DESIGN §4 flow 4): it
+//! verifies nothing itself. Modules: [`config`] (flags), [`toolmap`] and
+//! [`template`] (the declared map), [`jsonrpc`] (one message per POST),
+//! [`mapping`] (message → action), [`verify`] (the verifier call),
+//! [`challenge`] (401s and metadata), [`handler`] (one request),
+//! [`proxy`] (to the MCP server), [`server`] (startup). Depends on `core`
+//! and `service` only (DESIGN §2).
+
+#![forbid(unsafe_code)]
+
+pub mod challenge;
+pub mod config;
+pub mod handler;
+pub mod jsonrpc;
+pub mod mapping;
+pub mod proxy;
+pub mod server;
+pub mod template;
+pub mod toolmap;
+pub mod verify;
+
+pub use config::GatewayConfig;
+pub use server::{Gateway, GatewayError, run, serve};
