@@ -64,6 +64,7 @@ COPY e2e/soft-passkey/ e2e/soft-passkey/
 COPY e2e/chart/ e2e/chart/
 COPY chaos/ chaos/
 COPY load-tests/ load-tests/
+COPY examples/mcp-payments/ examples/mcp-payments/
 # The registry and target dir persist between builds (BuildKit cache mounts),
 # so a one-line change recompiles one crate, not all of them; the binary is
 # copied out of the cache mount to be part of the layer. The copy leaves out

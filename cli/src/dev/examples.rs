@@ -39,6 +39,8 @@ pub const FILES: &[Example] = &[
     example!("calendar-assistant/envelope.yaml"),
     example!("shopping-agent/agent.yaml"),
     example!("shopping-agent/envelope.yaml"),
+    example!("mcp-payments/agent.yaml"),
+    example!("mcp-payments/envelope.yaml"),
 ];
 
 /// One applied object, `Kind namespace/name` for the banner.

@@ -26,7 +26,12 @@ use super::cluster::{OPERATOR_USERNAME, SYSTEM_NAMESPACE};
 use super::ports::Ports;
 
 /// The audiences the verifiers answer for: the example providers'.
-pub const AUDIENCES: &[&str] = &["https://calendar.example.com", "https://shop.example.com"];
+pub const AUDIENCES: &[&str] = &[
+    "https://calendar.example.com",
+    "https://shop.example.com",
+    // The MCP example (examples/mcp-payments) behind `agentauth mcp-gateway`.
+    "https://payments.example.com",
+];
 
 /// The example provider's audience: the shop of the shopping-agent example.
 pub const PROVIDER_AUDIENCE: &str = "https://shop.example.com";
