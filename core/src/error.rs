@@ -159,6 +159,12 @@ error_codes! {
     ApprovalCounterNotIncreasing => "approval_counter_not_increasing", "the passkey sign counter did not increase";
     /// The assertion signature does not verify against the registered passkey.
     ApprovalSignatureInvalid => "approval_signature_invalid", "the approval signature does not verify";
+    /// An approval repeats an approver (by name or email) or a passkey
+    /// already recorded on the grant: each approver counts once (N-of-M).
+    ApprovalDuplicate => "approval_duplicate", "this approver or passkey has already decided this grant";
+    /// A deciding record claims a quorum that the distinct, verified
+    /// approvals do not reach (N-of-M).
+    ApprovalQuorumNotMet => "approval_quorum_not_met", "the grant needs approvals from more distinct approvers";
 
     /// A grant names an Agent that does not exist in its namespace.
     AgentNotFound => "agent_not_found", "the referenced Agent does not exist";

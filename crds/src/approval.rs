@@ -53,6 +53,7 @@ use crate::invalid::{At, Invalid};
 use crate::{Agent, Approval, Approver, BehavioralEnvelope, CapabilityGrant, Passkey};
 
 mod binding;
+pub mod quorum;
 // A test helper (signing with a software passkey): only with the `testing`
 // feature, so the product binary holds no way to sign an approval.
 #[cfg(any(test, feature = "testing"))]
@@ -62,6 +63,7 @@ mod tests;
 
 use binding::suspended;
 pub use binding::{Binding, Changed};
+pub use quorum::{Tally, tally};
 #[cfg(any(test, feature = "testing"))]
 pub use soft::{SoftDecision, sign_with_soft_authenticator};
 
@@ -153,14 +155,51 @@ pub fn verify(
     counter: CounterCheck,
 ) -> Result<VerifiedApproval, Invalid> {
     let approval = recorded_approval(grant)?;
-    check_parties(grant, agent, approver, approval)?;
-    let challenge = signed_challenge(grant, approval)?;
-    let sign_count = check_assertion(approval, approver, &challenge, rp_id, origins, counter)?;
+    let record = Record {
+        approval,
+        at: "status.approval",
+    };
+    verify_record(
+        grant, record, envelope, agent, approver, rp_id, origins, counter,
+    )
+}
+
+/// One recorded decision and where it sits in the status, for messages:
+/// `status.approval` or `status.approvals[i]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    /// The recorded decision.
+    pub approval: &'a Approval,
+    /// Its field path, e.g. `status.approvals[0]`.
+    pub at: &'a str,
+}
+
+/// Verifies one recorded decision on `grant` (`status.approval` or an entry
+/// of `status.approvals`) with every check [`verify`] describes: the one
+/// code path for a single approval and for each approval of a quorum.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parties, the relying party and the counter rule are each needed; a struct would only rename them"
+)]
+pub fn verify_record(
+    grant: &CapabilityGrant,
+    record: Record<'_>,
+    envelope: Option<&BehavioralEnvelope>,
+    agent: &Agent,
+    approver: &Approver,
+    rp_id: &str,
+    origins: &[String],
+    counter: CounterCheck,
+) -> Result<VerifiedApproval, Invalid> {
+    let Record { approval, at } = record;
+    check_parties(grant, agent, approver, record)?;
+    let challenge = signed_challenge(grant, record)?;
+    let sign_count = check_assertion(record, approver, &challenge, rp_id, origins, counter)?;
     // Checked after the signature: only a genuine approval of other values is
     // `grant_suspended`; a forged one is refused for its signature.
     let now = Binding::of(grant, envelope, agent)?;
     if let Some(changed) = Binding::recorded(approval).changed(&now) {
-        return Err(suspended(changed));
+        return Err(suspended(at, changed));
     }
     Ok(VerifiedApproval {
         decision: approval.decision,
@@ -187,13 +226,13 @@ fn recorded_approval(grant: &CapabilityGrant) -> Result<&Approval, Invalid> {
 
 /// The challenge the approver signed, recomputed from the grant as it is now:
 /// refused when the recorded generation or spec digest is not the current one.
-fn signed_challenge(grant: &CapabilityGrant, approval: &Approval) -> Result<[u8; 32], Invalid> {
-    const AT: &str = "status.approval";
+fn signed_challenge(grant: &CapabilityGrant, record: Record<'_>) -> Result<[u8; 32], Invalid> {
+    let Record { approval, at } = record;
     let uid = grant.metadata.uid.as_deref().unwrap_or_default();
     let generation = grant.metadata.generation.unwrap_or_default();
     if approval.generation != generation {
         return Err(Invalid::new(
-            format!("{AT}.generation"),
+            format!("{at}.generation"),
             ErrorCode::ApprovalChallengeMismatch,
             format!(
                 "the decision was signed for generation {} but the grant is at generation {generation}",
@@ -204,7 +243,7 @@ fn signed_challenge(grant: &CapabilityGrant, approval: &Approval) -> Result<[u8;
     let spec_digest = approval::spec_digest(&grant.spec).at("spec")?;
     if spec_digest != approval.spec_digest {
         return Err(Invalid::new(
-            format!("{AT}.specDigest"),
+            format!("{at}.specDigest"),
             ErrorCode::ApprovalChallengeMismatch,
             "the decision was signed for another spec than the grant's current one",
         ));
@@ -218,29 +257,30 @@ fn signed_challenge(grant: &CapabilityGrant, approval: &Approval) -> Result<[u8;
         envelope_digest: approval.envelope_digest.clone(),
         agent_key_thumbprint: approval.agent_key_thumbprint.clone(),
     })
-    .at(AT)
+    .at(at)
 }
 
 /// Verifies the recorded WebAuthn assertion over `challenge` against the
 /// approver's registered passkey, with user verification; returns the
 /// assertion's sign counter.
 fn check_assertion(
-    approval: &Approval,
+    record: Record<'_>,
     approver: &Approver,
     challenge: &[u8],
     rp_id: &str,
     origins: &[String],
     counter: CounterCheck,
 ) -> Result<u32, Invalid> {
-    let passkey = find_passkey(approver, &approval.credential_id)?;
+    let Record { approval, at } = record;
+    let passkey = find_passkey(approver, record)?;
     let key = passkey.public_key.to_public_key().at(format!(
         "Approver {}: status.passkeys[{}].publicKey",
         approver.name_any(),
         approval.credential_id
     ))?;
-    let authenticator_data = decode(&approval.authenticator_data, "authenticatorData")?;
-    let client_data_json = decode(&approval.client_data_json, "clientDataJSON")?;
-    let signature = decode(&approval.signature, "signature")?;
+    let authenticator_data = decode(&approval.authenticator_data, at, "authenticatorData")?;
+    let client_data_json = decode(&approval.client_data_json, at, "clientDataJSON")?;
+    let signature = decode(&approval.signature, at, "signature")?;
     let verified = webauthn::verify(
         &Assertion {
             authenticator_data: &authenticator_data,
@@ -258,7 +298,7 @@ fn check_assertion(
             sign_count: stored_counter(counter, passkey, &authenticator_data),
         },
     )
-    .at("status.approval")?;
+    .at(at)?;
     Ok(verified.sign_count)
 }
 
@@ -282,14 +322,16 @@ fn check_parties(
     grant: &CapabilityGrant,
     agent: &Agent,
     approver: &Approver,
-    approval: &Approval,
+    record: Record<'_>,
 ) -> Result<(), Invalid> {
+    let Record { approval, at } = record;
+    let by = format!("{at}.approver");
     let invalid =
         |field: &str, message: String| Invalid::new(field, ErrorCode::ApprovalInvalid, message);
     let approver_name = approver.name_any();
     if approval.approver != approver_name {
         return Err(invalid(
-            "status.approval.approver",
+            &by,
             format!(
                 "the decision names approver {:?}, not {approver_name:?}",
                 approval.approver
@@ -313,7 +355,7 @@ fn check_parties(
     }
     if !approver.spec.covers_namespace(&namespace) {
         return Err(invalid(
-            "status.approval.approver",
+            &by,
             format!("approver {approver_name} may not decide grants in namespace {namespace}"),
         ));
     }
@@ -321,7 +363,7 @@ fn check_parties(
         let labels = grant.metadata.labels.clone().unwrap_or_default();
         if !selects(selector.clone(), &labels) {
             return Err(invalid(
-                "status.approval.approver",
+                &by,
                 format!(
                     "approver {approver_name} may only decide grants matching its \
                      scope.grantSelector, and this grant's labels do not match"
@@ -331,7 +373,7 @@ fn check_parties(
     }
     if owns(agent, approver) {
         return Err(invalid(
-            "status.approval.approver",
+            &by,
             format!(
                 "approver {approver_name} owns agent {} (spec.owner {:?}) and may not decide \
                  its grants; another approver must",
@@ -362,14 +404,15 @@ pub fn owns(agent: &Agent, approver: &Approver) -> bool {
     agent.is_owned_by([approver.spec.email.as_str(), approver.name_any().as_str()])
 }
 
-fn find_passkey<'a>(approver: &'a Approver, credential_id: &str) -> Result<&'a Passkey, Invalid> {
+fn find_passkey<'a>(approver: &'a Approver, record: Record<'_>) -> Result<&'a Passkey, Invalid> {
+    let credential_id = record.approval.credential_id.as_str();
     approver
         .status
         .as_ref()
         .and_then(|s| s.passkeys.iter().find(|p| p.credential_id == credential_id))
         .ok_or_else(|| {
             Invalid::new(
-                "status.approval.credentialId",
+                format!("{}.credentialId", record.at),
                 ErrorCode::ApprovalSignatureInvalid,
                 format!(
                     "approver {} has no registered passkey with credential id {credential_id:?}",
@@ -379,8 +422,8 @@ fn find_passkey<'a>(approver: &'a Approver, credential_id: &str) -> Result<&'a P
         })
 }
 
-fn decode(value: &str, field: &str) -> Result<Vec<u8>, Invalid> {
-    b64::decode(value, ErrorCode::ApprovalInvalid).at(format!("status.approval.{field}"))
+fn decode(value: &str, at: &str, field: &str) -> Result<Vec<u8>, Invalid> {
+    b64::decode(value, ErrorCode::ApprovalInvalid).at(format!("{at}.{field}"))
 }
 
 /// The sign counter in authenticator data (bytes 33..37), when it is long enough.

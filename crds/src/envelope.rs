@@ -16,6 +16,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::approval_policy::ApprovalPolicy;
 use crate::invalid::{At, Invalid};
 
 /// The most rate limits one envelope may list (e.g. per second, per minute,
@@ -80,8 +81,8 @@ pub const MAX_TOKEN_TTL_MS: u64 = 3_600_000;
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "has(self.rateLimits) || has(self.timeWindows) || has(self.transactions) || has(self.maxTokenTtl)",
-    "message": "an envelope sets at least one of rateLimits, timeWindows, transactions or maxTokenTtl (check the spelling: unknown fields are dropped)",
+    "rule": "has(self.rateLimits) || has(self.timeWindows) || has(self.transactions) || has(self.maxTokenTtl) || has(self.approvals)",
+    "message": "an envelope sets at least one of rateLimits, timeWindows, transactions, maxTokenTtl or approvals (check the spelling: unknown fields are dropped)",
 }]))]
 pub struct BehavioralEnvelopeSpec {
     /// Rate limits, all applied: each allows `requests` per `period`
@@ -112,6 +113,13 @@ pub struct BehavioralEnvelopeSpec {
         }])
     )]
     pub max_token_ttl: Option<Period>,
+    /// How many distinct approvers every grant under this envelope needs,
+    /// e.g. {required: 2} for high-value transact capabilities. A grant's
+    /// own spec.approvals applies too; the stricter wins (the larger
+    /// required, both selectors, Veto over Quorum). Omitted: the grant's
+    /// own policy, or one approver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<ApprovalPolicy>,
 }
 
 /// Time windows: core's rules, and each window's days a set.
@@ -151,13 +159,18 @@ impl BehavioralEnvelopeSpec {
         let empty = self.rate_limits.is_empty()
             && self.time_windows.is_empty()
             && self.transactions.is_none()
-            && self.max_token_ttl.is_none();
+            && self.max_token_ttl.is_none()
+            && self.approvals.is_none();
         if empty {
             return Err(Invalid::new(
                 "spec",
                 ErrorCode::EnvelopeInvalid,
-                "an envelope sets at least one of rateLimits, timeWindows, transactions or maxTokenTtl",
+                "an envelope sets at least one of rateLimits, timeWindows, transactions, \
+                 maxTokenTtl or approvals",
             ));
+        }
+        if let Some(policy) = &self.approvals {
+            policy.validate("spec.approvals")?;
         }
         if self.rate_limits.len() > MAX_RATE_LIMITS {
             return Err(too_many("spec.rateLimits", MAX_RATE_LIMITS));

@@ -21,6 +21,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::approval_policy::ApprovalPolicy;
 use crate::grant_status::CapabilityGrantStatus;
 use crate::invalid::{At, Invalid, check_name, check_text};
 
@@ -53,6 +54,12 @@ pub const MAX_REASON_LEN: usize = 1024;
     printcolumn(name = "Agent", type_ = "string", json_path = ".spec.agentRef.name"),
     printcolumn(name = "Provider", type_ = "string", json_path = ".spec.serviceProvider"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Approvals",
+        type_ = "string",
+        json_path = ".status.approvalProgress",
+        description = "Distinct verified approvals out of those required, e.g. 1/2 approved"
+    ),
     printcolumn(
         name = "Expires",
         type_ = "string",
@@ -135,6 +142,11 @@ pub struct CapabilityGrantSpec {
     /// the team's weekly planning meetings".
     #[schemars(length(min = 1, max = MAX_REASON_LEN))]
     pub reason: String,
+    /// How many distinct approvers must approve this grant, which Approvers
+    /// count, and what a denial does, e.g. {required: 2}. Omitted: one
+    /// approver. The envelope may set one too; the stricter applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<ApprovalPolicy>,
     /// Set to true to revoke the grant: every verifier refuses it within a
     /// second. Cannot be set back to false. Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -157,6 +169,7 @@ macro_rules! once_decided {
     ($($same:tt)+) => {
         concat!(
             "!has(oldSelf.status) || (!has(oldSelf.status.approval) && ",
+            "!has(oldSelf.status.approvals) && ",
             "(!has(oldSelf.status.phase) || oldSelf.status.phase == 'Pending')) || (",
             $($same)+,
             ")"
@@ -191,7 +204,9 @@ const FROZEN_REFS: &str = once_decided!(concat!(
     " && ",
     same_optional!("expiresAt"),
     " && ",
-    same_optional!("duration")
+    same_optional!("duration"),
+    " && ",
+    same_optional!("approvals")
 ));
 
 /// The scalar fields of each capability, in order.
@@ -272,6 +287,9 @@ impl CapabilityGrantSpec {
                 ErrorCode::RequestInvalid,
                 "set exactly one of expiresAt or duration",
             ));
+        }
+        if let Some(policy) = &self.approvals {
+            policy.validate("spec.approvals")?;
         }
         check_text("spec.reason", &self.reason, MAX_REASON_LEN)
     }

@@ -50,6 +50,10 @@ pub use agentauth_core::grant::GrantPhase;
                     (re-approval of a suspended grant); a Denied decision is final",
     },
     {
+        "rule": "!has(oldSelf.approvals) || (has(self.approvals) && size(self.approvals) >= size(oldSelf.approvals))",
+        "message": "recorded approvals are never removed; the webhook also refuses changing one",
+    },
+    {
         "rule": "!has(oldSelf.phase) || !(oldSelf.phase in ['Denied', 'Revoked', 'Expired']) || (has(self.phase) && self.phase == oldSelf.phase)",
         "message": "a Denied, Revoked or Expired grant keeps its phase",
     },
@@ -69,6 +73,20 @@ pub struct CapabilityGrantStatus {
     /// grant (its envelope or agent key changed) may be approved again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// Approvals and counted denials recorded before the decision, when the
+    /// grant needs several approvers (spec.approvals or its envelope's):
+    /// one entry per distinct approver, each a signed passkey assertion
+    /// verified exactly like `approval`. Written by the approval API,
+    /// appended to, never changed; the entry that reaches the quorum (or
+    /// the denial that ends the grant) goes to `approval` instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_RECORDED_APPROVALS))]
+    pub approvals: Vec<Approval>,
+    /// How far the grant is from its quorum, e.g. "1/2 approved": distinct
+    /// verified approvals out of those required. Written by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub approval_progress: Option<String>,
     /// When the approved grant stops working: spec.expiresAt, or the approval
     /// time plus spec.duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +130,12 @@ fn drop_suspended(schema: &mut serde_json::Map<String, Value>) {
         }
     }
 }
+
+/// The most entries `status.approvals` holds: with the largest quorum
+/// ([`MAX_REQUIRED_APPROVALS`](crate::approval_policy::MAX_REQUIRED_APPROVALS)
+/// = 5) and counted denials, at most 4 approvals and 4 denials precede the
+/// deciding record.
+pub const MAX_RECORDED_APPROVALS: u32 = 8;
 
 /// A human decision on a grant, with the WebAuthn assertion that signed it.
 ///

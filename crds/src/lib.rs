@@ -28,6 +28,7 @@
 
 pub mod agent;
 pub mod approval;
+pub mod approval_policy;
 pub mod approver;
 pub mod conditions;
 pub mod envelope;
@@ -38,6 +39,7 @@ pub mod invalid;
 pub mod schema;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
+pub use approval_policy::{ApprovalPolicy, DenialRule};
 pub use approver::{Approver, ApproverScope, ApproverSpec, ApproverStatus, Passkey};
 pub use envelope::{BehavioralEnvelope, BehavioralEnvelopeSpec, BehavioralEnvelopeStatus};
 pub use generate::{GenerateError, all_crds, crds_yaml, generated_files, write_dir};

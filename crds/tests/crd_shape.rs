@@ -87,7 +87,7 @@ fn printer_columns() {
     };
     assert_eq!(
         columns("CapabilityGrant"),
-        ["Agent", "Provider", "Phase", "Expires", "Age"]
+        ["Agent", "Provider", "Phase", "Approvals", "Expires", "Age"]
     );
     assert_eq!(
         columns("Agent"),

@@ -19,8 +19,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use agentauth_core::approval::Decision;
 use agentauth_core::{Error, ErrorCode};
-use agentauth_crds::approval::verify_approval;
+use agentauth_crds::Invalid;
+use agentauth_crds::approval::quorum::Parties;
+use agentauth_crds::approval::{CounterCheck, quorum, tally};
 use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant};
 use futures::StreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -48,7 +51,7 @@ pub struct Caches {
     pub verified: VerifiedApprovals,
 }
 
-/// Remembered results of [`verify_approval`], one per grant.
+/// Remembered results of [`tally`], one per grant.
 #[derive(Clone, Default)]
 pub struct VerifiedApprovals {
     by_grant: Arc<Mutex<Memo>>,
@@ -63,7 +66,7 @@ struct Versions {
     grant: Option<String>,
     agent: Option<String>,
     envelope: Option<String>,
-    approver: Option<String>,
+    approvers: Vec<Option<String>>,
 }
 
 /// More grants than this in the memo: it is cleared (grants that were
@@ -108,7 +111,7 @@ impl Caches {
     }
 
     /// Whether `grant`'s recorded approval verifies now against the cached
-    /// Agent, envelope and Approver ([`verify_approval`]: the passkey
+    /// Agent, envelope and Approver ([`tally`]: the passkey
     /// signature, scope, separation of duties, and the envelope digest and
     /// agent key thumbprint it binds). Refusals: `grant_suspended` (a
     /// genuine approval of another envelope or key), `envelope_invalid` (the
@@ -125,8 +128,11 @@ impl Caches {
             .envelope_ref
             .as_ref()
             .and_then(|r| self.envelope(namespace, &r.name));
-        let approval = grant.status.as_ref().and_then(|s| s.approval.as_ref());
-        let approver = approval.and_then(|a| self.approver(&a.approver));
+        let entries = quorum::recorded(grant.status.as_ref());
+        let approvers: Vec<Arc<Approver>> = entries
+            .iter()
+            .filter_map(|(_, a)| self.approver(&a.approver))
+            .collect();
         let uid = grant.metadata.uid.clone().unwrap_or_default();
         let versions = Versions {
             grant: grant.metadata.resource_version.clone(),
@@ -136,34 +142,34 @@ impl Caches {
             envelope: envelope
                 .as_ref()
                 .and_then(|e| e.metadata.resource_version.clone()),
-            approver: approver
-                .as_ref()
-                .and_then(|a| a.metadata.resource_version.clone()),
+            approvers: approvers
+                .iter()
+                .map(|a| a.metadata.resource_version.clone())
+                .collect(),
         };
         if let Some((seen, result)) = self.verified.lock().get(&uid)
             && *seen == versions
         {
             return result.clone();
         }
-        let result = match (agent.as_deref(), approver.as_deref()) {
-            (None, _) => Err(Error::new(
+        let approvers: Vec<&Approver> = approvers.iter().map(AsRef::as_ref).collect();
+        let result = match agent.as_deref() {
+            None => Err(Error::new(
                 ErrorCode::ApprovalInvalid,
                 "the grant's agent does not exist, so its approval cannot be checked",
             )),
-            (_, None) => Err(Error::new(
-                ErrorCode::ApprovalInvalid,
-                "the approver the recorded decision names does not exist",
-            )),
-            (Some(agent), Some(approver)) => verify_approval(
+            Some(agent) => quorum_approved(
                 grant,
-                envelope.as_deref(),
-                agent,
-                approver,
-                &relying_party.id,
-                &relying_party.origins,
+                &Parties {
+                    envelope: envelope.as_deref(),
+                    agent,
+                    approvers: &approvers,
+                    rp_id: &relying_party.id,
+                    origins: &relying_party.origins,
+                },
             )
-            .map(|_| ())
             .map_err(|e| match e.code {
+                ErrorCode::GrantNotApproved => Error::new(e.code, e.message),
                 ErrorCode::GrantSuspended => Error::new(ErrorCode::GrantSuspended, e.message),
                 ErrorCode::EnvelopeNotFound => Error::new(ErrorCode::EnvelopeInvalid, e.message),
                 code => Error::new(
@@ -179,6 +185,22 @@ impl Caches {
         memo.insert(uid, (versions, result.clone()));
         result
     }
+}
+
+/// Every recorded decision of `grant` verified and counted
+/// ([`tally`]); `grant_not_approved` unless they reach the quorum and
+/// `status.approval` records an approval. Tokens are never issued below
+/// the quorum, whatever `status.phase` says.
+fn quorum_approved(grant: &CapabilityGrant, parties: &Parties<'_>) -> Result<(), Invalid> {
+    let tally = tally(grant, parties, &|_| CounterCheck::Recorded)?;
+    if tally.decision == Some(Decision::Approved) {
+        return Ok(());
+    }
+    Err(Invalid::new(
+        "status.approval",
+        ErrorCode::GrantNotApproved,
+        format!("the grant is not approved ({})", tally.progress()),
+    ))
 }
 
 impl VerifiedApprovals {

@@ -4,7 +4,8 @@
 //! controllers move the grants on ([`ceremony`]); every attack on the way is
 //! performed and refused with its stable code ([`attacks`]). An approver
 //! reads what they decided ([`history`]) and revokes an approved grant
-//! ([`revoke`]).
+//! ([`revoke`]). A grant that needs several approvers is approved only at
+//! its quorum of distinct approvers ([`quorum`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,6 +17,8 @@ mod binding;
 mod ceremony;
 #[path = "approvals/history.rs"]
 mod history;
+#[path = "approvals/quorum.rs"]
+mod quorum;
 #[path = "approvals/revoke.rs"]
 mod revoke;
 #[path = "approvals/separation.rs"]

@@ -53,6 +53,9 @@ const fn is_spec_code(code: ErrorCode) -> bool {
             | ErrorCode::ApprovalUserNotVerified
             | ErrorCode::ApprovalCounterNotIncreasing
             | ErrorCode::ApprovalSignatureInvalid
+            | ErrorCode::ApprovalDuplicate
+            | ErrorCode::ApprovalQuorumNotMet
+            | ErrorCode::ApproverOutOfScope
             | ErrorCode::GrantNotApproved
             | ErrorCode::GrantSuspended
             | ErrorCode::GrantRevoked

@@ -92,7 +92,7 @@ impl Binding {
 }
 
 /// The refusal of a genuine approval whose envelope or agent key moved on.
-pub(super) fn suspended(changed: Changed) -> Invalid {
+pub(super) fn suspended(at: &str, changed: Changed) -> Invalid {
     let (field, what) = match changed {
         Changed::Envelope => ("envelopeDigest", "the envelope's spec changed"),
         Changed::AgentKey => ("agentKeyThumbprint", "the agent's key changed"),
@@ -102,7 +102,7 @@ pub(super) fn suspended(changed: Changed) -> Invalid {
         ),
     };
     Invalid::new(
-        format!("status.approval.{field}"),
+        format!("{at}.{field}"),
         ErrorCode::GrantSuspended,
         format!(
             "{what} after the approval was signed; the grant is suspended until an approver \

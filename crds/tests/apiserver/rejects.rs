@@ -80,6 +80,28 @@ fn cases() -> Vec<Case> {
             "a transact capability with amount and currency",
             shop_grant(),
         ),
+        accepts(
+            "two of the finance approvers, a denial counted",
+            set(
+                grant(),
+                "/spec/approvals",
+                json!({"required": 2, "from": {"matchLabels": {"team": "finance"}}, "denial": "Quorum"}),
+            ),
+        ),
+        rejects(
+            "six approvers",
+            set(grant(), "/spec/approvals", json!({"required": 6})),
+            "should be less than or equal to 5",
+        ),
+        rejects(
+            "an unknown denial rule",
+            set(
+                grant(),
+                "/spec/approvals",
+                json!({"required": 2, "denial": "Majority"}),
+            ),
+            "Unsupported value",
+        ),
         accepts("'**' alone", cap(json!({"type": "read", "resource": "**"}))),
         accepts(
             "an expiry with an offset",
@@ -218,7 +240,16 @@ fn cases() -> Vec<Case> {
         rejects(
             "no limits at all",
             set(envelope(), "/spec", json!({})),
-            "an envelope sets at least one of rateLimits, timeWindows, transactions or maxTokenTtl",
+            "an envelope sets at least one of rateLimits, timeWindows, transactions, maxTokenTtl or approvals",
+        ),
+        accepts(
+            "an envelope requiring two approvers and nothing else",
+            set(envelope(), "/spec", json!({"approvals": {"required": 2}})),
+        ),
+        rejects(
+            "an envelope requiring no approver",
+            set(envelope(), "/spec/approvals", json!({"required": 0})),
+            "should be greater than or equal to 1",
         ),
         rejects(
             "a misspelled limit",

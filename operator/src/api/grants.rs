@@ -128,6 +128,9 @@ fn spec_of(request: GrantRequest, now: i64) -> Result<CapabilityGrantSpec, ApiEr
         expires_at,
         duration: request.duration,
         reason: request.reason,
+        // An agent does not choose its approvers; an admin sets the policy
+        // on the envelope (or on a grant applied by a person).
+        approvals: None,
         revoked: false,
     };
     spec.validate()

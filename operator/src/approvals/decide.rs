@@ -32,7 +32,8 @@ use std::sync::Arc;
 use agentauth_core::approval::{self, ChallengeInput, Decision};
 use agentauth_core::audit::{Draft, kinds};
 use agentauth_core::{ErrorCode, b64};
-use agentauth_crds::approval::{Binding, VerifiedApproval, verify_new_approval};
+use agentauth_crds::approval::quorum::{self, Parties as QuorumParties};
+use agentauth_crds::approval::{Binding, CounterCheck, Tally, tally};
 use agentauth_crds::{
     Agent, Approval, Approver, BehavioralEnvelope, CapabilityGrant, CapabilityGrantStatus,
 };
@@ -246,18 +247,26 @@ async fn finish(
         ));
     }
     let record = signed_record(&pending, &parties.approver, &credential, now);
-    let verified = verify(&approvals, &parties, &record)?;
-    record_decision(&approvals, parties.grant.clone(), &pending, &record).await?;
+    let placed = verify(&approvals, &parties, &record)?;
+    record_decision(
+        &approvals,
+        parties.grant.clone(),
+        &pending,
+        &record,
+        placed.deciding,
+    )
+    .await?;
     let advanced = approvers::advance_counter(
         ctx.client.clone(),
-        &verified.approver,
-        &verified.credential_id,
-        verified.sign_count,
+        &record.approver,
+        &record.credential_id,
+        placed.sign_count,
     )
     .await;
     // The decision stands whether or not the counter moved (a decision is
     // final), so its audit event is recorded either way.
-    audit(&approvals, &parties.grant, &record).await;
+    let progress = placed.tally.progress();
+    audit(&approvals, &parties.grant, &record, &progress).await;
     advanced.map_err(|mut refused| {
         refused.0.detail = format!(
             "the {} is recorded, but the passkey's sign counter could not be advanced: {}",
@@ -270,6 +279,10 @@ async fn finish(
         "grant": {"namespace": namespace, "name": name},
         "decision": decision.as_str(),
         "approver": record.approver,
+        "progress": progress,
+        "required": placed.tally.policy.required,
+        "approvals": placed.tally.approved.len(),
+        "decided": placed.tally.decision.map(Decision::as_str),
     }))))
 }
 
@@ -296,27 +309,118 @@ fn signed_record(
     }
 }
 
-/// Verifies `record` as the admission webhook will, before it is written:
-/// a refusal here is one the apiserver would give, with a clearer message.
-fn verify(
-    approvals: &Approvals,
-    parties: &Parties,
-    record: &Approval,
-) -> Result<VerifiedApproval, Refusal> {
-    let mut signed = parties.grant.clone();
-    signed
-        .status
-        .get_or_insert_with(CapabilityGrantStatus::default)
-        .approval = Some(record.clone());
+/// Where a new record goes, and what the grant's recorded decisions come to
+/// with it.
+struct Placed {
+    /// The record is the deciding one (`status.approval`): it reaches the
+    /// quorum, or it is a denial that ends the grant (or a re-approval);
+    /// otherwise it is a co-signature appended to `status.approvals`.
+    deciding: bool,
+    /// Every recorded decision with the new one, verified and counted.
+    tally: Tally,
+    /// The passkey's sign counter in the new assertion.
+    sign_count: u32,
+}
+
+/// Verifies `record` as the admission webhook will, before it is written,
+/// together with every decision already recorded (N-of-M, [`tally`]): a
+/// refusal here is one the apiserver would give, with a clearer message.
+/// The record decides the grant when the counts with it give an outcome
+/// under the grant's approval policy; else it waits in `status.approvals`.
+fn verify(approvals: &Approvals, parties: &Parties, record: &Approval) -> Result<Placed, Refusal> {
     let rp = &approvals.ctx.relying_party;
-    Ok(verify_new_approval(
+    let approvers = [&parties.approver];
+    let mut signed = parties.grant.clone();
+    let status = signed
+        .status
+        .get_or_insert_with(CapabilityGrantStatus::default);
+    let deciding = match &status.approval {
+        // Re-approval of a suspended grant: the record replaces the old one.
+        Some(_) => true,
+        None => {
+            let mut tentative = status.clone();
+            tentative.approvals.push(record.clone());
+            decides(&parties.grant, parties, &tentative)
+        }
+    };
+    if deciding {
+        status.approval = Some(record.clone());
+    } else {
+        status.approvals.push(record.clone());
+    }
+    let entries = quorum::recorded(signed.status.as_ref());
+    let last = entries.len().saturating_sub(1);
+    let named: Vec<String> = entries.iter().map(|(_, a)| a.approver.clone()).collect();
+    let others = others(approvals, &named, &parties.approver);
+    let all: Vec<&Approver> = approvers.into_iter().chain(others.iter()).collect();
+    let tally = tally(
         &signed,
-        parties.envelope.as_ref(),
-        &parties.agent,
-        &parties.approver,
-        &rp.id,
-        &rp.origins,
-    )?)
+        &QuorumParties {
+            envelope: parties.envelope.as_ref(),
+            agent: &parties.agent,
+            approvers: &all,
+            rp_id: &rp.id,
+            origins: &rp.origins,
+        },
+        &|i| {
+            if i == last {
+                CounterCheck::Fresh
+            } else {
+                CounterCheck::Recorded
+            }
+        },
+    )?;
+    let sign_count = tally.sign_counts.last().map_or(0, |(_, count)| *count);
+    Ok(Placed {
+        deciding,
+        tally,
+        sign_count,
+    })
+}
+
+/// Whether the decisions in `status` (the new one among the co-signatures)
+/// decide the grant under its policy, counted without verification (the
+/// verification that follows refuses anything that does not hold).
+fn decides(grant: &CapabilityGrant, parties: &Parties, status: &CapabilityGrantStatus) -> bool {
+    let policy = quorum::policy(grant, parties.envelope.as_ref());
+    let entries = quorum::recorded(Some(status));
+    let distinct = |decision: Decision| {
+        let mut names: Vec<&str> = entries
+            .iter()
+            .filter(|(_, a)| a.decision == decision)
+            .map(|(_, a)| a.approver.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    };
+    let tally = Tally {
+        policy,
+        approved: distinct(Decision::Approved)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        denied: distinct(Decision::Denied)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        decision: None,
+        sign_counts: Vec::new(),
+    };
+    tally.outcome().is_some()
+}
+
+/// The Approvers named by earlier decisions, other than `me`, from the
+/// operator's informer cache (the webhook reads them again when the record
+/// is written).
+fn others(approvals: &Approvals, named: &[String], me: &Approver) -> Vec<Approver> {
+    let me = me.name_any();
+    named
+        .iter()
+        .filter(|n| **n != me)
+        .filter_map(|n| approvals.ctx.caches.approver(n))
+        .map(|a| a.as_ref().clone())
+        .collect()
 }
 
 /// Refuses when `grant` is no longer the one the ceremony signed for.
@@ -346,6 +450,7 @@ async fn record_decision(
     mut grant: CapabilityGrant,
     pending: &DecisionChallenge,
     record: &Approval,
+    deciding: bool,
 ) -> Result<(), Refusal> {
     let api = Api::<CapabilityGrant>::namespaced(approvals.ctx.client.clone(), &pending.namespace);
     let params = PatchParams {
@@ -372,9 +477,27 @@ async fn record_decision(
             return Err(decided());
         }
         still_signed(&grant, pending)?;
+        let status = match deciding {
+            true => json!({"approval": record}),
+            // A co-signature: appended to the list read with this
+            // resourceVersion (a merge patch replaces a list whole, and the
+            // precondition makes the append atomic).
+            false => {
+                let mut list = grant
+                    .status
+                    .as_ref()
+                    .map(|s| s.approvals.clone())
+                    .unwrap_or_default();
+                if list.iter().any(|a| a.approver == record.approver) {
+                    return Err(decided());
+                }
+                list.push(record.clone());
+                json!({"approvals": list})
+            }
+        };
         let patch = json!({
             "metadata": {"resourceVersion": grant.resource_version()},
-            "status": {"approval": record},
+            "status": status,
         });
         match api
             .patch_status(&pending.name, &params, &Patch::Merge(&patch))
@@ -400,7 +523,7 @@ async fn record_decision(
     Err(decided())
 }
 
-async fn audit(approvals: &Approvals, grant: &CapabilityGrant, record: &Approval) {
+async fn audit(approvals: &Approvals, grant: &CapabilityGrant, record: &Approval, progress: &str) {
     let namespace = grant.namespace().unwrap_or_default();
     let mut details = Map::new();
     details.insert("approver".into(), json!(record.approver));
@@ -413,6 +536,7 @@ async fn audit(approvals: &Approvals, grant: &CapabilityGrant, record: &Approval
         "agentKeyThumbprint".into(),
         json!(record.agent_key_thumbprint),
     );
+    details.insert("approvalProgress".into(), json!(progress));
     let kind = match record.decision {
         Decision::Approved => kinds::APPROVAL_RECORDED,
         Decision::Denied => kinds::DENIAL_RECORDED,
@@ -428,12 +552,14 @@ async fn audit(approvals: &Approvals, grant: &CapabilityGrant, record: &Approval
     // Written before the answer, not only queued: an operator killed right
     // after answering (SIGKILL, a node lost) must not lose the record of a
     // decision it made (chaos/tests/leader_kill.rs). Once per grant
-    // generation, so a retried finish cannot write it twice.
+    // generation and approver (N-of-M: each approver's decision is an
+    // event), so a retried finish cannot write it twice.
     let mark = format!(
-        "decision:{}:{}:{}",
+        "decision:{}:{}:{}:{}",
         grant.uid().unwrap_or_default(),
         record.generation,
-        record.decision.as_str()
+        record.decision.as_str(),
+        record.approver
     );
     if let Err(error) = approvals.ctx.audit.record_once(draft, mark).await {
         // The decision itself is recorded in the grant's status already.

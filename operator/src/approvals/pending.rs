@@ -11,7 +11,8 @@
 use std::sync::Arc;
 
 use agentauth_core::ErrorCode;
-use agentauth_crds::approval::owns;
+use agentauth_core::approval::Decision;
+use agentauth_crds::approval::{owns, quorum};
 use agentauth_crds::{Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -55,6 +56,45 @@ fn summary(approvals: &Approvals, approver: &Approver, grant: &CapabilityGrant) 
         "createdAt": grant.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
         "ownsAgent": agent.as_ref().is_some_and(|a| owns(a, approver)),
         "suspended": is_suspended(grant, envelope.as_deref(), agent.as_deref()),
+        "quorum": quorum_view(grant, envelope.as_deref(), approver),
+    })
+}
+
+/// N-of-M progress for the UI: how many distinct approvers are required,
+/// who approved or denied so far, and what this approver decided. Counted
+/// from the recorded entries, each of which the webhook verified when it
+/// was written (the operator's verified count is `status.approvalProgress`).
+fn quorum_view(
+    grant: &CapabilityGrant,
+    envelope: Option<&BehavioralEnvelope>,
+    approver: &Approver,
+) -> Value {
+    let policy = quorum::policy(grant, envelope);
+    let entries = quorum::recorded(grant.status.as_ref());
+    let by = |decision: Decision| -> Vec<&str> {
+        entries
+            .iter()
+            .filter(|(_, a)| a.decision == decision)
+            .map(|(_, a)| a.approver.as_str())
+            .collect()
+    };
+    let (approved, denied) = (by(Decision::Approved), by(Decision::Denied));
+    let mine = approver.name_any();
+    let yours = entries
+        .iter()
+        .find(|(_, a)| a.approver == mine)
+        .map(|(_, a)| a.decision.as_str());
+    let mut progress = format!("{}/{} approved", approved.len(), policy.required);
+    if !denied.is_empty() {
+        progress.push_str(&format!(", {} denied", denied.len()));
+    }
+    json!({
+        "required": policy.required,
+        "approvedBy": approved,
+        "deniedBy": denied,
+        "denial": policy.denial,
+        "progress": progress,
+        "yourDecision": yours,
     })
 }
 
@@ -157,6 +197,8 @@ pub async fn detail(
         "duration": spec.duration,
         "reason": spec.reason,
         "approval": status.and_then(|s| s.approval.as_ref()),
+        "approvals": status.map(|s| s.approvals.clone()).unwrap_or_default(),
+        "quorum": quorum_view(&grant, found.as_deref(), &approver),
         "ownsAgent": agent.as_ref().is_some_and(|a| owns(a, &approver)),
     });
     Ok(no_store(Json(body)))

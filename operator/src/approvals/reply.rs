@@ -118,7 +118,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | C::ApproverNotAuthorized
         | C::EnrollmentTokenInvalid => StatusCode::FORBIDDEN,
         C::GrantUnknown | C::ApproverNotFound | C::AgentNotFound => StatusCode::NOT_FOUND,
-        C::DecisionImmutable | C::GrantNotApproved => StatusCode::CONFLICT,
+        C::DecisionImmutable | C::GrantNotApproved | C::ApprovalDuplicate => StatusCode::CONFLICT,
         C::InputTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         C::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use agentauth_core::ErrorCode;
 use agentauth_core::approval::Decision;
-use agentauth_crds::approval::{Binding, owns};
+use agentauth_crds::approval::{Binding, owns, quorum};
 use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
 use kube::core::{Selector, SelectorExt};
 use kube::{Client, ResourceExt};
@@ -163,6 +163,19 @@ pub async fn may_decide(
     if !in_scope(approver, grant) {
         return Err(out_of_scope(approver, &namespace, &name));
     }
+    if !reapproval {
+        not_yet_decided_by(grant, envelope.as_ref(), approver)?;
+    } else if quorum::policy(grant, envelope.as_ref()).required > 1 {
+        // Its co-signatures bind the old values too, and one approver
+        // cannot renew them: fail closed, the grant stays suspended.
+        return Err(Refusal::new(
+            ErrorCode::DecisionImmutable,
+            format!(
+                "grant {namespace}/{name} needs several approvers and is suspended; it cannot \
+                 be approved again by one approver — revoke it and request a new grant"
+            ),
+        ));
+    }
     if owns(agent, approver) {
         return Err(Refusal::new(
             ErrorCode::ApproverOwnsAgent,
@@ -175,6 +188,46 @@ pub async fn may_decide(
         ));
     }
     rbac::require_approve(client, approver, &namespace, &name).await
+}
+
+/// N-of-M: refuses an approver who already recorded a decision on `grant`
+/// (each approver counts once: 409 `approval_duplicate`, with the progress)
+/// or whom the approval policy's `from` selectors do not admit.
+fn not_yet_decided_by(
+    grant: &CapabilityGrant,
+    envelope: Option<&BehavioralEnvelope>,
+    approver: &Approver,
+) -> Result<(), Refusal> {
+    let policy = quorum::policy(grant, envelope);
+    let name = approver.name_any();
+    let entries = quorum::recorded(grant.status.as_ref());
+    if let Some((_, mine)) = entries.iter().find(|(_, a)| a.approver == name) {
+        let approved = entries
+            .iter()
+            .filter(|(_, a)| a.decision == Decision::Approved)
+            .count();
+        let verb = match mine.decision {
+            Decision::Approved => "approved",
+            Decision::Denied => "denied",
+        };
+        return Err(Refusal::new(
+            ErrorCode::ApprovalDuplicate,
+            format!(
+                "already {verb} by you; {approved}/{} approved — another approver must decide",
+                policy.required
+            ),
+        ));
+    }
+    if !policy.admits(approver) {
+        return Err(Refusal::new(
+            ErrorCode::ApproverOutOfScope,
+            format!(
+                "approver {name} is not among the approvers this grant's approval policy \
+                 (spec.approvals.from, or its envelope's) selects"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The checks before a revocation: in scope, then RBAC `approve`. Unlike a

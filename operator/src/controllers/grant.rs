@@ -30,8 +30,9 @@ use std::time::Duration;
 
 use agentauth_core::ErrorCode;
 use agentauth_core::audit::Draft;
+use agentauth_crds::approval::quorum;
 use agentauth_crds::conditions::{self, reasons};
-use agentauth_crds::{CapabilityGrant, CapabilityGrantStatus, GrantPhase};
+use agentauth_crds::{Approver, CapabilityGrant, CapabilityGrantStatus, GrantPhase};
 use agentauth_state::StateError;
 use futures::Stream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -114,14 +115,17 @@ async fn apply(
         .envelope_ref
         .as_ref()
         .and_then(|r| shared.related.envelope(&namespace, &r.name));
-    let approval = grant.status.as_ref().and_then(|s| s.approval.as_ref());
-    let approver = approval.and_then(|a| shared.related.approver(&a.approver));
+    let approvers: Vec<_> = quorum::recorded(grant.status.as_ref())
+        .iter()
+        .filter_map(|(_, a)| shared.related.approver(&a.approver))
+        .collect();
+    let approvers: Vec<&Approver> = approvers.iter().map(AsRef::as_ref).collect();
     let now_ms = shared.ctx.clock.now_ms();
     let plan = grant_phase::plan(&Inputs {
         grant,
         agent: agent.as_deref(),
         envelope: envelope.as_deref(),
-        approver: approver.as_deref(),
+        approvers: &approvers,
         relying_party: &shared.ctx.relying_party,
         now_ms,
     });
@@ -179,6 +183,7 @@ async fn write(
     let unchanged = current.phase == Some(plan.phase)
         && current.expires_at == expires_at
         && current.observed_generation == generation
+        && (plan.progress.is_none() || current.approval_progress == plan.progress)
         && status::project(&current.conditions, &conditions) == conditions;
     if unchanged {
         return Ok(());
@@ -205,6 +210,9 @@ async fn write(
         // under that name (issue 12 item 5): the CRD then refuses the
         // removal, and the operator could never revoke a forged approval.
         approval: current.approval.clone(),
+        // The co-signatures too, for the same reason.
+        approvals: current.approvals.clone(),
+        approval_progress: plan.progress.clone().or(current.approval_progress.clone()),
         expires_at: expires_at.clone(),
         observed_generation: generation,
         conditions: conditions.clone(),
@@ -292,6 +300,17 @@ fn draft(grant: &CapabilityGrant, kind: &str, plan: &Plan, expires_at: Option<&T
         details.insert("approver".into(), json!(approval.approver));
         details.insert("credentialId".into(), json!(approval.credential_id));
         details.insert("decision".into(), json!(approval.decision.as_str()));
+        let all: Vec<&str> = quorum::recorded(grant.status.as_ref())
+            .iter()
+            .filter(|(_, a)| a.decision == approval.decision)
+            .map(|(_, a)| a.approver.as_str())
+            .collect();
+        if all.len() > 1 {
+            details.insert("approvers".into(), json!(all));
+        }
+        if let Some(progress) = &plan.progress {
+            details.insert("approvalProgress".into(), json!(progress));
+        }
     }
     if let Some(by) = plan.revoked_by {
         details.insert("by".into(), json!(by));

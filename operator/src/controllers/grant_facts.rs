@@ -7,7 +7,8 @@
 //! claim, so it proves nothing about who wrote `status.phase`.
 
 use agentauth_core::ErrorCode;
-use agentauth_crds::approval::{Binding, Changed, VerifiedApproval, verify_approval};
+use agentauth_crds::approval::quorum::Parties;
+use agentauth_crds::approval::{Binding, Changed, CounterCheck, Tally, tally};
 use agentauth_crds::conditions::{reasons, types};
 use agentauth_crds::{Agent, CapabilityGrant};
 use kube::ResourceExt;
@@ -117,40 +118,46 @@ pub(super) enum Unverified {
     },
 }
 
-/// The recorded decision, verified against the approver's passkey and the
-/// current envelope and agent key; `Err` says why it does not count.
-pub(super) fn verified(i: &Inputs<'_>) -> Result<VerifiedApproval, Unverified> {
+/// Every recorded decision (`status.approvals`, then `status.approval`),
+/// each verified against its approver's passkey and the current envelope
+/// and agent key, counted per distinct approver under the grant's approval
+/// policy; `Err` says why they do not count. A grant with nothing recorded
+/// is an empty tally.
+pub(super) fn verified(i: &Inputs<'_>) -> Result<Tally, Unverified> {
     let invalid = |message: String| Unverified::Invalid {
         message,
         missing_approver: false,
     };
-    let approval = i
-        .grant
-        .status
-        .as_ref()
-        .and_then(|s| s.approval.as_ref())
-        .ok_or_else(|| invalid("no decision is recorded".into()))?;
     let agent = i.agent.ok_or_else(|| {
         invalid(
             "the grant's agent does not exist, so separation of duties cannot be checked".into(),
         )
     })?;
-    let approver = i.approver.ok_or_else(|| Unverified::Invalid {
-        message: format!("approver {} does not exist", approval.approver),
-        missing_approver: true,
-    })?;
     let rp = i.relying_party;
-    verify_approval(i.grant, i.envelope, agent, approver, &rp.id, &rp.origins).map_err(|e| {
-        if e.code != ErrorCode::GrantSuspended {
-            return invalid(format!(
-                "the recorded decision does not verify ({}): {e}; it cannot be replaced, so delete this grant and request a new one",
-                e.code
-            ));
+    let parties = Parties {
+        envelope: i.envelope,
+        agent,
+        approvers: i.approvers,
+        rp_id: &rp.id,
+        origins: &rp.origins,
+    };
+    tally(i.grant, &parties, &|_| CounterCheck::Recorded).map_err(|e| match e.code {
+        ErrorCode::ApproverNotFound => Unverified::Invalid {
+            message: e.message,
+            missing_approver: true,
+        },
+        ErrorCode::GrantSuspended => {
+            let recorded = i.grant.status.as_ref().and_then(|s| s.approval.as_ref());
+            let changed = Binding::of(i.grant, i.envelope, agent)
+                .ok()
+                .zip(recorded)
+                .and_then(|(now, a)| Binding::recorded(a).changed(&now));
+            suspended(i.grant, changed.unwrap_or(Changed::Both))
         }
-        let changed = Binding::of(i.grant, i.envelope, agent)
-            .ok()
-            .and_then(|now| Binding::recorded(approval).changed(&now));
-        suspended(i.grant, changed.unwrap_or(Changed::Both))
+        code => invalid(format!(
+            "the recorded decision does not verify ({code}): {e}; it cannot be replaced, so \
+             delete this grant and request a new one"
+        )),
     })
 }
 

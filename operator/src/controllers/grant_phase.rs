@@ -29,6 +29,7 @@
 
 use agentauth_core::approval::Decision;
 use agentauth_core::audit::kinds;
+use agentauth_crds::approval::{Tally, quorum};
 use agentauth_crds::conditions::{reasons, types};
 use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
 
@@ -55,8 +56,9 @@ pub struct Inputs<'a> {
     pub agent: Option<&'a Agent>,
     /// Its BehavioralEnvelope, when it names one and it exists.
     pub envelope: Option<&'a BehavioralEnvelope>,
-    /// The Approver its recorded decision names, when it exists.
-    pub approver: Option<&'a Approver>,
+    /// The Approvers its recorded decisions name (`status.approvals` and
+    /// `status.approval`), those that exist.
+    pub approvers: &'a [&'a Approver],
     /// The relying party approvals are made for.
     pub relying_party: &'a RelyingParty,
     /// Now, in ms since the epoch.
@@ -134,6 +136,8 @@ pub struct Plan {
     pub revoked_by: Option<RevokedBy>,
     /// When to look again, ms from now (`None`: on the next change only).
     pub requeue_after_ms: Option<i64>,
+    /// `status.approvalProgress`, e.g. `1/2 approved` (`None`: leave as is).
+    pub progress: Option<String>,
 }
 
 /// Decides the next status of a grant that is not being deleted.
@@ -152,6 +156,10 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
         requeue_after_ms: expires_at_ms
             .map(|e| (e - i.now_ms).clamp(0, RESYNC_MS))
             .or(Some(RESYNC_MS)),
+        progress: Some(format!(
+            "0/{} approved",
+            quorum::policy(grant, i.envelope).required
+        )),
     };
     let current = status.and_then(|s| s.phase);
     match current {
@@ -165,7 +173,11 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
             ..base
         },
         Some(phase) if phase.is_final() => {
-            final_plan(phase, approval.map(|a| a.approver.as_str()), base)
+            let progress = status.and_then(|s| s.approval_progress.clone());
+            Plan {
+                progress,
+                ..final_plan(phase, approval.map(|a| a.approver.as_str()), base)
+            }
         }
         Some(_) if grant.spec.revoked => revoke(base, RevokedBy::SpecRevoked, None),
         Some(_) if expires_at_ms.is_some_and(|e| i.now_ms >= e) => expire(base),
@@ -188,11 +200,14 @@ fn approved(i: &Inputs<'_>, base: Plan) -> Plan {
         };
     }
     match verified(i) {
-        Ok(v) if v.decision == Decision::Approved => approve(i, base),
-        Ok(_) => revoke(
+        Ok(t) if t.decision == Some(Decision::Approved) => approve(i, with_progress(base, &t)),
+        Ok(t) => revoke(
             base,
             RevokedBy::ApprovalInvalid,
-            Some("the recorded decision is a denial".into()),
+            Some(match t.decision {
+                Some(_) => "the recorded decision is a denial".into(),
+                None => format!("no decision is recorded ({})", t.progress()),
+            }),
         ),
         Err(Unverified::Suspended { reason, message }) => suspend(i, base, reason, message),
         // The Approver may not be in the cache yet: not usable, not final.
@@ -255,9 +270,9 @@ fn decide(i: &Inputs<'_>, base: Plan) -> Plan {
             ..base.clone()
         }
     };
-    let Some(approval) = i.grant.status.as_ref().and_then(|s| s.approval.as_ref()) else {
+    if quorum::recorded(i.grant.status.as_ref()).is_empty() {
         return pending(awaiting());
-    };
+    }
     if let Some((reason, message)) = &blocked
         && [
             reasons::INVALID,
@@ -278,20 +293,62 @@ fn decide(i: &Inputs<'_>, base: Plan) -> Plan {
         Err(Unverified::Suspended { reason, message }) => {
             pending(Want::no(types::APPROVED, reason, message))
         }
-        Ok(v) if v.decision == Decision::Denied => deny(base, &approval.approver),
-        Ok(_) => approve(i, base),
+        Ok(t) => match t.decision {
+            Some(Decision::Denied) => deny(with_progress(base, &t), &t.denied.join(", ")),
+            Some(Decision::Approved) => approve(i, with_progress(base, &t)),
+            None => Plan {
+                progress: Some(t.progress()),
+                ..pending(partial(&t))
+            },
+        },
     }
+}
+
+/// `base` with the verified progress of `tally`.
+fn with_progress(base: Plan, tally: &Tally) -> Plan {
+    Plan {
+        progress: Some(tally.progress()),
+        ..base
+    }
+}
+
+/// The Approved condition of a grant with some, not enough, approvals.
+fn partial(tally: &Tally) -> Want {
+    let missing = tally.required().saturating_sub(tally.approved.len());
+    let by = if tally.approved.is_empty() {
+        String::new()
+    } else {
+        format!(" (by {})", tally.approved.join(", "))
+    };
+    Want::no(
+        types::APPROVED,
+        reasons::AWAITING_APPROVAL,
+        format!(
+            "{}{by}: waiting for {missing} more distinct approver{} with their passkey",
+            tally.progress(),
+            if missing == 1 { "" } else { "s" }
+        ),
+    )
 }
 
 /// A verified approval: usable, or suspended while its agent or envelope is not.
 fn approve(i: &Inputs<'_>, base: Plan) -> Plan {
-    let approval = i.grant.status.as_ref().and_then(|s| s.approval.as_ref());
-    let approver = approval.map_or("?", |a| a.approver.as_str());
-    let approved = Want::yes(
-        types::APPROVED,
-        reasons::APPROVED,
-        format!("approved by {approver}; the passkey signature verified"),
-    );
+    let entries = quorum::recorded(i.grant.status.as_ref());
+    let approvers: Vec<&str> = entries
+        .iter()
+        .filter(|(_, a)| a.decision == Decision::Approved)
+        .map(|(_, a)| a.approver.as_str())
+        .collect();
+    let message = match approvers.as_slice() {
+        [] => "approved by ?; the passkey signature verified".to_owned(),
+        [one] => format!("approved by {one}; the passkey signature verified"),
+        many => format!(
+            "approved by {} ({}); every passkey signature verified",
+            many.join(", "),
+            base.progress.as_deref().unwrap_or_default()
+        ),
+    };
+    let approved = Want::yes(types::APPROVED, reasons::APPROVED, message);
     let (ready, publish) = match blocker(i) {
         Some((reason, message)) => (
             Want::no(
@@ -398,6 +455,10 @@ pub fn plan_deletion(grant: &CapabilityGrant) -> Option<Plan> {
         publish: Publish::Nothing,
         revoked_by: None,
         requeue_after_ms: None,
+        progress: grant
+            .status
+            .as_ref()
+            .and_then(|s| s.approval_progress.clone()),
     };
     Some(revoke(base, RevokedBy::Deletion, None))
 }

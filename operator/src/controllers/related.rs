@@ -154,9 +154,9 @@ pub(super) fn grants_decided_by(
         .filter(|g| {
             let status = g.status.as_ref();
             let undecided = status.and_then(|s| s.phase).is_none_or(|p| !p.is_final());
-            let by = status
-                .and_then(|s| s.approval.as_ref())
-                .is_some_and(|a| a.approver == name);
+            let by = agentauth_crds::approval::quorum::recorded(status)
+                .iter()
+                .any(|(_, a)| a.approver == name);
             undecided && by
         })
         .map(|g| ObjectRef::from_obj(g.as_ref()))

@@ -8,20 +8,24 @@
 //!                   ▼
 //!            changed beyond revoked? ──▶ validate() ──▶ Agent exists ──▶ envelope exists
 //!
-//!  status write ──▶ approval/phase/expiresAt changed? ──▶ writer is the operator
-//!               ──▶ approval changed? ──▶ none recorded before (a decision never changes),
-//!                                        or a re-approval: Approved replaced by Approved
-//!                                        bound to another envelope digest / agent key
+//!  status write ──▶ approval(s)/phase/expiresAt changed? ──▶ writer is the operator
+//!               ──▶ approval or approvals changed? ──▶ approvals only appended, before a decision
+//!                                        ──▶ approval: none recorded before (a decision never
+//!                                        changes), or a re-approval: Approved replaced by
+//!                                        Approved bound to another envelope digest / agent key
 //!                                    ──▶ grant not revoked or final
-//!                                    ──▶ Approver, Agent (and envelope) exist
-//!                                    ──▶ verify_new_approval (signature, challenge, UV,
-//!                                        counter, scope, separation of duties, bound to
-//!                                        the current envelope spec and agent key)
+//!                                    ──▶ every named Approver, the Agent (and envelope) exist
+//!                                    ──▶ tally: EVERY recorded entry verified (signature,
+//!                                        challenge, UV, counter — fresh for this patch's
+//!                                        entries —, scope, separation of duties, binding),
+//!                                        distinct approvers and passkeys, approval policy's
+//!                                        `from`, and a deciding approval only at the quorum
 //! ```
 
 use agentauth_core::ErrorCode;
 use agentauth_core::approval::Decision;
-use agentauth_crds::approval::{Binding, verify_new_approval};
+use agentauth_crds::approval::quorum::{self, Parties};
+use agentauth_crds::approval::{Binding, CounterCheck, tally};
 use agentauth_crds::{
     Agent, Approver, BehavioralEnvelope, CapabilityGrant, CapabilityGrantSpec,
     CapabilityGrantStatus, GrantPhase,
@@ -104,12 +108,14 @@ async fn spec<L: Lookup>(
     Ok(())
 }
 
-/// A decision is recorded, or the grant left Pending.
+/// A decision (or an N-of-M co-signature, which signed the spec too) is
+/// recorded, or the grant left Pending.
 fn is_decided(grant: &CapabilityGrant) -> bool {
-    grant
-        .status
-        .as_ref()
-        .is_some_and(|s| s.approval.is_some() || s.phase.is_some_and(|p| p != GrantPhase::Pending))
+    grant.status.as_ref().is_some_and(|s| {
+        s.approval.is_some()
+            || !s.approvals.is_empty()
+            || s.phase.is_some_and(|p| p != GrantPhase::Pending)
+    })
 }
 
 /// Once decided, only `revoked` may change, and only from false to true.
@@ -163,6 +169,7 @@ async fn status<L: Lookup>(
     // The fields the operator and the verifiers act on.
     let authority = [
         ("status.approval", old.approval != new.approval),
+        ("status.approvals", old.approvals != new.approvals),
         ("status.phase", old.phase != new.phase),
         ("status.expiresAt", old.expires_at != new.expires_at),
     ];
@@ -171,58 +178,128 @@ async fn status<L: Lookup>(
             operator_only(validator, write.username, field)?;
         }
     }
-    if old.approval == new.approval {
+    if old.approval == new.approval && old.approvals == new.approvals {
         return Ok(());
     }
-    let Some(approval) = &new.approval else {
-        return Err(immutable());
-    };
-    // Re-approval of a suspended grant (DESIGN §13): an approval replaced by
-    // an approval bound to another envelope spec or agent key. It is then
-    // verified below exactly like a first one.
-    if let Some(old) = &old.approval {
-        let reapproval = old.decision == Decision::Approved
-            && approval.decision == Decision::Approved
-            && Binding::recorded(old) != Binding::recorded(approval);
-        if !reapproval {
+    appended_only(old, new)?;
+    if old.approval != new.approval {
+        let Some(approval) = &new.approval else {
             return Err(immutable());
+        };
+        // Re-approval of a suspended grant (DESIGN §13): an approval replaced
+        // by an approval bound to another envelope spec or agent key. It is
+        // then verified below exactly like a first one.
+        if let Some(old) = &old.approval {
+            let reapproval = old.decision == Decision::Approved
+                && approval.decision == Decision::Approved
+                && Binding::recorded(old) != Binding::recorded(approval);
+            if !reapproval {
+                return Err(immutable());
+            }
         }
     }
     refuse_undecidable(&write.new, old)?;
-    let (approver, agent, envelope) = parties(validator, &write.new, &approval.approver).await?;
+    verify_all(validator, &write.new, old, new).await
+}
+
+/// `status.approvals` only grows, keeps its entries as they were, and only
+/// while no decision is recorded: a co-signature is never changed, removed
+/// or added after the grant was decided.
+fn appended_only(old: &CapabilityGrantStatus, new: &CapabilityGrantStatus) -> Result<(), Denial> {
+    if old.approvals == new.approvals {
+        return Ok(());
+    }
+    let kept = new.approvals.len() >= old.approvals.len()
+        && new
+            .approvals
+            .iter()
+            .zip(&old.approvals)
+            .all(|(n, o)| n == o);
+    if !kept || old.approval.is_some() {
+        return Err(Denial::new(
+            Code::DecisionImmutable,
+            "status.approvals",
+            "recorded approvals are only appended to, never changed or removed, and not after \
+             the grant is decided",
+        ));
+    }
+    Ok(())
+}
+
+/// Every recorded decision verified and counted ([`tally`]): each entry's
+/// signature, challenge, scope and binding, distinct approvers and passkeys,
+/// and a deciding `status.approval` only at the quorum. Entries written by
+/// this patch are checked with a fresh sign counter, earlier ones as
+/// recorded.
+async fn verify_all<L: Lookup>(
+    validator: &Validator<L>,
+    grant: &CapabilityGrant,
+    old: &CapabilityGrantStatus,
+    new: &CapabilityGrantStatus,
+) -> Result<(), Denial> {
+    let entries = quorum::recorded(Some(new));
+    let mut names: Vec<String> = entries.iter().map(|(_, a)| a.approver.clone()).collect();
+    names.sort();
+    names.dedup();
+    let (agent, envelope) = parties(validator, grant).await?;
+    let mut approvers = Vec::with_capacity(names.len());
+    for name in &names {
+        approvers.push(approver(validator, name).await?);
+    }
+    let approvers: Vec<&Approver> = approvers.iter().collect();
     let policy = validator.policy();
-    verify_new_approval(
-        &write.new,
-        envelope.as_ref(),
-        &agent,
-        &approver,
-        &policy.rp_id,
-        &policy.origins,
+    let first_new = old.approvals.len();
+    let co_signatures = new.approvals.len();
+    let decision_changed = old.approval != new.approval;
+    tally(
+        grant,
+        &Parties {
+            envelope: envelope.as_ref(),
+            agent: &agent,
+            approvers: &approvers,
+            rp_id: &policy.rp_id,
+            origins: &policy.origins,
+        },
+        &|i| {
+            let fresh = if i < co_signatures {
+                i >= first_new
+            } else {
+                decision_changed
+            };
+            if fresh {
+                CounterCheck::Fresh
+            } else {
+                CounterCheck::Recorded
+            }
+        },
     )?;
     Ok(())
 }
 
-/// The approver, agent and envelope a decision on `grant` is verified
-/// against; a missing approver or agent is refused, a lookup that fails is
+/// The Approver `name`; a missing one is refused, a lookup that fails is
 /// `state_unavailable`.
-async fn parties<L: Lookup>(
-    validator: &Validator<L>,
-    grant: &CapabilityGrant,
-    approver_name: &str,
-) -> Result<(Approver, Agent, Option<BehavioralEnvelope>), Denial> {
-    let namespace = grant.namespace().unwrap_or_default();
-    let approver = validator
+async fn approver<L: Lookup>(validator: &Validator<L>, name: &str) -> Result<Approver, Denial> {
+    validator
         .lookup()
-        .approver(approver_name)
+        .approver(name)
         .await
         .map_err(|e| unavailable("status.approval.approver", e))?
         .ok_or_else(|| {
             Denial::new(
                 Code::ApproverNotFound,
                 "status.approval.approver",
-                format!("there is no Approver {approver_name:?}"),
+                format!("there is no Approver {name:?}"),
             )
-        })?;
+        })
+}
+
+/// The agent and envelope a decision on `grant` is verified against; a
+/// missing agent is refused, a lookup that fails is `state_unavailable`.
+async fn parties<L: Lookup>(
+    validator: &Validator<L>,
+    grant: &CapabilityGrant,
+) -> Result<(Agent, Option<BehavioralEnvelope>), Denial> {
+    let namespace = grant.namespace().unwrap_or_default();
     let agent_name = &grant.spec.agent_ref.name;
     let agent = validator
         .lookup()
@@ -247,7 +324,7 @@ async fn parties<L: Lookup>(
             .await
             .map_err(|e| unavailable("spec.envelopeRef.name", e))?,
     };
-    Ok((approver, agent, envelope))
+    Ok((agent, envelope))
 }
 
 fn immutable() -> Denial {

@@ -148,7 +148,7 @@ impl World {
             grant: &self.grant,
             agent: Some(&self.agent),
             envelope: self.envelope.as_ref(),
-            approver: Some(&self.approver),
+            approvers: &[&self.approver],
             relying_party: &self.rp,
             now_ms,
         })
@@ -215,7 +215,7 @@ fn pending_waits_and_names_what_blocks_it() {
             grant: &w.grant,
             agent: None,
             envelope: None,
-            approver: None,
+            approvers: &[],
             relying_party: &w.rp,
             now_ms: CREATED_MS,
         }
@@ -385,7 +385,7 @@ fn an_approved_phase_is_verified_again_whoever_wrote_it() {
         grant: &unknown.grant,
         agent: Some(&unknown.agent),
         envelope: None,
-        approver: None,
+        approvers: &[],
         relying_party: &unknown.rp,
         now_ms: CREATED_MS + 1000,
     });
@@ -512,3 +512,5 @@ fn revoked_by_serializes_as_its_wire_form() {
         assert_eq!(serde_json::to_value(by).unwrap(), json!(wire));
     }
 }
+
+mod quorum;
