@@ -23,16 +23,24 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "server")]
 pub mod challenge;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod handler;
 pub mod jsonrpc;
 pub mod mapping;
+#[cfg(feature = "server")]
 pub mod proxy;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod template;
 pub mod toolmap;
+#[cfg(feature = "server")]
 pub mod verify;
 
+#[cfg(feature = "server")]
 pub use config::GatewayConfig;
+#[cfg(feature = "server")]
 pub use server::{Gateway, GatewayError, run, serve};
