@@ -322,6 +322,37 @@ describe("a grant's page", () => {
     expect(alert).toHaveTextContent("approver_not_authorized");
   });
 
+  it("shows 1/2 approved, records a first approval without claiming the grant is decided, then tells its approver", async () => {
+    at("/approvals/grants/agents/shop-1");
+    let approved = false;
+    const quorum = (mine: boolean) => ({
+      required: 2,
+      approvedBy: mine ? ["dana-fischer"] : ["erin"],
+      deniedBy: [],
+      denial: "Veto",
+      progress: "1/2 approved",
+      yourDecision: mine ? "Approved" : null,
+    });
+    const { fetchImpl } = fakeFetch({
+      ...signedIn,
+      "GET /grants/agents/shop-1": () => ({ body: detail({ quorum: quorum(approved) }) }),
+      "POST /grants/agents/shop-1/approve/begin": begin(),
+      "POST /grants/agents/shop-1/approve/finish": () => {
+        approved = true;
+        return { body: { decision: "Approved", approver: "dana-fischer", progress: "1/2 approved", decided: null } };
+      },
+    });
+    render(<App api={new ApprovalApi(fetchImpl)} passkeys={fakePasskeys()} />);
+    // A second approver sees Erin's approval counted and may approve.
+    expect(await screen.findByTestId("progress")).toHaveTextContent("1/2 approved (erin) · 1 more approver needed");
+    await userEvent.click(screen.getByRole("button", { name: "Approve with passkey" }));
+    expect(await screen.findByTestId("decided")).toHaveTextContent("Your approval is recorded (1/2 approved)");
+    expect(screen.getByTestId("phase")).toHaveTextContent("Pending");
+    // Reloaded: she already approved, so no second approval is offered.
+    expect(await screen.findByTestId("already-decided")).toHaveTextContent("You already approved this grant; 1/2 approved");
+    expect(screen.queryByRole("button", { name: /with passkey/ })).toBeNull();
+  });
+
   it("offers no decision on a grant the approver's own agent asked for", async () => {
     at("/approvals/grants/agents/shop-1");
     const { fetchImpl } = fakeFetch({ ...signedIn, "GET /grants/agents/shop-1": detail({ ownsAgent: true }) });

@@ -40,6 +40,22 @@ export interface SessionInfo {
   approver: string | null;
 }
 
+/** N-of-M progress of a grant (`spec.approvals`, or its envelope's). */
+export interface Quorum {
+  /** Distinct approvers needed. */
+  required: number;
+  /** Approvers whose approval is recorded, in order. */
+  approvedBy: string[];
+  /** Approvers whose denial is recorded (counted only with `denial: Quorum`). */
+  deniedBy: string[];
+  /** What one denial does: `Veto` ends the grant, `Quorum` counts it. */
+  denial: "Veto" | "Quorum";
+  /** E.g. "1/2 approved". */
+  progress: string;
+  /** What the signed-in approver decided already, if anything. */
+  yourDecision: "Approved" | "Denied" | null;
+}
+
 /** A pending grant as `GET grants` lists it. */
 export interface GrantSummary {
   namespace: string;
@@ -52,6 +68,7 @@ export interface GrantSummary {
   createdAt: string | null;
   ownsAgent: boolean;
   suspended?: boolean;
+  quorum?: Quorum;
 }
 
 /** One capability, in words and as data. */
@@ -93,6 +110,9 @@ export interface GrantDetail {
   duration: string | null;
   reason: string | null;
   approval: ApprovalRecord | null;
+  /** Co-signatures recorded before the deciding one (N-of-M). */
+  approvals?: ApprovalRecord[];
+  quorum?: Quorum;
   ownsAgent: boolean;
   /** `spec.revoked` is set (the phase follows to Revoked). */
   revoked?: boolean;
@@ -150,6 +170,16 @@ export interface DecisionOptions extends RequestOptionsJSON {
 }
 
 export type Decision = "approve" | "deny";
+
+/** The answer of a finished decision: with N-of-M, whether it decided the grant. */
+export interface DecisionAnswer {
+  decision: string;
+  approver: string;
+  /** E.g. "1/2 approved". */
+  progress?: string;
+  /** "Approved" or "Denied" once the grant is decided; null while more approvers are needed. */
+  decided?: string | null;
+}
 
 type Fetch = typeof fetch;
 
@@ -273,7 +303,7 @@ export class ApprovalApi {
     name: string,
     decision: Decision,
     credential: unknown,
-  ): Promise<{ decision: string; approver: string }> {
+  ): Promise<DecisionAnswer> {
     return this.call("POST", `/grants/${enc(namespace)}/${enc(name)}/${decision}/finish`, credential);
   }
 

@@ -8,6 +8,7 @@ import { Link } from "../components/Link";
 import { Problem } from "../components/Problem";
 import { Time, relative } from "../components/Time";
 import { assertionJSON, gesture, requestOptions } from "../webauthn";
+import { alreadyDecided, partialOutcome, progressLine, showsProgress } from "../quorum";
 
 /**
  * Refuses to sign when the ceremony binds other values than the page shows:
@@ -34,6 +35,7 @@ const FINAL_PHASES = new Set(["Denied", "Revoked", "Expired"]);
 
 type Outcome =
   | { kind: "decided"; decision: Decision }
+  | { kind: "partial"; progress?: string }
   | { kind: "revoked"; already: boolean }
   | { kind: "error"; error: ApiError }
   | null;
@@ -141,6 +143,7 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
     setBusy(decision);
     setOutcome(null);
     let decided = false;
+    let partial = false;
     try {
       const options = await api.decideBegin(namespace, name, decision);
       const changed = bindsWhatIsShown(grant, options);
@@ -152,7 +155,9 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
         );
       }
       const credential = await gesture(() => passkeys.get(requestOptions(options)));
-      await api.decideFinish(namespace, name, decision, assertionJSON(credential));
+      const answer = await api.decideFinish(namespace, name, decision, assertionJSON(credential));
+      // N-of-M: an approval below the quorum is recorded but decides nothing yet.
+      partial = decision === "approve" && answer.decided === null;
       if (approver) {
         recordDecision(approver, {
           namespace,
@@ -163,13 +168,13 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
           ...(decision === "deny" ? { reason: reason.trim() } : {}),
         });
       }
-      setOutcome({ kind: "decided", decision });
-      decided = true;
+      setOutcome(partial ? { kind: "partial", progress: answer.progress } : { kind: "decided", decision });
+      decided = !partial;
     } catch (e) {
       setOutcome({ kind: "error", error: fail(e) });
     } finally {
       setBusy(null);
-      await (decided ? settle(decision === "approve" ? "Approved" : "Denied") : reload());
+      await (decided && !partial ? settle(decision === "approve" ? "Approved" : "Denied") : reload());
     }
   };
 
@@ -192,7 +197,8 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
     );
   }
 
-  const decidable = (grant.pending || grant.suspended === true) && !grant.ownsAgent;
+  const decidedByYou = alreadyDecided(grant.quorum);
+  const decidable = (grant.pending || grant.suspended === true) && !grant.ownsAgent && !decidedByYou;
   const fingerprint = grant.agentKeyThumbprint ?? null;
 
   return (
@@ -209,6 +215,11 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
           {grant.phase}
         </span>
         {grant.suspended && <span className="badge warn">Suspended: approve again to cover the new values</span>}
+        {showsProgress(grant.quorum) && (
+          <span className="badge" data-testid="progress">
+            {progressLine(grant.quorum)}
+          </span>
+        )}
         <span className="muted small">
           {" "}
           {grant.namespace}/{grant.name}
@@ -228,6 +239,13 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
                 <strong>Denied.</strong> The agent will get no tokens for this grant. Your reason: “{reason.trim()}”
               </p>
             )}
+          </div>
+        )}
+        {outcome?.kind === "partial" && (
+          <div className="success" role="status" data-testid="decided">
+            <p>
+              <strong>Approved by you.</strong> {partialOutcome(outcome.progress)}
+            </p>
           </div>
         )}
         {outcome?.kind === "revoked" && (
@@ -338,6 +356,11 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
         </dl>
       </section>
 
+      {decidedByYou && grant.pending && (
+        <p className="notice" data-testid="already-decided">
+          {decidedByYou}
+        </p>
+      )}
       {grant.ownsAgent && (
         <p className="notice" data-testid="owns-agent">
           You own this agent, so you cannot decide its grants: another approver must.
@@ -441,7 +464,7 @@ export function GrantPage({ namespace, name }: { namespace: string; name: string
           )}
         </section>
       )}
-      {!decidable && !grant.revocable && !grant.ownsAgent && (
+      {!decidable && !grant.revocable && !grant.ownsAgent && !(decidedByYou && grant.pending) && (
         <p className="notice" data-testid="final">
           This grant is {grant.phase}: its decision is final and cannot be changed here.
         </p>

@@ -6,6 +6,7 @@ import { grantPath } from "../router";
 import { Link } from "../components/Link";
 import { Problem } from "../components/Problem";
 import { Time, relative } from "../components/Time";
+import { alreadyDecided, progressLine, showsProgress } from "../quorum";
 
 /** The pending grants within the approver's scope, kept up to date. */
 export function PendingPage() {
@@ -61,6 +62,12 @@ function GrantCard({ grant }: { grant: GrantSummary }) {
         <p className="badge warn">Suspended: its envelope or agent key changed since it was approved</p>
       )}
       {grant.ownsAgent && <p className="badge">You own this agent: another approver must decide</p>}
+      {showsProgress(grant.quorum) && (
+        <p className="badge" data-testid="progress">
+          {progressLine(grant.quorum)}
+        </p>
+      )}
+      {grant.quorum?.yourDecision && <p className="badge">{alreadyDecided(grant.quorum)}</p>}
       <ul className="asks">
         {grant.capabilities.map((c, i) => (
           <li key={i}>{c}</li>
