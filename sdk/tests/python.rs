@@ -107,6 +107,7 @@ async fn python_sdk_from_its_wheel_passes_pytest_against_the_stack() {
     tokio::spawn(axum::serve(listener, hook(stack.clone())).into_future());
 
     let work = tempfile::tempdir().unwrap();
+    let mcp = mcp_gateway(&stack, work.path()).await;
     let (operator, provider, ns) = (
         stack.operator.clone(),
         stack.provider.clone(),
@@ -139,6 +140,7 @@ async fn python_sdk_from_its_wheel_passes_pytest_against_the_stack() {
                     .env("AGENTAUTH_TEST_AGENT", "py-bot")
                     .env("AGENTAUTH_TEST_KEY_FILE", key_file)
                     .env("AGENTAUTH_TEST_HOOK", hook_url)
+                    .env("AGENTAUTH_TEST_MCP", mcp)
                     // Keep the source tree clean: no __pycache__ next to the tests.
                     .env("PYTHONDONTWRITEBYTECODE", "1")
                     .env_remove("AGENTAUTH_AGENT")
@@ -151,4 +153,39 @@ async fn python_sdk_from_its_wheel_passes_pytest_against_the_stack() {
     result
         .expect("the Python test took longer than 15 min")
         .unwrap();
+}
+
+/// The rmcp example server behind an in-process `agentauth mcp-gateway`
+/// that asks the stack's verifier for the example provider's audience;
+/// returns the gateway's MCP endpoint.
+async fn mcp_gateway(stack: &Stack, dir: &Path) -> String {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_url = format!("http://{}/mcp", upstream.local_addr().unwrap());
+    let router = agentauth_example_mcp_payments::router(Arc::default());
+    tokio::spawn(axum::serve(upstream, router).into_future());
+    let tool_map = dir.join("tool-map.yaml");
+    std::fs::write(
+        &tool_map,
+        include_str!("../../examples/mcp-payments/tool-map.yaml"),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let config = agentauth_mcp_gateway::GatewayConfig {
+        listen: listener.local_addr().unwrap(),
+        public_url: endpoint.clone(),
+        upstream: upstream_url,
+        authorization_server: stack.operator.clone(),
+        audience: Some(stack.provider.clone()),
+        verifier_url: stack.verifier.clone(),
+        tool_map,
+        max_body_bytes: 1024 * 1024,
+    };
+    let gateway = Arc::new(agentauth_mcp_gateway::Gateway::new(&config).unwrap());
+    tokio::spawn(agentauth_mcp_gateway::serve(
+        gateway,
+        listener,
+        std::future::pending(),
+    ));
+    endpoint
 }

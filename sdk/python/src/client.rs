@@ -37,6 +37,13 @@ fn seconds(py: Python<'_>, value: f64, what: &str) -> PyResult<Duration> {
     })
 }
 
+impl PyClient {
+    /// The Rust client (for the MCP client).
+    pub(crate) fn inner(&self) -> &AgentAuthClient {
+        &self.inner
+    }
+}
+
 #[pymethods]
 impl PyClient {
     /// A client for the operator at `operator_url` (HTTPS, or HTTP on

@@ -18,6 +18,7 @@
 mod awaitable;
 mod client;
 mod errors;
+mod mcp;
 mod types;
 
 use pyo3::prelude::*;
@@ -29,6 +30,7 @@ fn _agentauth(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyCapability>()?;
     m.add_class::<types::PyGrant>()?;
     m.add_class::<types::PyToken>()?;
+    m.add_class::<mcp::PyMcpClient>()?;
     m.add_function(wrap_pyfunction!(types::generate_key, m)?)?;
     m.add_function(wrap_pyfunction!(types::agent_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(types::key_thumbprint, m)?)?;

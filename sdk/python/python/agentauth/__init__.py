@@ -31,6 +31,7 @@ from ._agentauth import (
     generate_key,
     key_thumbprint,
 )
+from .mcp import McpClient
 from .errors import (
     AgentAuthConfigError,
     AgentAuthError,
@@ -67,6 +68,7 @@ __all__ = [
     "Grant",
     "GrantDeniedError",
     "GrantError",
+    "McpClient",
     "NoGrantError",
     "ProtocolError",
     "RateLimitedError",
