@@ -40,6 +40,10 @@ pub fn documents(path: &Path) -> Vec<Value> {
 
 /// One resource of any AgentAuth kind.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "test fixtures, a handful at a time; boxing would only add noise"
+)]
 pub enum Resource {
     Agent(Agent),
     Envelope(BehavioralEnvelope),
