@@ -356,3 +356,4 @@ fn an_approval_checked_against_another_approver_or_agent_is_refused() {
 }
 
 mod binding;
+mod quorum;
