@@ -10,6 +10,7 @@
 //!  deny with a reason · revoke the approved grant (confirm) ─▶ Revoked · History from the server
 //!  out-of-scope approver · grant changed mid-ceremony
 //!  approval POSTed from another origin · session idle timeout
+//!  a grant whose envelope needs two approvers: 1/2, then a second approver ─▶ Approved
 //!  + no console errors, no CSP violation, axe-core on every page; screenshots
 //! ```
 //!
@@ -25,7 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agentauth_crds::Approver;
+use agentauth_crds::{Approver, BehavioralEnvelope};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -34,6 +36,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 const SESSION_IDLE_SECS: u64 = 12;
 /// An Approver whose scope does not cover the examples' namespace.
 const OTHER_APPROVER: &str = "omar-other-team";
+/// A second Approver in the examples' namespace, for a grant needing two.
+const SECOND_APPROVER: &str = "erin-second";
+/// An envelope requiring two distinct approvers (N-of-M).
+const TWO_APPROVER_ENVELOPE: &str = "two-approvers";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -85,6 +91,7 @@ async fn the_approval_ui_in_a_real_browser() {
         serde_json::from_slice(&std::fs::read(state.join("run/endpoints.json")).unwrap()).unwrap();
     let kubeconfig = state.join("kubeconfig");
     create_other_approver(&kubeconfig).await;
+    create_second_approver(&kubeconfig).await;
 
     let mut node = Command::new("node")
         .arg(repo().join("e2e/browser/run.mjs"))
@@ -97,6 +104,8 @@ async fn the_approval_ui_in_a_real_browser() {
             endpoints["provider"].as_str().unwrap(),
         )
         .env("AGENTAUTH_OTHER_APPROVER", OTHER_APPROVER)
+        .env("AGENTAUTH_SECOND_APPROVER", SECOND_APPROVER)
+        .env("AGENTAUTH_TWO_APPROVER_ENVELOPE", TWO_APPROVER_ENVELOPE)
         .env(
             "AGENTAUTH_SESSION_IDLE_MS",
             (SESSION_IDLE_SECS * 1000).to_string(),
@@ -105,15 +114,15 @@ async fn the_approval_ui_in_a_real_browser() {
         .stdin(Stdio::null())
         .spawn()
         .expect("node runs e2e/browser/run.mjs");
-    // The script bounds itself (100 s); this bounds it again.
-    let deadline = Instant::now() + Duration::from_secs(150);
+    // The script bounds itself (130 s); this bounds it again.
+    let deadline = Instant::now() + Duration::from_secs(180);
     let status = loop {
         if let Some(status) = node.try_wait().unwrap() {
             break status;
         }
         if Instant::now() > deadline {
             let _ = node.kill();
-            panic!("the browser e2e did not finish within 150 s");
+            panic!("the browser e2e did not finish within 180 s");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -123,14 +132,58 @@ async fn the_approval_ui_in_a_real_browser() {
     assert!(stopped.success(), "agentauth dev exit status {stopped:?}");
 }
 
-async fn create_other_approver(kubeconfig: &Path) {
+async fn client(kubeconfig: &Path) -> kube::Client {
     let config = kube::Config::from_custom_kubeconfig(
         Kubeconfig::read_from(kubeconfig).unwrap(),
         &KubeConfigOptions::default(),
     )
     .await
     .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// A second approver for the examples' namespace (with the RBAC verb
+/// `approve`), and an envelope whose grants need two distinct approvers.
+async fn create_second_approver(kubeconfig: &Path) {
+    let client = client(kubeconfig).await;
+    let email = "erin.second@example.com";
+    let approver: Approver = serde_json::from_value(serde_json::json!({
+        "apiVersion": "agentauth.dev/v1alpha1", "kind": "Approver",
+        "metadata": {"name": SECOND_APPROVER},
+        "spec": {"displayName": "Erin (second approver)", "email": email,
+                 "scope": {"namespaces": ["agents"]}},
+    }))
+    .unwrap();
+    Api::<Approver>::all(client.clone())
+        .create(&PostParams::default(), &approver)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "erin-second-approves", "namespace": "agents"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "agentauth-dev-approver"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": email}],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), "agents")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let envelope: BehavioralEnvelope = serde_json::from_value(serde_json::json!({
+        "apiVersion": "agentauth.dev/v1alpha1", "kind": "BehavioralEnvelope",
+        "metadata": {"name": TWO_APPROVER_ENVELOPE, "namespace": "agents"},
+        "spec": {"maxTokenTtl": "5m", "approvals": {"required": 2}},
+    }))
+    .unwrap();
+    Api::<BehavioralEnvelope>::namespaced(client, "agents")
+        .create(&PostParams::default(), &envelope)
+        .await
+        .unwrap();
+}
+
+async fn create_other_approver(kubeconfig: &Path) {
+    let client = client(kubeconfig).await;
     let approver: Approver = serde_json::from_value(serde_json::json!({
         "apiVersion": "agentauth.dev/v1alpha1",
         "kind": "Approver",

@@ -12,6 +12,8 @@
 //   the grant changes between begin and finish ─▶ approval_challenge_mismatch shown
 //   a page on another origin POSTs an approval ─▶ 403 cross_site_request, still pending
 //   the session idles out ─▶ "Your session has ended" ─▶ sign in again
+//   a grant whose envelope needs two approvers ─▶ Dana approves: 1/2, told she already approved
+//     ─▶ a second approver sees 1/2 and approves ─▶ Approved, 2/2
 //
 // Every UI page: no console errors (beyond the browser's own line for an
 // expected 4xx refusal), no CSP violation, and no axe-core violation.
@@ -19,7 +21,8 @@
 //
 // Environment (all required): AGENTAUTH_BIN, AGENTAUTH_DEV_STATE_DIR, KUBECONFIG,
 // AGENTAUTH_UI_ORIGIN, AGENTAUTH_PROVIDER_URL, AGENTAUTH_OTHER_APPROVER,
-// AGENTAUTH_SESSION_IDLE_MS; optional AGENTAUTH_CHROMIUM (default /usr/bin/chromium).
+// AGENTAUTH_SESSION_IDLE_MS, AGENTAUTH_SECOND_APPROVER, AGENTAUTH_TWO_APPROVER_ENVELOPE;
+// optional AGENTAUTH_CHROMIUM (default /usr/bin/chromium).
 
 import { execFile } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -47,6 +50,8 @@ const ORIGIN = env("AGENTAUTH_UI_ORIGIN");
 const PROVIDER = env("AGENTAUTH_PROVIDER_URL");
 const OTHER = env("AGENTAUTH_OTHER_APPROVER");
 const IDLE_MS = Number(env("AGENTAUTH_SESSION_IDLE_MS"));
+const SECOND = env("AGENTAUTH_SECOND_APPROVER");
+const TWO_APPROVERS = env("AGENTAUTH_TWO_APPROVER_ENVELOPE");
 const DANA = "dana-fischer";
 const AGENT = "agents/shopping-agent";
 const SHOTS = join(ui, "screenshots");
@@ -183,8 +188,8 @@ async function signIn(page, approver) {
   await page.waitForSelector("#pending-title", { timeout: 10_000 });
 }
 
-async function request(capability) {
-  const out = await agentauth("dev", "request", AGENT, "--capability", capability, "--envelope", "shopping-budget");
+async function request(capability, envelope = "shopping-budget") {
+  const out = await agentauth("dev", "request", AGENT, "--capability", capability, "--envelope", envelope);
   const grant = out.trim().split("\n").pop();
   check(/^agents\/[a-z0-9-]+$/.test(grant), `no grant reference in: ${out}`);
   return grant;
@@ -200,9 +205,9 @@ async function main() {
     args: ["--no-sandbox", "--disable-dev-shm-usage", "--no-first-run", "--disable-gpu"],
   });
   const deadline = setTimeout(() => {
-    console.log("FAIL the browser run took longer than 100 s");
+    console.log("FAIL the browser run took longer than 130 s");
     process.exit(1);
-  }, 100_000);
+  }, 130_000);
   try {
     await agentauth("dev", "agent-key", AGENT);
     const dana = await profile(browser, "dana");
@@ -390,6 +395,33 @@ async function main() {
       await shot(page, "session-ended");
       await page.click("button[type=submit]");
       await page.waitForSelector("#grant-title", { timeout: 10_000 });
+    });
+
+    await scenario("a grant that needs two approvers is approved only by the second", async () => {
+      const two = await request("read:catalog/**", TWO_APPROVERS);
+      await page.goto(`${ORIGIN}/approvals/`, { waitUntil: "networkidle0" });
+      await waitForText(page, `[data-grant="${two}"] [data-testid=progress]`, "0/2 approved", 15_000);
+      await page.goto(grantUrl(two), { waitUntil: "networkidle0" });
+      await page.waitForSelector("[data-testid=fingerprint]");
+      await page.click("text/Approve with passkey");
+      await waitForText(page, "[data-testid=decided]", "Your approval is recorded (1/2 approved)");
+      await waitForText(page, "[data-testid=already-decided]", "You already approved this grant");
+      await waitForText(page, "[data-testid=phase]", "Pending");
+      check(!(await page.$("text/Approve with passkey")), "the first approver is offered a second approval");
+      await axe(page, "one of two");
+      await shot(page, "one-of-two");
+      const second = await profile(browser, "second approver");
+      await enroll(second.page, SECOND);
+      await signIn(second.page, SECOND);
+      await waitForText(second.page, `[data-grant="${two}"] [data-testid=progress]`, `1/2 approved (${DANA})`, 15_000);
+      await second.page.click(`[data-grant="${two}"] h2 a`);
+      await second.page.waitForSelector("[data-testid=fingerprint]");
+      await second.page.click("text/Approve with passkey");
+      await waitForText(second.page, "[data-testid=decided]", "Approved.");
+      await waitForText(second.page, "[data-testid=phase]", "Approved", 15_000);
+      await waitForText(second.page, "[data-testid=progress]", "2/2 approved");
+      await axe(second.page, "two of two");
+      await second.context.close();
     });
 
     await dana.context.close();
