@@ -1,5 +1,6 @@
 //! What the signed-in approver decided, from the server: the grants in the
-//! informer cache whose `status.approval.approver` is this Approver, newest
+//! informer cache whose `status.approval.approver` (or one of whose N-of-M
+//! co-signatures in `status.approvals`) is this Approver, newest
 //! decision first, with where each grant stands now.
 //!
 //! The recorded approval (`agentauth_crds::Approval`) carries no reason for a
@@ -11,6 +12,7 @@
 use std::cmp::Reverse;
 use std::sync::Arc;
 
+use agentauth_crds::approval::quorum;
 use agentauth_crds::{Approval, CapabilityGrant, GrantPhase};
 use axum::Json;
 use axum::extract::State;
@@ -27,13 +29,13 @@ use super::setup::Approvals;
 /// export (the audit trail is the complete record).
 pub const MAX_HISTORY: usize = 200;
 
-/// The approval recorded on `grant` when `approver` made it.
+/// The decision recorded on `grant` when `approver` made it: the deciding
+/// `status.approval`, or a co-signature in `status.approvals` (N-of-M).
 fn decided_by<'a>(grant: &'a CapabilityGrant, approver: &str) -> Option<&'a Approval> {
-    grant
-        .status
-        .as_ref()
-        .and_then(|s| s.approval.as_ref())
-        .filter(|a| a.approver == approver)
+    quorum::recorded(grant.status.as_ref())
+        .into_iter()
+        .map(|(_, a)| a)
+        .find(|a| a.approver == approver)
 }
 
 /// The history entries of `approver` among `grants`, newest decision first

@@ -13,7 +13,8 @@ use agentauth_crds::conditions::{reasons, types};
 use agentauth_crds::{Agent, CapabilityGrant};
 use kube::ResourceExt;
 
-use super::grant_phase::Inputs;
+use super::grant_phase::{Inputs, Plan};
+use super::status::Want;
 
 /// When a grant expires, ms since the epoch: `spec.expiresAt`, or its
 /// creation time plus `spec.duration`. Both are fixed once the grant exists
@@ -192,4 +193,31 @@ fn suspended(grant: &CapabilityGrant, changed: Changed) -> Unverified {
              approved value is restored"
         ),
     }
+}
+
+/// `base` with the verified progress of `tally`.
+pub(super) fn with_progress(base: Plan, tally: &Tally) -> Plan {
+    Plan {
+        progress: Some(tally.progress()),
+        ..base
+    }
+}
+
+/// The Approved condition of a grant with some, not enough, approvals.
+pub(super) fn partial(tally: &Tally) -> Want {
+    let missing = tally.required().saturating_sub(tally.approved.len());
+    let by = if tally.approved.is_empty() {
+        String::new()
+    } else {
+        format!(" (by {})", tally.approved.join(", "))
+    };
+    Want::no(
+        types::APPROVED,
+        reasons::AWAITING_APPROVAL,
+        format!(
+            "{}{by}: waiting for {missing} more distinct approver{} with their passkey",
+            tally.progress(),
+            if missing == 1 { "" } else { "s" }
+        ),
+    )
 }

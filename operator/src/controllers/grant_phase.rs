@@ -29,11 +29,11 @@
 
 use agentauth_core::approval::Decision;
 use agentauth_core::audit::kinds;
-use agentauth_crds::approval::{Tally, quorum};
+use agentauth_crds::approval::quorum;
 use agentauth_crds::conditions::{reasons, types};
 use agentauth_crds::{Agent, Approver, BehavioralEnvelope, CapabilityGrant, GrantPhase};
 
-use super::grant_facts::{Unverified, blocker, grant_expiry_ms, verified};
+use super::grant_facts::{Unverified, blocker, grant_expiry_ms, partial, verified, with_progress};
 use super::status::Want;
 use crate::context::RelyingParty;
 
@@ -302,33 +302,6 @@ fn decide(i: &Inputs<'_>, base: Plan) -> Plan {
             },
         },
     }
-}
-
-/// `base` with the verified progress of `tally`.
-fn with_progress(base: Plan, tally: &Tally) -> Plan {
-    Plan {
-        progress: Some(tally.progress()),
-        ..base
-    }
-}
-
-/// The Approved condition of a grant with some, not enough, approvals.
-fn partial(tally: &Tally) -> Want {
-    let missing = tally.required().saturating_sub(tally.approved.len());
-    let by = if tally.approved.is_empty() {
-        String::new()
-    } else {
-        format!(" (by {})", tally.approved.join(", "))
-    };
-    Want::no(
-        types::APPROVED,
-        reasons::AWAITING_APPROVAL,
-        format!(
-            "{}{by}: waiting for {missing} more distinct approver{} with their passkey",
-            tally.progress(),
-            if missing == 1 { "" } else { "s" }
-        ),
-    )
 }
 
 /// A verified approval: usable, or suspended while its agent or envelope is not.

@@ -241,6 +241,19 @@ async fn two_of_two_is_approved_only_at_the_second_approval() {
     let (code, body) = q.token().await;
     assert!((400..500).contains(&code), "{code} {body}");
     assert_eq!(body["code"], "grant_not_approved", "{body}");
+    // Dana's history lists her co-signature, the grant still Pending.
+    let history = dana.history().await.unwrap();
+    let mine = history["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "pay")
+        .cloned()
+        .unwrap_or_else(|| panic!("pay is not in dana's history: {history}"));
+    assert_eq!(
+        (mine["decision"].as_str(), mine["phase"].as_str()),
+        (Some("Approved"), Some("Pending"))
+    );
     // Carol sees the grant waiting, with Dana's approval counted.
     let listed = carol.pending().await.unwrap();
     let row = listed["grants"]
