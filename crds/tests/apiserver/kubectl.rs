@@ -74,9 +74,12 @@ async fn kubectl_get_agentauth_shows_the_printer_columns() {
     .await
     .unwrap();
     let grant = example("calendar-assistant/grant.yaml");
-    env.patch_status(&grant, json!({"status": {"phase": "Pending"}}))
-        .await
-        .unwrap();
+    env.patch_status(
+        &grant,
+        json!({"status": {"phase": "Pending", "approvalProgress": "1/2 approved"}}),
+    )
+    .await
+    .unwrap();
 
     let cache = tempfile::tempdir().unwrap();
     let ours =
@@ -98,6 +101,7 @@ async fn kubectl_get_agentauth_shows_the_printer_columns() {
         "AGENT",
         "PROVIDER",
         "PHASE",
+        "APPROVALS",
         "EXPIRES",
         // Approver
         "EMAIL",
@@ -122,6 +126,7 @@ async fn kubectl_get_agentauth_shows_the_printer_columns() {
         "calendar-assistant",
         "https://calendar.example.com",
         "Pending",
+        "1/2 approved",
     ] {
         assert!(
             grant_line.contains(value),

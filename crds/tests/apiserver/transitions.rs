@@ -188,3 +188,53 @@ async fn a_denial_is_final() {
     .await;
     assert!(failures.is_empty(), "\n  {}", failures.join("\n  "));
 }
+
+/// N-of-M: a co-signature in `status.approvals` freezes the spec (every
+/// approver signs the same spec) and is never removed; a grant with only
+/// co-signatures is not Approved.
+#[tokio::test]
+async fn a_co_signature_freezes_the_spec_and_stays() {
+    use Write::*;
+    let env = Env::new("co-signed-grant").await;
+    let grant = example("calendar-assistant/grant.yaml");
+    env.create(&grant).await.unwrap();
+    let failures = run(
+        &env,
+        &grant,
+        vec![
+            (
+                "require two approvers while pending",
+                Spec(json!({"spec": {"approvals": {"required": 2}}})),
+                None,
+            ),
+            (
+                "record a first approval",
+                Status(json!({"status": {"approvals": [approval("Approved")],
+            "approvalProgress": "1/2 approved", "phase": "Pending"}})),
+                None,
+            ),
+            (
+                "lower the policy after a co-signature",
+                Spec(json!({"spec": {"approvals": {"required": 1}}})),
+                Some("the spec of a decided grant cannot change"),
+            ),
+            (
+                "a new reason after a co-signature",
+                Spec(json!({"spec": {"reason": "Please?"}})),
+                Some("the spec of a decided grant cannot change"),
+            ),
+            (
+                "drop the co-signature",
+                Status(json!({"status": {"approvals": []}})),
+                Some("recorded approvals are never removed"),
+            ),
+            (
+                "Approved on a co-signature alone",
+                Status(json!({"status": {"phase": "Approved"}})),
+                Some("phase Approved needs a recorded approval"),
+            ),
+        ],
+    )
+    .await;
+    assert!(failures.is_empty(), "\n  {}", failures.join("\n  "));
+}
