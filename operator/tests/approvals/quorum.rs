@@ -291,6 +291,25 @@ async fn two_of_two_is_approved_only_at_the_second_approval() {
         })
         .count();
     assert_eq!(recorded, 2, "one approval_recorded per approver");
+    // Reaching the quorum is the grant_approved transition, naming both.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = q.env.state.audit_events(0, 1000);
+        let approved = events.iter().find(|(_, e)| {
+            e.kind == "grant_approved" && e.grant.as_deref() == Some(&format!("{}/pay", q.env.ns))
+        });
+        if let Some((_, e)) = approved {
+            assert_eq!(
+                e.details["approvers"],
+                json!([dana_name, carol_name]),
+                "{e:?}"
+            );
+            assert_eq!(e.details["approvalProgress"], "2/2 approved", "{e:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no grant_approved event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Threat: one person approving twice to reach a quorum of two — again with
