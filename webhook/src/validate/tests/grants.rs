@@ -4,7 +4,7 @@
 
 use agentauth_core::approval::Decision;
 use agentauth_core::webauthn::SoftAuthenticator;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -178,5 +178,75 @@ async fn references_must_exist() {
     rejects(
         decide(&v, &body("capabilitygrants", "admin", &g, None)).await,
         "envelope_not_found: spec.envelopeRef.name",
+    );
+}
+
+/// N-of-M: `status.approvals` is written by the operator only, appended to,
+/// never changed; a deciding record below the quorum and a second decision
+/// by the same approver are refused with their codes.
+#[tokio::test]
+async fn co_signatures_on_status() {
+    let mut auth = SoftAuthenticator::new();
+    let fake = Fake {
+        agents: vec![agent("sam@example.com")],
+        approvers: vec![approver(&auth, 0)],
+        ..Fake::default()
+    };
+    let v = validator(fake);
+    let mut pending = grant();
+    pending.spec.approvals = Some(agentauth_crds::ApprovalPolicy {
+        required: 2,
+        from: None,
+        denial: agentauth_crds::DenialRule::Veto,
+    });
+    let dana = approved(&pending, &mut auth, Decision::Approved)
+        .status
+        .and_then(|s| s.approval)
+        .unwrap();
+    let status = |approvals: Vec<agentauth_crds::Approval>, approval| {
+        let mut g = pending.clone();
+        g.status = Some(agentauth_crds::CapabilityGrantStatus {
+            approvals,
+            approval,
+            ..Default::default()
+        });
+        to_value(&g)
+    };
+    let old = to_value(&pending);
+    let one = status(vec![dana.clone()], None);
+    let write = |user: &str, new: &Value, old: &Value| {
+        body("capabilitygrants/status", user, new, Some(old))
+    };
+    accepts(decide(&v, &write(OPERATOR, &one, &old)).await);
+    rejects(
+        decide(&v, &write("mallory", &one, &old)).await,
+        "status_writer_forbidden: status.approvals",
+    );
+    rejects(
+        decide(
+            &v,
+            &write(OPERATOR, &status(vec![], Some(dana.clone())), &old),
+        )
+        .await,
+        "approval_quorum_not_met: status.approval: status.approval records Approved but the \
+         distinct verified decisions are 1/2 approved",
+    );
+    let again = approved(&pending, &mut auth, Decision::Approved)
+        .status
+        .and_then(|s| s.approval)
+        .unwrap();
+    rejects(
+        decide(
+            &v,
+            &write(OPERATOR, &status(vec![dana.clone()], Some(again)), &one),
+        )
+        .await,
+        "approval_duplicate: status.approval: approver dana has already decided this grant",
+    );
+    let mut altered = dana.clone();
+    altered.nonce = "nonce-fedcba9876543210".into();
+    rejects(
+        decide(&v, &write(OPERATOR, &status(vec![altered], None), &one)).await,
+        "decision_immutable: status.approvals",
     );
 }
