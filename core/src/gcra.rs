@@ -69,6 +69,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode, Result};
 
+mod applies_to;
+pub use applies_to::AppliesTo;
+
 /// The shortest emission interval, in µs (10 000 requests per second): keeps
 /// the rounding of `T` under 1 % and is far beyond what an agent needs.
 pub const MIN_EMISSION_INTERVAL_US: u64 = 100;
@@ -96,6 +99,11 @@ pub struct RateLimit {
     #[serde(default = "one")]
     #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub burst: u32,
+    /// Which requests this limit counts (absent: every request of the
+    /// grant), e.g. `{type: transact, resource: "payments/**"}` for a limit
+    /// on payments alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applies_to: Option<AppliesTo>,
 }
 
 fn one() -> u32 {
@@ -112,6 +120,9 @@ impl RateLimit {
     /// Validates the limit and computes its GCRA parameters.
     pub fn params(&self) -> Result<GcraParams> {
         let invalid = |m: String| Error::new(ErrorCode::EnvelopeInvalid, m);
+        if let Some(applies_to) = &self.applies_to {
+            applies_to.validate()?;
+        }
         if self.requests == 0 {
             return Err(invalid("rate limit requests must be at least 1".into()));
         }
@@ -355,6 +366,7 @@ mod tests {
             requests,
             period,
             burst,
+            applies_to: None,
         }
         .params()
         .unwrap()

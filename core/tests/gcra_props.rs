@@ -28,6 +28,7 @@ fn limits() -> impl Strategy<Value = (RateLimit, GcraParams)> {
                 requests,
                 period,
                 burst,
+                applies_to: None,
             };
             limit.params().ok().map(|p| (limit, p))
         })
@@ -54,6 +55,7 @@ fn limit(requests: u32, period: &str, burst: u32) -> RateLimit {
         requests,
         period: period.parse().unwrap(),
         burst,
+        applies_to: None,
     }
 }
 

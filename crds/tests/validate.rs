@@ -138,6 +138,19 @@ fn envelope_specs() {
             }),
             Some(("spec.rateLimits", EnvelopeInvalid, "at most 16")),
         ),
+        check(
+            "a limit on payments alone",
+            budget(|s| {
+                s["rateLimits"][0]["appliesTo"] =
+                    json!({"type": "transact", "resource": "orders/*/payment"})
+            }),
+            None,
+        ),
+        check(
+            "an appliesTo that names nothing",
+            budget(|s| s["rateLimits"][0]["appliesTo"] = json!({})),
+            Some(("spec.rateLimits[0]", EnvelopeInvalid, "appliesTo names")),
+        ),
     ]);
 }
 

@@ -39,10 +39,11 @@ async fn main() {
         requests: 1_000_000,
         period: "1d".parse().unwrap(),
         burst: 1_000_000,
+        applies_to: None,
     }
     .params()
     .unwrap();
-    let limits = [limit];
+    let limits = [(0, limit)];
     let transaction = Transaction {
         amount_minor: 1,
         currency: Currency::EUR,

@@ -51,12 +51,39 @@ pub struct ConsumeRequest<'a> {
     /// The proof's `iat`, seconds since the epoch: a proof made before the
     /// grant's [`since`](crate::keys::since) is refused, nothing counted.
     pub iat: i64,
-    /// The envelope's rate limits, in envelope order (a limit's position is
-    /// its identity; see [`keys`](crate::keys)).
-    pub rate_limits: &'a [GcraParams],
+    /// The rate limits that count this request, each with its position in
+    /// the envelope (a limit's position is its identity, see
+    /// [`keys`](crate::keys)): every limit, or only those whose `appliesTo`
+    /// matches the request's action.
+    pub rate_limits: &'a [(usize, GcraParams)],
     /// The transaction, when the action carries an amount and the envelope
     /// has transaction limits.
     pub transaction: Option<Transaction>,
+}
+
+impl ConsumeRequest<'_> {
+    /// `outcome` with its limit named by envelope position rather than by
+    /// position in [`rate_limits`](Self::rate_limits) (what a store that
+    /// only sees the list, like the Redis script, reports).
+    pub fn envelope_positions(&self, outcome: ConsumeOutcome) -> ConsumeOutcome {
+        let position = |i: usize| self.rate_limits.get(i).map_or(i, |(index, _)| *index);
+        match outcome {
+            ConsumeOutcome::RateLimited {
+                limit,
+                retry_after_ms,
+            } => ConsumeOutcome::RateLimited {
+                limit: position(limit),
+                retry_after_ms,
+            },
+            ConsumeOutcome::Allowed(mut allowance) => {
+                if let Some(status) = allowance.rate_limit.as_mut() {
+                    status.limit = position(status.limit);
+                }
+                ConsumeOutcome::Allowed(allowance)
+            }
+            other => other,
+        }
+    }
 }
 
 /// The money side of a request.

@@ -197,9 +197,9 @@ impl Inner {
         let mut new_tats = Vec::with_capacity(request.rate_limits.len());
         let mut tightest: Option<RateLimitStatus> = None;
         let mut refused: Option<(usize, u64)> = None;
-        for (index, params) in request.rate_limits.iter().enumerate() {
+        for &(index, params) in request.rate_limits {
             let key = keys::rate_limit(request.uid, index);
-            let decision = gcra::step(self.tats.get(&key, now).copied(), now, *params);
+            let decision = gcra::step(self.tats.get(&key, now).copied(), now, params);
             if !decision.allowed {
                 if refused.is_none_or(|(_, wait)| decision.retry_after > wait) {
                     refused = Some((index, decision.retry_after));

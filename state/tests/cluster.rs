@@ -69,13 +69,14 @@ async fn try_consume(
     jti: &str,
     limits: &[GcraParams],
 ) -> Result<ConsumeOutcome, StateError> {
+    let limits = support::indexed(limits);
     state
         .consume(&ConsumeRequest {
             uid,
             jti,
             jti_ttl_ms: 60_000,
             iat: support::now_secs(),
-            rate_limits: limits,
+            rate_limits: &limits,
             transaction: None,
         })
         .await

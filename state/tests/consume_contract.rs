@@ -22,7 +22,9 @@ use agentauth_state::{
     Allowance, Clock, ConsumeOutcome, ManualClock, RateLimitStatus, Transaction,
 };
 
-use support::{Backend, Kind, T0, consume, consume_jti, eur, fresh_uid, jti, limit};
+use support::{
+    Backend, Kind, T0, consume, consume_indexed, consume_jti, eur, fresh_uid, jti, limit,
+};
 
 contract!(
     burst_then_exact_retry_after,
@@ -33,6 +35,7 @@ contract!(
     transaction_checks_in_core_order,
     daily_sum_resets_at_utc_midnight,
     gcra_agrees_with_core_step,
+    a_limit_counted_alone_keeps_its_envelope_position,
 );
 
 fn allowed(limit: usize, remaining: u32, reset_ms: u64) -> ConsumeOutcome {
@@ -80,6 +83,32 @@ async fn burst_then_exact_retry_after(kind: Kind) {
     assert_eq!(
         consume(&*b.state, &uid, &limits, None).await,
         allowed(0, 0, 5000)
+    );
+}
+
+/// A request that only the envelope's second limit counts (`appliesTo`)
+/// steps that limit's state and reports its envelope position; the first
+/// limit's state is its own.
+async fn a_limit_counted_alone_keeps_its_envelope_position(kind: Kind) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let b = Backend::start(kind, Some(clock.clone())).await;
+    let uid = fresh_uid("applies-to");
+    let hourly = limit(1, "1h", 1);
+    let second = [(1, hourly)];
+    assert_eq!(
+        consume_indexed(&*b.state, &uid, &second).await,
+        allowed(1, 0, 3_600_000)
+    );
+    assert_eq!(
+        consume_indexed(&*b.state, &uid, &second).await,
+        ConsumeOutcome::RateLimited {
+            limit: 1,
+            retry_after_ms: 3_600_000
+        }
+    );
+    assert_eq!(
+        consume_indexed(&*b.state, &uid, &[(0, hourly)]).await,
+        allowed(0, 0, 3_600_000)
     );
 }
 

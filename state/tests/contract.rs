@@ -55,6 +55,7 @@ async fn grants_round_trip_and_notify(kind: Kind) {
             requests: 60,
             period: "1m".parse().unwrap(),
             burst: 10,
+            applies_to: None,
         }],
         time_windows: vec![],
         transactions: Some(TransactionLimits {

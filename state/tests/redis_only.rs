@@ -187,7 +187,7 @@ async fn keys_follow_the_layout_and_expire() {
         jti: "proof",
         jti_ttl_ms: 60_000,
         iat: support::now_secs(),
-        rate_limits: &[limit(6, "1m", 2), limit(100, "1h", 5)],
+        rate_limits: &[(0, limit(6, "1m", 2)), (1, limit(100, "1h", 5))],
         transaction: Some(eur(250, None, Some(1_000))),
     };
     assert!(state.consume(&request).await.unwrap().is_allowed());

@@ -30,7 +30,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use agentauth_core::envelope::MinorLimits;
-use agentauth_core::gcra::GcraParams;
+use agentauth_core::gcra::{AppliesTo, GcraParams};
 use agentauth_core::window::CompiledWindows;
 use agentauth_core::{Error, ErrorCode};
 use agentauth_state::{GrantState, Invalidation, SharedState, StateError};
@@ -49,8 +49,9 @@ pub struct CachedGrant {
     pub state: GrantState,
     /// The envelope's time windows (empty: always open).
     pub windows: Result<CompiledWindows, Error>,
-    /// The envelope's rate limits, in envelope order.
-    pub rate_limits: Result<Vec<GcraParams>, Error>,
+    /// The envelope's rate limits, in envelope order, each with the
+    /// requests it counts (`appliesTo`; `None`: every request).
+    pub rate_limits: Result<Vec<(GcraParams, Option<AppliesTo>)>, Error>,
     /// The envelope's amount limits.
     pub transactions: Result<Option<MinorLimits>, Error>,
 }
@@ -65,7 +66,12 @@ impl CachedGrant {
         );
         let rate_limits = envelope.map_or_else(
             || Ok(Vec::new()),
-            |e| e.rate_limits.iter().map(|l| l.params()).collect(),
+            |e| {
+                e.rate_limits
+                    .iter()
+                    .map(|l| Ok((l.params()?, l.applies_to.clone())))
+                    .collect()
+            },
         );
         let transactions = envelope
             .and_then(|e| e.transactions.as_ref())

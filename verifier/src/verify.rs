@@ -30,6 +30,7 @@ use std::sync::Arc;
 use agentauth_core::capability::{self, Capability};
 use agentauth_core::dpop;
 use agentauth_core::dpop::nonce::NonceIssuer;
+use agentauth_core::gcra::GcraParams;
 use agentauth_core::jwk::KeyCache;
 use agentauth_core::token::{self, Expectations};
 use agentauth_core::{Error, ErrorCode};
@@ -393,10 +394,19 @@ impl Verifier {
         grant: &CachedGrant,
         requested: &capability::RequestedAction,
     ) -> Result<Option<RateLimitStatus>, Refusal> {
-        let rate_limits = grant
+        let rate_limits: Vec<(usize, GcraParams)> = grant
             .rate_limits
             .as_ref()
-            .map_err(|e| Refusal::from(e.clone()))?;
+            .map_err(|e| Refusal::from(e.clone()))?
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, applies_to))| {
+                applies_to
+                    .as_ref()
+                    .is_none_or(|a| a.matches(requested.kind, &requested.resource))
+            })
+            .map(|(index, (params, _))| (index, *params))
+            .collect();
         let limits = grant
             .transactions
             .as_ref()
@@ -406,7 +416,7 @@ impl Verifier {
             jti: &proof.jti,
             jti_ttl_ms: self.jti_ttl_ms,
             iat: proof.iat,
-            rate_limits,
+            rate_limits: &rate_limits,
             transaction: checks::transaction(requested, *limits)?,
         };
         // The state bounds its own hot-path calls (`RedisConfig::hot_timeout`

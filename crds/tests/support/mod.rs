@@ -13,7 +13,9 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Every `*.yaml` under `examples/`, sorted.
+/// Every Kubernetes manifest (`*.yaml` with an `apiVersion`) under
+/// `examples/`, sorted. Other YAML there is configuration of an example
+/// (the MCP example's tool map).
 pub fn example_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut dirs = vec![repo_root().join("examples")];
@@ -22,13 +24,18 @@ pub fn example_files() -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml") {
+            } else if path.extension().is_some_and(|e| e == "yaml") && is_manifest(&path) {
                 files.push(path);
             }
         }
     }
     files.sort();
     files
+}
+
+fn is_manifest(path: &Path) -> bool {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().any(|l| l.starts_with("apiVersion:"))
 }
 
 /// The YAML documents of a file, as JSON.

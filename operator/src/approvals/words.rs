@@ -72,8 +72,12 @@ pub fn agent_key(thumbprint: &str) -> String {
 pub fn envelope(spec: &BehavioralEnvelopeSpec) -> Vec<String> {
     let mut lines = Vec::new();
     for limit in &spec.rate_limits {
+        let counted = limit
+            .applies_to
+            .as_ref()
+            .map_or_else(String::new, |a| format!(", counting only {}", a.describe()));
         lines.push(format!(
-            "At most {} requests per {}, in bursts of up to {}",
+            "At most {} requests per {}, in bursts of up to {}{counted}",
             limit.requests, limit.period, limit.burst
         ));
     }
@@ -166,7 +170,9 @@ mod tests {
     #[test]
     fn envelope_limits_read_as_sentences() {
         let spec: BehavioralEnvelopeSpec = serde_json::from_value(json!({
-            "rateLimits": [{"requests": 10, "period": "1m", "burst": 5}],
+            "rateLimits": [{"requests": 10, "period": "1m", "burst": 5},
+                           {"requests": 3, "period": "1h", "burst": 3,
+                            "appliesTo": {"type": "transact", "resource": "payments/**"}}],
             "timeWindows": [{"days": ["mon", "tue"], "start": "09:00", "end": "17:00",
                              "timeZone": "Europe/Berlin"}],
             "transactions": {"currency": "EUR", "maxPerTransaction": "50.00", "maxPerDay": "200.00"},
@@ -177,6 +183,7 @@ mod tests {
             envelope(&spec),
             [
                 "At most 10 requests per 1m, in bursts of up to 5",
+                "At most 3 requests per 1h, in bursts of up to 3, counting only transact on payments/**",
                 "Only on mon, tue from 09:00 to 17:00 (Europe/Berlin time)",
                 "Outside these times every request is refused",
                 "At most 50.00 EUR per transaction",

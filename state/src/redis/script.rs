@@ -40,7 +40,7 @@ pub(super) async fn consume(
     let mut day = keys::epoch_day(state.clock.now_us());
     for _ in 0..2 {
         match run(state, request, pinned_now, day).await? {
-            Reply::Done(outcome) => return Ok(outcome),
+            Reply::Done(outcome) => return Ok(request.envelope_positions(outcome)),
             Reply::WrongDay(theirs) => day = theirs,
         }
     }
@@ -60,14 +60,14 @@ async fn run(
     call.key(keys::grant_jti(uid, request.jti))
         .key(keys::revoked(uid))
         .key(keys::since(uid));
-    for index in 0..request.rate_limits.len() {
-        call.key(keys::rate_limit(uid, index));
+    for (index, _) in request.rate_limits {
+        call.key(keys::rate_limit(uid, *index));
     }
     call.arg(pinned_now.map_or_else(String::new, |now| now.to_string()))
         .arg(request.jti_ttl_ms.max(1))
         .arg(request.rate_limits.len())
         .arg(request.iat);
-    for params in request.rate_limits {
+    for (_, params) in request.rate_limits {
         call.arg(params.emission_interval()).arg(params.tolerance());
     }
     if let Some(tx) = &request.transaction {

@@ -220,12 +220,18 @@ pub fn mk_grant(uid: &str) -> GrantState {
     }
 }
 
+/// `limits` as every limit of an envelope, with its position.
+pub fn indexed(limits: &[GcraParams]) -> Vec<(usize, GcraParams)> {
+    limits.iter().copied().enumerate().collect()
+}
+
 /// The GCRA parameters of `requests` per `period` with `burst`.
 pub fn limit(requests: u32, period: &str, burst: u32) -> GcraParams {
     RateLimit {
         requests,
         period: period.parse().expect("period"),
         burst,
+        applies_to: None,
     }
     .params()
     .expect("valid limit")
@@ -252,13 +258,14 @@ pub async fn consume(
     transaction: Option<Transaction>,
 ) -> ConsumeOutcome {
     let jti = jti();
+    let limits = indexed(limits);
     state
         .consume(&ConsumeRequest {
             uid,
             jti: &jti,
             jti_ttl_ms: 60_000,
             iat: now_secs(),
-            rate_limits: limits,
+            rate_limits: &limits,
             transaction,
         })
         .await
@@ -283,6 +290,25 @@ pub async fn consume_proof(
     state.consume(&request).await.expect("consume")
 }
 
+/// Consumes once with a fresh proof, counting `limits` given with their
+/// envelope positions (the verifier's `appliesTo` filtering).
+pub async fn consume_indexed(
+    state: &dyn SharedState,
+    uid: &str,
+    limits: &[(usize, GcraParams)],
+) -> ConsumeOutcome {
+    let jti = jti();
+    let request = ConsumeRequest {
+        uid,
+        jti: &jti,
+        jti_ttl_ms: 60_000,
+        iat: now_secs(),
+        rate_limits: limits,
+        transaction: None,
+    };
+    state.consume(&request).await.expect("consume")
+}
+
 /// Consumes once with the given jti and no transaction.
 pub async fn consume_jti(
     state: &dyn SharedState,
@@ -290,12 +316,13 @@ pub async fn consume_jti(
     jti: &str,
     limits: &[GcraParams],
 ) -> ConsumeOutcome {
+    let limits = indexed(limits);
     let request = ConsumeRequest {
         uid,
         jti,
         jti_ttl_ms: 60_000,
         iat: now_secs(),
-        rate_limits: limits,
+        rate_limits: &limits,
         transaction: None,
     };
     state.consume(&request).await.expect("consume")

@@ -572,3 +572,32 @@ pub fn dead_redis() -> Arc<dyn SharedState> {
     config.hot_timeout = std::time::Duration::from_millis(50);
     Arc::new(agentauth_state::RedisState::new(config).unwrap())
 }
+
+/// A rate limit with `appliesTo` counts only the actions it names (here:
+/// payments, one an hour); reads pass it untouched, and its state is its
+/// own, apart from the envelope's other limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_counts_only_the_actions_it_applies_to() {
+    let run = Run::new().await;
+    let uid = super::support::uid();
+    let envelope = json!({"rateLimits": [
+        {"requests": 100, "period": "1h", "burst": 100},
+        {"requests": 1, "period": "1h", "burst": 1,
+         "appliesTo": {"type": "transact", "resource": "pay/**"}},
+    ]});
+    let t = run.token_for(&run.fx.grant(&uid, Some(envelope))).await;
+    let reason = |body: Value| {
+        let v = &run.v;
+        async move { v.reason(&body).await }
+    };
+    for resource in ["orders/1", "orders/2", "orders/3"] {
+        assert_eq!(reason(run.fx.body(&t, read(resource))).await, "allowed");
+    }
+    assert_eq!(reason(run.fx.body(&t, pay("1.00", "EUR"))).await, "allowed");
+    assert_eq!(
+        reason(run.fx.body(&t, pay("1.00", "EUR"))).await,
+        "rate_limited"
+    );
+    assert_eq!(reason(run.fx.body(&t, read("orders/4"))).await, "allowed");
+    run.v.stop().await;
+}
