@@ -11,7 +11,8 @@
 //!  delete_account (not granted), an unmapped tool           ─▶ JSON-RPC error, data.code
 //!                                                              capability_not_granted; server never called
 //!  stolen token with another key, a replayed proof          ─▶ 401 invalid_dpop_proof
-//!  the 7th message of the hour                              ─▶ rate_limited
+//!  a 3rd send_payment in the hour (the envelope's per-tool limit) ─▶ rate_limited;
+//!                                                              get_balance still answered
 //!  Redis audit stream: chains verify; every verifier decision above is in it
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -92,7 +93,7 @@ async fn mcp_tool_calls_inside_outside_and_over_the_grant_are_decided_and_audite
         .await
         .unwrap();
 
-    // Inside the grant: messages 1-5 of the envelope's 6 an hour.
+    // Inside the grant.
     let mcp = McpClient::new(client.clone(), AUDIENCE, &endpoint).unwrap();
     let info = mcp.initialize("mcp-system-test").await.unwrap();
     assert_eq!(info["serverInfo"]["name"], "mcp-payments", "{info}");
@@ -140,24 +141,28 @@ async fn mcp_tool_calls_inside_outside_and_over_the_grant_are_decided_and_audite
     );
     assert_eq!(ledger.deletions.load(Ordering::SeqCst), 0);
 
-    // Stolen token, replayed proof (message 6 is the replayed one's first use).
+    // Stolen token, replayed proof.
     check_stolen_token_and_replay(&http, &client, &key_file, &endpoint, &mcp).await;
 
-    // Message 7 of the hour: over the envelope's rate limit.
+    // The envelope allows 2 payments an hour (a rate limit that applies to
+    // transact on payments/**): the 2nd is allowed, the 3rd refused, and
+    // other tools are still answered.
+    let pay = |amount: &str| json!({"to": "acct-2", "amount": amount, "currency": "EUR"});
+    mcp.call_tool("send_payment", pay("1.00")).await.unwrap();
     let over = mcp
-        .call_tool(
-            "send_payment",
-            json!({"to": "acct-2", "amount": "1.00", "currency": "EUR"}),
-        )
+        .call_tool("send_payment", pay("2.00"))
         .await
         .unwrap_err();
     assert_eq!(over.code(), Some(ErrorCode::RateLimited), "{over}");
+    mcp.call_tool("get_balance", json!({"account": "acct-1"}))
+        .await
+        .unwrap();
     assert_eq!(
         ledger.payments.load(Ordering::SeqCst),
-        1,
-        "one payment reached the server"
+        2,
+        "the 3rd payment never reached the server"
     );
-    assert_eq!(ledger.balance.load(Ordering::SeqCst), 1);
+    assert_eq!(ledger.balance.load(Ordering::SeqCst), 2);
 
     check_audit(&redis_url).await;
     gateway.stop();
@@ -299,16 +304,16 @@ async fn check_audit(redis_url: &str) {
         let count =
             |reason: Option<&str>| decisions.iter().filter(|d| d.as_deref() == reason).count();
         // Allowed: initialize, initialized, tools/list, get_balance,
-        // send_payment, the ping; refused: delete_account, the replay, the
-        // 7th message, the stolen token. (The unmapped tool never reached
+        // send_payment, the ping, send_payment, get_balance; refused:
+        // delete_account, the replay, the 3rd payment, the stolen token. (The unmapped tool never reached
         // the verifier: the gateway refused it first.)
-        let complete = count(None) >= 6
+        let complete = count(None) >= 8
             && count(Some("capability_not_granted")) >= 1
             && count(Some("dpop_replayed")) >= 1
             && count(Some("rate_limited")) >= 1
             && count(Some("dpop_key_mismatch")) >= 1;
         if complete {
-            assert_eq!(count(None), 6, "{decisions:?}");
+            assert_eq!(count(None), 8, "{decisions:?}");
             return;
         }
         assert!(
