@@ -31,6 +31,7 @@ use std::sync::Arc;
 use crate::challenge::Challenge;
 use crate::jsonrpc::{self, Kind, Message};
 use crate::mapping::{self, Action};
+use crate::metrics::Outcome;
 use crate::server::Gateway;
 use crate::verify::{Decision, VerifyError};
 
@@ -47,11 +48,19 @@ pub async fn mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     }
     let (authorization, dpop) = match credentials(&gateway, &parts.headers) {
         Ok(credentials) => credentials,
-        Err(response) => return *response,
+        Err(response) => {
+            gateway
+                .metrics
+                .count(Outcome::RefusedAtGateway, "no_credentials");
+            return *response;
+        }
     };
     let body = match axum::body::to_bytes(body, gateway.max_body_bytes).await {
         Ok(body) => body,
         Err(_) => {
+            gateway
+                .metrics
+                .count(Outcome::RefusedAtGateway, "malformed");
             return problem(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::InputTooLarge,
@@ -62,23 +71,36 @@ pub async fn mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     let (message, action) = if parts.method == Method::POST {
         match decode_and_map(&gateway, &body) {
             Ok(found) => found,
-            Err(response) => return *response,
+            Err((reason, response)) => {
+                gateway.metrics.count(Outcome::RefusedAtGateway, reason);
+                return *response;
+            }
         }
     } else {
         (None, mapping::session_action(&gateway.map))
     };
     let method = parts.method.as_str();
+    let started = std::time::Instant::now();
     let decision = gateway
         .verifier
         .verify(authorization, dpop, method, &gateway.url, &action)
         .await;
+    gateway.metrics.verified_in(started.elapsed());
     let decision = match decision {
         Ok(decision) => decision,
-        Err(error) => return verify_failed(&gateway, &error, message.as_ref()),
+        Err(error) => {
+            gateway
+                .metrics
+                .count(Outcome::Unavailable, "state_unavailable");
+            return verify_failed(&gateway, &error, message.as_ref());
+        }
     };
     if !decision.allow {
+        let reason = decision.reason.as_deref().unwrap_or_default();
+        gateway.metrics.count(Outcome::Refused, reason);
         return refused(&gateway, &decision, message.as_ref(), &action);
     }
+    gateway.metrics.count(Outcome::Allowed, "");
     tracing::debug!(agent = ?decision.agent, resource = %action.resource, "allowed");
     crate::proxy::forward(
         &gateway.upstream_http,
@@ -137,11 +159,12 @@ fn credentials<'h>(
     Ok((authorization, dpop))
 }
 
-/// The message and its action, or the JSON-RPC error that refuses it.
-fn decode_and_map(
-    gateway: &Gateway,
-    body: &Bytes,
-) -> Result<(Option<Message>, Action), Box<Response>> {
+/// A refusal before verification: its reason (for the metrics) and answer.
+type Refused = (&'static str, Box<Response>);
+
+/// The message and its action, or the reason (for the metrics) and the
+/// JSON-RPC error that refuses it.
+fn decode_and_map(gateway: &Gateway, body: &Bytes) -> Result<(Option<Message>, Action), Refused> {
     let (message, _) = match jsonrpc::decode(body) {
         Ok(decoded) => decoded,
         Err(error) => {
@@ -152,8 +175,9 @@ fn decode_and_map(
                 &error.to_string(),
                 None,
             );
-            return Err(Box::new(
-                (StatusCode::BAD_REQUEST, axum::Json(reply)).into_response(),
+            return Err((
+                "malformed",
+                Box::new((StatusCode::BAD_REQUEST, axum::Json(reply)).into_response()),
             ));
         }
     };
@@ -168,8 +192,9 @@ fn decode_and_map(
             let data = json!({"code": unmapped.code.as_str(), "message": unmapped.message});
             let id = message.id.clone().unwrap_or(Value::Null);
             let reply = jsonrpc::error(id, jsonrpc::REFUSED, &unmapped.message, Some(data));
-            Err(Box::new(
-                (StatusCode::OK, axum::Json(reply)).into_response(),
+            Err((
+                unmapped.code.as_str(),
+                Box::new((StatusCode::OK, axum::Json(reply)).into_response()),
             ))
         }
     }

@@ -18,6 +18,7 @@
 //! [`template`] (the declared map), [`jsonrpc`] (one message per POST),
 //! [`mapping`] (message → action), [`verify`] (the verifier call),
 //! [`challenge`] (401s and metadata), [`handler`] (one request),
+//! [`metrics`] (`/metrics`),
 //! [`proxy`] (to the MCP server), [`server`] (startup). Depends on `core`
 //! and `service` only (DESIGN §2).
 
@@ -31,6 +32,8 @@ pub mod config;
 pub mod handler;
 pub mod jsonrpc;
 pub mod mapping;
+#[cfg(feature = "server")]
+pub mod metrics;
 #[cfg(feature = "server")]
 pub mod proxy;
 #[cfg(feature = "server")]

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::challenge::{Resource, WELL_KNOWN};
 use crate::config::{GatewayConfig, HttpUrl};
+use crate::metrics::Metrics;
 use crate::toolmap::{ToolMap, ToolMapError};
 use crate::verify::VerifierClient;
 
@@ -27,6 +28,9 @@ pub enum GatewayError {
     /// The tool map could not be loaded.
     #[error(transparent)]
     ToolMap(#[from] ToolMapError),
+    /// The metrics registry could not be built.
+    #[error("failed to register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     /// An HTTP client could not be built.
     #[error("failed to build an HTTP client: {0}")]
     Client(#[from] reqwest::Error),
@@ -57,6 +61,8 @@ pub struct Gateway {
     pub upstream_http: reqwest::Client,
     /// The largest POST body.
     pub max_body_bytes: usize,
+    /// The metrics.
+    pub metrics: Metrics,
 }
 
 impl Gateway {
@@ -99,6 +105,7 @@ impl Gateway {
             upstream: config.upstream.clone(),
             upstream_http,
             max_body_bytes: config.max_body_bytes,
+            metrics: Metrics::new()?,
         })
     }
 }
@@ -113,8 +120,13 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         let gateway = gateway.clone();
         move || async move { gateway.resource.metadata_response() }
     };
+    let metrics = {
+        let gateway = gateway.clone();
+        move || async move { gateway.metrics.render() }
+    };
     let mut router = Router::new()
         .route(WELL_KNOWN, get(metadata.clone()))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }));
     if path != "/" {

@@ -380,6 +380,21 @@ async fn refusals_are_json_rpc_errors_and_credential_failures_are_401() {
     );
     assert_eq!(answer["code"], "grant_revoked");
     assert_eq!(s.upstream_calls(), 0);
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.origin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"agentauth_mcp_gateway_requests_total{outcome="refused",reason="rate_limited"} 1"#
+        ),
+        "{metrics}"
+    );
 }
 
 /// Threat: the agent's token and proof are not passed through to the MCP
