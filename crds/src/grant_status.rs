@@ -11,6 +11,15 @@
 //! (DESIGN §13); when either changes the grant is suspended, and an approver
 //! may then record a new approval bound to the new values (re-approval). A
 //! denial is final.
+//!
+//! **N-of-M.** A grant that needs several approvers (`spec.approvals`, or its
+//! envelope's) collects the approvals (and counted denials) that do not yet
+//! decide it in `approvals`, appended to and never changed; the record that
+//! reaches the quorum, or the denial that ends it, is `approval` as always.
+//! `approval` stays the one decision so that every rule and reader of "the
+//! decision" (the phase rules below, history, revocation) is unchanged, and
+//! a one-approver grant writes exactly what it did before. Every entry of
+//! both is verified by [`crate::approval::tally`].
 
 use agentauth_core::approval::{Decision, NONCE_MAX_LEN, NONCE_MIN_LEN};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

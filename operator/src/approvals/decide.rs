@@ -12,8 +12,11 @@
 //!       ──▶ grant, Agent, envelope re-read: same uid, generation, specDigest, envelope
 //!           digest and agent key thumbprint (else approval_challenge_mismatch); still
 //!           undecided or suspended (else 409)
-//!       ──▶ scope, owner, RBAC again ──▶ verify_new_approval (the webhook's own check)
-//!       ──▶ merge patch status.approval (resourceVersion precondition)
+//!       ──▶ scope, owner, not decided by this approver yet, RBAC again
+//!       ──▶ decides the grant under its approval policy (N-of-M)? status.approval : status.approvals
+//!       ──▶ tally: every recorded decision with the new one (the webhook's own check)
+//!       ──▶ merge patch status.approval, or status.approvals + the new entry
+//!           (resourceVersion precondition)
 //!       ──▶ the passkey's signCount advances; audit event (a counter that cannot
 //!           advance: the decision stands and is audited, the answer is 503; [`super::approvers`])
 //! ```

@@ -13,7 +13,7 @@
 //! | `GET /approvals/api/grants` | pending grants within the approver's scope | [`pending`] |
 //! | `GET /approvals/api/grants/{namespace}/{name}` | a grant as a person must read it | [`pending`] |
 //! | `POST /approvals/api/grants/{namespace}/{name}/{approve,deny}/begin` | WebAuthn request options over the approval challenge | [`decide`] |
-//! | `POST /approvals/api/grants/{namespace}/{name}/{approve,deny}/finish` | verifies and records `status.approval` | [`decide`] |
+//! | `POST /approvals/api/grants/{namespace}/{name}/{approve,deny}/finish` | verifies every recorded decision with the new one and records it: `status.approval` when it decides the grant, else appended to `status.approvals` (N-of-M) | [`decide`] |
 //! | `POST /approvals/api/grants/{namespace}/{name}/revoke` | sets `spec.revoked` on an approved grant | [`revoke`] |
 //! | `GET /approvals/api/history` | the grants this approver decided, newest first | [`history`] |
 //! | `GET /approvals/…` (everything else) | the approval UI's built files, with a strict CSP (`--ui-dir`) | [`assets`] |
