@@ -8,6 +8,7 @@
 //!  no credentials        ─▶ 401 WWW-Authenticate: DPoP … resource_metadata ─▶ RFC 9728 document
 //!  grant (read mcp/payments, read accounts/*, transact payments/*), envelope mcp-payments-budget
 //!  initialize, tools/list, get_balance, send_payment        ─▶ allowed, answered by the server
+//!  tools/list                                               ─▶ only the mapped tools
 //!  delete_account (not granted), an unmapped tool           ─▶ JSON-RPC error, data.code
 //!                                                              capability_not_granted; server never called
 //!  stolen token with another key, a replayed proof          ─▶ 401 invalid_dpop_proof
@@ -19,7 +20,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -99,10 +100,16 @@ async fn mcp_tool_calls_inside_outside_and_over_the_grant_are_decided_and_audite
     assert_eq!(info["serverInfo"]["name"], "mcp-payments", "{info}");
     assert!(mcp.session_id().is_some(), "the session id passes through");
     let tools = mcp.list_tools().await.unwrap();
-    let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    for tool in ["get_balance", "send_payment", "delete_account"] {
-        assert!(names.contains(&tool), "{names:?}");
-    }
+    let names: BTreeSet<String> = tools
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(String::from))
+        .collect();
+    let mapped = ["delete_account", "get_balance", "send_payment"].map(String::from);
+    assert_eq!(
+        names,
+        BTreeSet::from(mapped),
+        "the list holds only the mapped tools (not export_statements)"
+    );
     let balance = mcp
         .call_tool("get_balance", json!({"account": "acct-1"}))
         .await
@@ -131,7 +138,7 @@ async fn mcp_tool_calls_inside_outside_and_over_the_grant_are_decided_and_audite
         "{outside}"
     );
     let unmapped = mcp
-        .call_tool("drop_everything", json!({}))
+        .call_tool("export_statements", json!({"account": "acct-1"}))
         .await
         .unwrap_err();
     assert_eq!(
@@ -140,6 +147,7 @@ async fn mcp_tool_calls_inside_outside_and_over_the_grant_are_decided_and_audite
         "{unmapped}"
     );
     assert_eq!(ledger.deletions.load(Ordering::SeqCst), 0);
+    assert_eq!(ledger.exports.load(Ordering::SeqCst), 0);
 
     // Stolen token, replayed proof.
     check_stolen_token_and_replay(&http, &client, &key_file, &endpoint, &mcp).await;

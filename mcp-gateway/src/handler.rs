@@ -102,12 +102,17 @@ pub async fn mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     }
     gateway.metrics.count(Outcome::Allowed, "");
     tracing::debug!(agent = ?decision.agent, resource = %action.resource, "allowed");
+    let tools_list = message.as_ref().and_then(|m| match (&m.kind, &m.id) {
+        (Kind::Other { method }, Some(id)) if method == "tools/list" => Some((id, &gateway.map)),
+        _ => None,
+    });
     crate::proxy::forward(
         &gateway.upstream_http,
         &gateway.upstream,
         parts.method,
         &parts.headers,
         body,
+        tools_list,
     )
     .await
 }

@@ -18,7 +18,7 @@
 //! [`template`] (the declared map), [`jsonrpc`] (one message per POST),
 //! [`mapping`] (message → action), [`verify`] (the verifier call),
 //! [`challenge`] (401s and metadata), [`handler`] (one request),
-//! [`metrics`] (`/metrics`),
+//! [`metrics`] (`/metrics`), [`tool_filter`] (`tools/list` as the map allows),
 //! [`proxy`] (to the MCP server), [`server`] (startup). Depends on `core`
 //! and `service` only (DESIGN §2).
 
@@ -39,6 +39,8 @@ pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod template;
+#[cfg(feature = "server")]
+pub mod tool_filter;
 pub mod toolmap;
 #[cfg(feature = "server")]
 pub mod verify;

@@ -74,10 +74,14 @@ async fn upstream(
         )
             .into_response();
     }
-    let id = serde_json::from_str::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("id").cloned())
-        .unwrap_or(Value::Null);
+    let message = serde_json::from_str::<Value>(&body).unwrap_or_default();
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    if message["method"] == "tools/list" {
+        let tools = json!([{"name": "get_balance"}, {"name": "export_statements"}]);
+        let answer = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": tools}});
+        let event = format!("event: message\ndata: {answer}\n\n");
+        return ([("content-type", "text/event-stream")], event).into_response();
+    }
     let answer = json!({"jsonrpc": "2.0", "id": id, "result": {"ok": true}});
     (
         [("mcp-session-id", "s-1"), ("set-cookie", "secret=1")],
@@ -427,6 +431,24 @@ async fn allowed_messages_reach_the_server_without_the_agents_credentials() {
     assert!(seen_headers.get("authorization").is_none() && seen_headers.get("dpop").is_none());
     assert_eq!(seen_headers["mcp-session-id"], "s-1");
 
+    // tools/list keeps only the mapped tools, also from an SSE answer.
+    let list = r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#;
+    let response = s
+        .http
+        .post(&s.endpoint)
+        .header("authorization", "DPoP good")
+        .header("dpop", "p")
+        .body(list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("get_balance") && !text.contains("export_statements"),
+        "{text}"
+    );
+
     // The server's SSE stream (GET) passes through with the session action.
     let sse = s
         .http
@@ -438,7 +460,7 @@ async fn allowed_messages_reach_the_server_without_the_agents_credentials() {
         .unwrap();
     assert_eq!(sse.headers()["content-type"], "text/event-stream");
     assert!(sse.text().await.unwrap().contains("list_changed"));
-    let asked = s.seen.verify.lock().unwrap()[1].clone();
+    let asked = s.seen.verify.lock().unwrap()[2].clone();
     assert_eq!(
         (asked["method"].as_str(), &asked["action"]),
         (

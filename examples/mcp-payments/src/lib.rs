@@ -7,6 +7,7 @@
 //!  get_balance {account}                   read     accounts/{account}
 //!  send_payment {to, amount, currency}     transact payments/{currency}, amount from `amount`
 //!  delete_account {account}                delete   accounts/{account}   (the example grant lacks it)
+//!  export_statements {account}             not in the tool map: the gateway never lists nor forwards it
 //! ```
 //!
 //! [`Ledger`] counts the calls that reached the server, so a test can show
@@ -34,6 +35,8 @@ pub struct Ledger {
     pub payments: AtomicUsize,
     /// `delete_account` calls.
     pub deletions: AtomicUsize,
+    /// `export_statements` calls.
+    pub exports: AtomicUsize,
 }
 
 /// `get_balance` and `delete_account` arguments.
@@ -84,6 +87,12 @@ impl Payments {
             "payment {n}: {} {} sent to {}",
             args.amount, args.currency, args.to
         )
+    }
+
+    #[tool(description = "Export an account's statements (not in the tool map).")]
+    async fn export_statements(&self, Parameters(args): Parameters<AccountArgs>) -> String {
+        self.ledger.exports.fetch_add(1, Ordering::SeqCst);
+        format!("statements of {} exported", args.account)
     }
 
     #[tool(description = "Close and delete an account.")]
