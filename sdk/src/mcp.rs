@@ -43,7 +43,8 @@ impl McpClient {
     /// `https://mcp.example.com/mcp`), authenticated with `agent`'s grant
     /// for service provider `provider`.
     pub fn new(agent: AgentAuthClient, provider: &str, endpoint: &str) -> Result<McpClient> {
-        let endpoint = crate::config::check_url(endpoint)?;
+        let endpoint = crate::config::check_url(endpoint)
+            .map_err(|e| Error::Config(format!("MCP endpoint: {}", e.message())))?;
         let http = reqwest::Client::builder()
             .timeout(agent.inner.request_timeout)
             .build()?;

@@ -1,5 +1,5 @@
-//! Applies the examples (`examples/`: the approver, both agents and their
-//! envelopes) with server-side apply, through the webhook like any other
+//! Applies the examples (`examples/`: the approver, the agents and their
+//! envelopes, the MCP example's included) with server-side apply, through the webhook like any other
 //! write. The example grants are left out: the walk-through requests its
 //! own, so the only grant a newcomer sees is the one they asked for.
 //!
