@@ -35,11 +35,9 @@ use std::sync::Arc;
 use agentauth_core::approval::{self, ChallengeInput, Decision};
 use agentauth_core::audit::{Draft, kinds};
 use agentauth_core::{ErrorCode, b64};
-use agentauth_crds::approval::quorum::{self, Parties as QuorumParties};
-use agentauth_crds::approval::{Binding, CounterCheck, Tally, tally};
-use agentauth_crds::{
-    Agent, Approval, Approver, BehavioralEnvelope, CapabilityGrant, CapabilityGrantStatus,
-};
+use agentauth_crds::approval::Binding;
+use agentauth_crds::approval_policy::Policy;
+use agentauth_crds::{Agent, Approval, Approver, BehavioralEnvelope, CapabilityGrant};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -49,7 +47,6 @@ use kube::{Client, ResourceExt};
 use serde_json::{Map, Value, json};
 use webauthn_rs::prelude::PublicKeyCredential;
 
-use super::approvers;
 use super::ceremony::{self, Ceremony, DecisionChallenge};
 use super::config::FIELD_MANAGER;
 use super::guard::LoggedIn;
@@ -57,6 +54,7 @@ use super::reply::{Body, Refusal, no_store};
 use super::scope::{Parties, may_decide};
 use super::session::{CEREMONY_TIMEOUT, random_token};
 use super::setup::Approvals;
+use super::{approvers, placement};
 
 /// `POST grants/{namespace}/{name}/approve/begin`.
 pub async fn begin_approve(
@@ -250,13 +248,13 @@ async fn finish(
         ));
     }
     let record = signed_record(&pending, &parties.approver, &credential, now);
-    let placed = verify(&approvals, &parties, &record)?;
+    let placed = placement::verify(&approvals, &parties, &record)?;
     record_decision(
         &approvals,
         parties.grant.clone(),
         &pending,
         &record,
-        placed.deciding,
+        &placed.tally.policy,
     )
     .await?;
     let advanced = approvers::advance_counter(
@@ -312,120 +310,6 @@ fn signed_record(
     }
 }
 
-/// Where a new record goes, and what the grant's recorded decisions come to
-/// with it.
-struct Placed {
-    /// The record is the deciding one (`status.approval`): it reaches the
-    /// quorum, or it is a denial that ends the grant (or a re-approval);
-    /// otherwise it is a co-signature appended to `status.approvals`.
-    deciding: bool,
-    /// Every recorded decision with the new one, verified and counted.
-    tally: Tally,
-    /// The passkey's sign counter in the new assertion.
-    sign_count: u32,
-}
-
-/// Verifies `record` as the admission webhook will, before it is written,
-/// together with every decision already recorded (N-of-M, [`tally`]): a
-/// refusal here is one the apiserver would give, with a clearer message.
-/// The record decides the grant when the counts with it give an outcome
-/// under the grant's approval policy; else it waits in `status.approvals`.
-fn verify(approvals: &Approvals, parties: &Parties, record: &Approval) -> Result<Placed, Refusal> {
-    let rp = &approvals.ctx.relying_party;
-    let approvers = [&parties.approver];
-    let mut signed = parties.grant.clone();
-    let status = signed
-        .status
-        .get_or_insert_with(CapabilityGrantStatus::default);
-    let deciding = match &status.approval {
-        // Re-approval of a suspended grant: the record replaces the old one.
-        Some(_) => true,
-        None => {
-            let mut tentative = status.clone();
-            tentative.approvals.push(record.clone());
-            decides(&parties.grant, parties, &tentative)
-        }
-    };
-    if deciding {
-        status.approval = Some(record.clone());
-    } else {
-        status.approvals.push(record.clone());
-    }
-    let entries = quorum::recorded(signed.status.as_ref());
-    let last = entries.len().saturating_sub(1);
-    let named: Vec<String> = entries.iter().map(|(_, a)| a.approver.clone()).collect();
-    let others = others(approvals, &named, &parties.approver);
-    let all: Vec<&Approver> = approvers.into_iter().chain(others.iter()).collect();
-    let tally = tally(
-        &signed,
-        &QuorumParties {
-            envelope: parties.envelope.as_ref(),
-            agent: &parties.agent,
-            approvers: &all,
-            rp_id: &rp.id,
-            origins: &rp.origins,
-        },
-        &|i| {
-            if i == last {
-                CounterCheck::Fresh
-            } else {
-                CounterCheck::Recorded
-            }
-        },
-    )?;
-    let sign_count = tally.sign_counts.last().map_or(0, |(_, count)| *count);
-    Ok(Placed {
-        deciding,
-        tally,
-        sign_count,
-    })
-}
-
-/// Whether the decisions in `status` (the new one among the co-signatures)
-/// decide the grant under its policy, counted without verification (the
-/// verification that follows refuses anything that does not hold).
-fn decides(grant: &CapabilityGrant, parties: &Parties, status: &CapabilityGrantStatus) -> bool {
-    let policy = quorum::policy(grant, parties.envelope.as_ref());
-    let entries = quorum::recorded(Some(status));
-    let distinct = |decision: Decision| {
-        let mut names: Vec<&str> = entries
-            .iter()
-            .filter(|(_, a)| a.decision == decision)
-            .map(|(_, a)| a.approver.as_str())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        names
-    };
-    let tally = Tally {
-        policy,
-        approved: distinct(Decision::Approved)
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-        denied: distinct(Decision::Denied)
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-        decision: None,
-        sign_counts: Vec::new(),
-    };
-    tally.outcome().is_some()
-}
-
-/// The Approvers named by earlier decisions, other than `me`, from the
-/// operator's informer cache (the webhook reads them again when the record
-/// is written).
-fn others(approvals: &Approvals, named: &[String], me: &Approver) -> Vec<Approver> {
-    let me = me.name_any();
-    named
-        .iter()
-        .filter(|n| **n != me)
-        .filter_map(|n| approvals.ctx.caches.approver(n))
-        .map(|a| a.as_ref().clone())
-        .collect()
-}
-
 /// Refuses when `grant` is no longer the one the ceremony signed for.
 fn still_signed(grant: &CapabilityGrant, pending: &DecisionChallenge) -> Result<(), Refusal> {
     if grant.uid().as_deref() != Some(pending.uid.as_str())
@@ -453,7 +337,7 @@ async fn record_decision(
     mut grant: CapabilityGrant,
     pending: &DecisionChallenge,
     record: &Approval,
-    deciding: bool,
+    policy: &Policy,
 ) -> Result<(), Refusal> {
     let api = Api::<CapabilityGrant>::namespaced(approvals.ctx.client.clone(), &pending.namespace);
     let params = PatchParams {
@@ -480,7 +364,10 @@ async fn record_decision(
             return Err(decided());
         }
         still_signed(&grant, pending)?;
-        let status = match deciding {
+        // Placed anew on each attempt: another approver's co-signature
+        // written meanwhile may make this record the deciding one.
+        let current = grant.status.clone().unwrap_or_default();
+        let status = match placement::is_deciding(policy, &current, record) {
             true => json!({"approval": record}),
             // A co-signature: appended to the list read with this
             // resourceVersion (a merge patch replaces a list whole, and the

@@ -58,6 +58,7 @@ pub mod guard;
 pub mod history;
 pub mod login;
 pub mod pending;
+pub mod placement;
 pub mod rbac;
 pub mod reply;
 pub mod revoke;
