@@ -4,7 +4,7 @@
 //! words never have to carry every detail alone.
 
 use agentauth_core::capability::{Capability, CapabilityType};
-use agentauth_crds::BehavioralEnvelopeSpec;
+use agentauth_crds::{ApprovalPolicy, BehavioralEnvelopeSpec, DenialRule};
 
 /// One capability as a sentence.
 pub fn capability(c: &Capability) -> String {
@@ -114,7 +114,29 @@ pub fn envelope(spec: &BehavioralEnvelopeSpec) -> Vec<String> {
     if let Some(ttl) = &spec.max_token_ttl {
         lines.push(format!("Each access token lives at most {ttl}"));
     }
+    if let Some(policy) = &spec.approvals {
+        lines.push(approvals(policy));
+    }
     lines
+}
+
+/// An approval policy (N-of-M) as a sentence, e.g. "Every grant needs 2
+/// distinct approvers; one denial ends it".
+pub fn approvals(policy: &ApprovalPolicy) -> String {
+    let who = if policy.from.is_some() {
+        " selected by its approval policy"
+    } else {
+        ""
+    };
+    let denial = match policy.denial {
+        DenialRule::Veto => "one denial ends it",
+        DenialRule::Quorum => "it is denied only when as many deny it",
+    };
+    format!(
+        "Every grant needs {} distinct approver{}{who}; {denial}",
+        policy.required,
+        if policy.required == 1 { "" } else { "s" }
+    )
 }
 
 #[cfg(test)]
@@ -190,6 +212,12 @@ mod tests {
                 "At most 200.00 EUR per UTC day in total",
                 "Each access token lives at most 5m",
             ]
+        );
+        let two: BehavioralEnvelopeSpec =
+            serde_json::from_value(json!({"approvals": {"required": 2}})).unwrap();
+        assert_eq!(
+            envelope(&two),
+            ["Every grant needs 2 distinct approvers; one denial ends it"]
         );
     }
 }
