@@ -11,7 +11,8 @@
 //!        token_* / dpop_* / use_dpop_nonce ─▶ 401 + challenge with the error
 //!        other refusal                     ─▶ JSON-RPC error (HTTP 200), data.code = the stable code
 //!                                              (a notification or response: 403 problem+json)
-//!   ─▶ allowed: forwarded to the MCP server without the credentials; the answer streamed back
+//!   ─▶ allowed: a Mcp-Session-Id must be one this agent was given (else 404, [`crate::sessions`]);
+//!      forwarded to the MCP server without the credentials; the answer streamed back
 //! ```
 //!
 //! Every verifier decision (allowed or refused) is audited by the verifier;
@@ -100,13 +101,44 @@ pub async fn mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
         gateway.metrics.count(Outcome::Refused, reason);
         return refused(&gateway, &decision, message.as_ref(), &action);
     }
+    allowed(&gateway, parts, body, message.as_ref(), &decision, &action).await
+}
+
+/// An allowed request: the session check, then the MCP server.
+async fn allowed(
+    gateway: &Gateway,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+    message: Option<&Message>,
+    decision: &Decision,
+    action: &Action,
+) -> Response {
+    let agent = decision.agent.as_deref().unwrap_or_default();
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(session) = &session
+        && !gateway.sessions.owned_by(session, agent)
+    {
+        tracing::info!(agent, "refused: a session id this agent was not given");
+        gateway
+            .metrics
+            .count(Outcome::RefusedAtGateway, "session_unknown");
+        let id = message.and_then(|m| m.id.clone()).unwrap_or(Value::Null);
+        let text = "session not found (the MCP spec's 404): start a new session with initialize";
+        let reply = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text, None);
+        return (StatusCode::NOT_FOUND, axum::Json(reply)).into_response();
+    }
     gateway.metrics.count(Outcome::Allowed, "");
-    tracing::debug!(agent = ?decision.agent, resource = %action.resource, "allowed");
-    let tools_list = message.as_ref().and_then(|m| match (&m.kind, &m.id) {
+    tracing::debug!(agent, resource = %action.resource, "allowed");
+    let tools_list = message.and_then(|m| match (&m.kind, &m.id) {
         (Kind::Other { method }, Some(id)) if method == "tools/list" => Some((id, &gateway.map)),
         _ => None,
     });
-    crate::proxy::forward(
+    let ending = parts.method == Method::DELETE;
+    let response = crate::proxy::forward(
         &gateway.upstream_http,
         &gateway.upstream,
         parts.method,
@@ -114,7 +146,23 @@ pub async fn mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
         body,
         tools_list,
     )
-    .await
+    .await;
+    if response.status().is_success() {
+        match &session {
+            Some(session) if ending => gateway.sessions.close(session),
+            Some(_) => {}
+            None => {
+                if let Some(new) = response
+                    .headers()
+                    .get("mcp-session-id")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    gateway.sessions.open(new, agent);
+                }
+            }
+        }
+    }
+    response
 }
 
 /// The `Authorization` (scheme DPoP) and `DPoP` header values, or the 401.

@@ -18,7 +18,7 @@
 //! [`template`] (the declared map), [`jsonrpc`] (one message per POST),
 //! [`mapping`] (message → action), [`verify`] (the verifier call),
 //! [`challenge`] (401s and metadata), [`handler`] (one request),
-//! [`metrics`] (`/metrics`), [`tool_filter`] (`tools/list` as the map allows),
+//! [`metrics`] (`/metrics`), [`sessions`] (a session belongs to its agent), [`tool_filter`] (`tools/list` as the map allows),
 //! [`proxy`] (to the MCP server), [`server`] (startup). Depends on `core`
 //! and `service` only (DESIGN §2).
 
@@ -38,6 +38,8 @@ pub mod metrics;
 pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod sessions;
 pub mod template;
 #[cfg(feature = "server")]
 pub mod tool_filter;

@@ -4,7 +4,7 @@
 //! ```text
 //!  agentauth_mcp_gateway_requests_total{outcome, reason}
 //!    outcome: allowed | refused (the verifier) | refused_at_gateway | unavailable
-//!    reason:  the stable code (or no_credentials, malformed, "" when allowed)
+//!    reason:  the stable code (or no_credentials, malformed, session_unknown, "" when allowed)
 //!  agentauth_mcp_gateway_verify_seconds (histogram)
 //! ```
 //!
@@ -74,7 +74,7 @@ impl Metrics {
     /// Counts one request; `reason` is a wire code or a gateway reason.
     pub fn count(&self, outcome: Outcome, reason: &str) {
         let reason = match reason {
-            "" | "no_credentials" | "malformed" => reason,
+            "" | "no_credentials" | "malformed" | "session_unknown" => reason,
             code => ErrorCode::from_wire(code).map_or("other", ErrorCode::as_str),
         };
         self.requests

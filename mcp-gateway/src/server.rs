@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::challenge::{Resource, WELL_KNOWN};
 use crate::config::{GatewayConfig, HttpUrl};
 use crate::metrics::Metrics;
+use crate::sessions::Sessions;
 use crate::toolmap::{ToolMap, ToolMapError};
 use crate::verify::VerifierClient;
 
@@ -63,6 +64,8 @@ pub struct Gateway {
     pub max_body_bytes: usize,
     /// The metrics.
     pub metrics: Metrics,
+    /// Which agent each MCP session belongs to.
+    pub sessions: Sessions,
 }
 
 impl Gateway {
@@ -106,6 +109,7 @@ impl Gateway {
             upstream_http,
             max_body_bytes: config.max_body_bytes,
             metrics: Metrics::new()?,
+            sessions: Sessions::default(),
         })
     }
 }

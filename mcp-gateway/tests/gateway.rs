@@ -43,6 +43,7 @@ async fn verify(seen: Arc<Seen>, body: Value) -> Response {
             refuse("capability_not_granted")
         }
         "DPoP good" => json!({"allow": true, "agent": "agents/a", "grant": "agents/g"}),
+        "DPoP other" => json!({"allow": true, "agent": "agents/b", "grant": "agents/h"}),
         "DPoP limited" => {
             json!({"allow": false, "reason": "rate_limited", "message": "slow down", "retryAfterMs": 600})
         }
@@ -150,6 +151,16 @@ async fn stack(verifier_up: bool) -> Stack {
 
 impl Stack {
     async fn post(&self, token: Option<&str>, body: &str) -> (u16, HeaderMap, Value) {
+        self.post_in(None, token, body).await
+    }
+
+    /// A POST in `session` (its `Mcp-Session-Id`).
+    async fn post_in(
+        &self,
+        session: Option<&str>,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, HeaderMap, Value) {
         let mut request = self
             .http
             .post(&self.endpoint)
@@ -160,11 +171,10 @@ impl Stack {
                 .header("authorization", format!("DPoP {token}"))
                 .header("dpop", "proof");
         }
-        let response = request
-            .header("mcp-session-id", "s-1")
-            .send()
-            .await
-            .unwrap();
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
@@ -429,6 +439,10 @@ async fn allowed_messages_reach_the_server_without_the_agents_credentials() {
     let (method, seen_headers, seen_body) = s.seen.upstream.lock().unwrap()[0].clone();
     assert_eq!((method.as_str(), seen_body), ("POST", body));
     assert!(seen_headers.get("authorization").is_none() && seen_headers.get("dpop").is_none());
+    // The session the server handed out passes through on the next request.
+    let ping = r#"{"jsonrpc":"2.0","id":8,"method":"ping"}"#;
+    assert_eq!(s.post_in(Some("s-1"), Some("good"), ping).await.0, 200);
+    let (_, seen_headers, _) = s.seen.upstream.lock().unwrap()[1].clone();
     assert_eq!(seen_headers["mcp-session-id"], "s-1");
 
     // tools/list keeps only the mapped tools, also from an SSE answer.
@@ -460,7 +474,7 @@ async fn allowed_messages_reach_the_server_without_the_agents_credentials() {
         .unwrap();
     assert_eq!(sse.headers()["content-type"], "text/event-stream");
     assert!(sse.text().await.unwrap().contains("list_changed"));
-    let asked = s.seen.verify.lock().unwrap()[2].clone();
+    let asked = s.seen.verify.lock().unwrap()[3].clone();
     assert_eq!(
         (asked["method"].as_str(), &asked["action"]),
         (
@@ -480,4 +494,49 @@ async fn an_unreachable_verifier_fails_closed() {
     assert_eq!(status, 503);
     assert_eq!(answer["error"]["data"]["code"], "state_unavailable");
     assert_eq!(s.upstream_calls(), 0);
+}
+
+/// Threat: an agent that learnt another agent's MCP session id uses it to
+/// read that session's stream or act in it (session hijacking); a session
+/// id the gateway never handed out is refused too (404: start a new one).
+#[tokio::test]
+async fn a_session_belongs_to_the_agent_that_opened_it() {
+    let s = stack(true).await;
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let (status, headers, _) = s.post(Some("good"), ping).await;
+    assert_eq!(
+        (status, headers["mcp-session-id"].to_str().unwrap()),
+        (200, "s-1")
+    );
+    assert_eq!(s.post_in(Some("s-1"), Some("good"), ping).await.0, 200);
+    let (status, _, answer) = s.post_in(Some("s-1"), Some("other"), ping).await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(s.post_in(Some("s-9"), Some("good"), ping).await.0, 404);
+    let hijack = s
+        .http
+        .get(&s.endpoint)
+        .header("authorization", "DPoP other")
+        .header("dpop", "p")
+        .header("mcp-session-id", "s-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hijack.status(), 404);
+    assert_eq!(
+        s.upstream_calls(),
+        2,
+        "the refused requests never reached the server"
+    );
+    // DELETE ends it: afterwards even its owner is told to start anew.
+    let end = s
+        .http
+        .delete(&s.endpoint)
+        .header("authorization", "DPoP good")
+        .header("dpop", "p")
+        .header("mcp-session-id", "s-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), 200);
+    assert_eq!(s.post_in(Some("s-1"), Some("good"), ping).await.0, 404);
 }
