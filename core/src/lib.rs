@@ -34,6 +34,7 @@ pub mod merkle;
 pub mod money;
 pub mod problem;
 pub mod token;
+pub mod verify_call;
 pub mod webauthn;
 pub mod window;
 

@@ -16,33 +16,14 @@
 
 use agentauth_core::ErrorCode;
 use agentauth_core::money::{self, Currency};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::template;
 use crate::toolmap::{CompiledRule, Source, ToolMap};
 
-/// The action of a verification request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Action {
-    /// `read`, `write`, `delete`, `transact` or `custom`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The concrete resource.
-    pub resource: String,
-    /// The action name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    /// For custom: the capability name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// For transact: the canonical decimal amount.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub amount: Option<String>,
-    /// For transact: the ISO 4217 code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
-}
+/// The action of a verification request (the wire type every provider-side
+/// client shares).
+pub use agentauth_core::verify_call::Action;
 
 /// Why a call has no action: refused at the gateway, with a stable code.
 #[derive(Clone, Debug, PartialEq, Eq)]

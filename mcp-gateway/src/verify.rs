@@ -4,36 +4,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::mapping::Action;
 
-/// The verifier's answer (the members the gateway uses).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Decision {
-    /// Whether the message may go to the MCP server.
-    pub allow: bool,
-    /// The stable code of a refusal.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// A message for a person.
-    #[serde(default)]
-    pub message: Option<String>,
-    /// The agent, `namespace/name`.
-    #[serde(default)]
-    pub agent: Option<String>,
-    /// The grant, `namespace/name`.
-    #[serde(default)]
-    pub grant: Option<String>,
-    /// After a rate limit: when to retry.
-    #[serde(default)]
-    pub retry_after_ms: Option<u64>,
-    /// A DPoP nonce to hand the agent.
-    #[serde(default)]
-    pub dpop_nonce: Option<String>,
-}
+/// The verifier's answer (the wire type every provider-side client shares).
+pub use agentauth_core::verify_call::Decision;
 
 /// Why no decision came back.
 #[derive(Debug, thiserror::Error)]

@@ -10,76 +10,13 @@
 //! error means the verifier could not be asked (then refuse the request:
 //! fail closed).
 
-use agentauth_core::ErrorCode;
 use http::HeaderMap;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// What the provider is about to do (the verifier's `action`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Action {
-    /// `read`, `write`, `delete`, `transact` or `custom`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The concrete resource, e.g. `calendars/primary/events`.
-    pub resource: String,
-    /// The action, e.g. `create`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    /// For custom: the operation's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// For transact: the amount, a decimal string.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub amount: Option<String>,
-    /// For transact: the ISO 4217 currency.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
-}
-
-impl Action {
-    /// `kind` on `resource`.
-    pub fn new(kind: &str, resource: &str) -> Action {
-        Action {
-            kind: kind.to_owned(),
-            resource: resource.to_owned(),
-            ..Action::default()
-        }
-    }
-}
-
-/// The verifier's answer.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Decision {
-    /// Whether the request may proceed.
-    pub allow: bool,
-    /// The stable reason code of a denial.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// A message for a person (denials).
-    #[serde(default)]
-    pub message: Option<String>,
-    /// The agent, `namespace/name`, when known.
-    #[serde(default)]
-    pub agent: Option<String>,
-    /// The grant, `namespace/name`, when known.
-    #[serde(default)]
-    pub grant: Option<String>,
-    /// The DPoP nonce to hand the agent (verifier nonces on, RFC 9449 §9):
-    /// send it as `DPoP-Nonce`; with reason `use_dpop_nonce`, answer 401
-    /// with `WWW-Authenticate: DPoP error="use_dpop_nonce"`.
-    #[serde(default)]
-    pub dpop_nonce: Option<String>,
-}
-
-impl Decision {
-    /// The reason as a known code.
-    pub fn code(&self) -> Option<ErrorCode> {
-        self.reason.as_deref().and_then(ErrorCode::from_wire)
-    }
-}
+/// What the provider asks about, and the verifier's answer: the wire types
+/// every provider-side client shares (see [`agentauth_core::verify_call`]).
+pub use agentauth_core::verify_call::{Action, Decision};
 
 /// A client of the verifier's `POST /v1/verify`.
 #[derive(Clone, Debug)]
