@@ -60,6 +60,7 @@ pub mod login;
 pub mod pending;
 pub mod placement;
 pub mod rbac;
+pub mod record;
 pub mod reply;
 pub mod revoke;
 pub mod scope;

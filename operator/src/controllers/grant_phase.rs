@@ -37,8 +37,12 @@ use super::grant_facts::{Unverified, blocker, grant_expiry_ms, partial, verified
 use super::status::Want;
 use crate::context::RelyingParty;
 
+mod ending;
 #[cfg(test)]
 mod tests;
+
+pub use ending::plan_deletion;
+use ending::{deny, expire, final_plan, revoke};
 
 /// The finalizer that holds a grant until its shared state is removed.
 pub const GRANT_FINALIZER: &str = "agentauth.dev/grant-state";
@@ -349,93 +353,6 @@ fn approve(i: &Inputs<'_>, base: Plan) -> Plan {
     }
 }
 
-fn revoke(base: Plan, by: RevokedBy, invalid: Option<String>) -> Plan {
-    let (message, approved) = match invalid {
-        Some(why) => (
-            format!("revoked: status said Approved but {why}"),
-            Cond::Set(Want::no(types::APPROVED, reasons::APPROVAL_INVALID, why)),
-        ),
-        None => (
-            revoked_message(by),
-            Cond::Keep(not_decided(reasons::REVOKED)),
-        ),
-    };
-    Plan {
-        phase: GrantPhase::Revoked,
-        ready: Cond::Set(Want::no(types::READY, reasons::REVOKED, message)),
-        approved,
-        publish: Publish::Final(GrantPhase::Revoked),
-        revoked_by: Some(by),
-        requeue_after_ms: None,
-        ..base
-    }
-}
-
-/// A verified denial: final.
-fn deny(base: Plan, approver: &str) -> Plan {
-    let message = denied_message(approver);
-    Plan {
-        phase: GrantPhase::Denied,
-        ready: Cond::Set(Want::no(types::READY, reasons::DENIED, message.clone())),
-        approved: Cond::Set(Want::no(types::APPROVED, reasons::DENIED, message)),
-        publish: Publish::Final(GrantPhase::Denied),
-        requeue_after_ms: None,
-        ..base
-    }
-}
-
-fn expire(base: Plan) -> Plan {
-    Plan {
-        phase: GrantPhase::Expired,
-        ready: Cond::Set(Want::no(
-            types::READY,
-            reasons::EXPIRED,
-            "expired; request a new grant to continue",
-        )),
-        approved: Cond::Keep(not_decided(reasons::EXPIRED)),
-        publish: Publish::Final(GrantPhase::Expired),
-        requeue_after_ms: None,
-        ..base
-    }
-}
-
-/// A final phase stays, and so do its conditions as they were written when
-/// it was reached.
-fn final_plan(phase: GrantPhase, approver: Option<&str>, base: Plan) -> Plan {
-    let mut plan = match phase {
-        GrantPhase::Revoked => revoke(base, RevokedBy::SpecRevoked, None),
-        GrantPhase::Expired => expire(base),
-        _ => deny(base, approver.unwrap_or("an approver")),
-    };
-    plan.ready = Cond::Keep(plan.ready.want().clone());
-    plan.approved = Cond::Keep(plan.approved.want().clone());
-    plan.revoked_by = None;
-    plan
-}
-
-/// The plan of a grant being deleted: Revoked unless already final or never seen.
-pub fn plan_deletion(grant: &CapabilityGrant) -> Option<Plan> {
-    let phase = grant.status.as_ref().and_then(|s| s.phase)?;
-    if phase.is_final() {
-        return None;
-    }
-    let expires_at_ms = grant_expiry_ms(grant);
-    let base = Plan {
-        phase,
-        expires_at_ms,
-        ready: Cond::Set(Want::no(types::READY, reasons::REVOKED, "")),
-        approved: Cond::Keep(not_decided(reasons::REVOKED)),
-        publish: Publish::Nothing,
-        revoked_by: None,
-        requeue_after_ms: None,
-        progress: grant
-            .status
-            .as_ref()
-            .and_then(|s| s.approval_progress.clone()),
-    };
-    Some(revoke(base, RevokedBy::Deletion, None))
-}
-
 /// The audit kind of the transition `from` → `to`, if it is one.
 pub fn transition(from: Option<GrantPhase>, to: GrantPhase) -> Option<&'static str> {
     match (from, to) {
@@ -466,21 +383,4 @@ fn awaiting() -> Want {
         reasons::AWAITING_APPROVAL,
         "waiting for an approver to decide with their passkey",
     )
-}
-
-fn not_decided(reason: &'static str) -> Want {
-    Want::no(types::APPROVED, reason, "no verified approval took effect")
-}
-
-fn denied_message(approver: &str) -> String {
-    format!("denied by {approver}; request a new grant to ask again")
-}
-
-fn revoked_message(by: RevokedBy) -> String {
-    match by {
-        RevokedBy::Deletion => "revoked: the grant is being deleted".into(),
-        RevokedBy::SpecRevoked | RevokedBy::ApprovalInvalid => {
-            "revoked (spec.revoked: true); verifiers refuse it".into()
-        }
-    }
 }
