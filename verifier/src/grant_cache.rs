@@ -24,11 +24,13 @@
 //! An envelope that does not compile is kept as its error and denies every
 //! request (fail closed) with that error's code.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use agentauth_core::capability::CapabilityType;
 use agentauth_core::envelope::MinorLimits;
 use agentauth_core::gcra::{AppliesTo, GcraParams};
 use agentauth_core::window::CompiledWindows;
@@ -49,9 +51,8 @@ pub struct CachedGrant {
     pub state: GrantState,
     /// The envelope's time windows (empty: always open).
     pub windows: Result<CompiledWindows, Error>,
-    /// The envelope's rate limits, in envelope order, each with the
-    /// requests it counts (`appliesTo`; `None`: every request).
-    pub rate_limits: Result<Vec<(GcraParams, Option<AppliesTo>)>, Error>,
+    /// The envelope's rate limits, compiled once per grant.
+    pub rate_limits: Result<RateLimits, Error>,
     /// The envelope's amount limits.
     pub transactions: Result<Option<MinorLimits>, Error>,
 }
@@ -65,12 +66,14 @@ impl CachedGrant {
             |e| CompiledWindows::compile(&e.time_windows),
         );
         let rate_limits = envelope.map_or_else(
-            || Ok(Vec::new()),
+            || Ok(RateLimits::default()),
             |e| {
-                e.rate_limits
+                let limits = e
+                    .rate_limits
                     .iter()
                     .map(|l| Ok((l.params()?, l.applies_to.clone())))
-                    .collect()
+                    .collect::<Result<Vec<_>, Error>>()?;
+                Ok(RateLimits::new(limits))
             },
         );
         let transactions = envelope
@@ -83,6 +86,52 @@ impl CachedGrant {
             rate_limits,
             transactions,
         }
+    }
+}
+
+/// An envelope's rate limits, each with its envelope position (its identity
+/// in the shared state, see `agentauth_state::keys`).
+#[derive(Debug, Default)]
+pub struct RateLimits {
+    /// Every limit, in envelope order, with its position.
+    all: Vec<(usize, GcraParams)>,
+    /// Each limit's `appliesTo`, by position (`None`: every request).
+    applies_to: Vec<Option<AppliesTo>>,
+    /// Whether some limit counts only some actions.
+    selective: bool,
+}
+
+impl RateLimits {
+    fn new(limits: Vec<(GcraParams, Option<AppliesTo>)>) -> Self {
+        let selective = limits.iter().any(|(_, a)| a.is_some());
+        let (params, applies_to): (Vec<_>, Vec<_>) = limits.into_iter().unzip();
+        RateLimits {
+            all: params.into_iter().enumerate().collect(),
+            applies_to,
+            selective,
+        }
+    }
+
+    /// The limits that count an action of `kind` on `resource`: borrowed
+    /// when no limit is selective (the usual envelope), so the hot path
+    /// allocates only for envelopes with `appliesTo`.
+    pub fn counting(&self, kind: CapabilityType, resource: &str) -> Cow<'_, [(usize, GcraParams)]> {
+        if !self.selective {
+            return Cow::Borrowed(&self.all);
+        }
+        let applies = |index: usize| {
+            self.applies_to
+                .get(index)
+                .and_then(Option::as_ref)
+                .is_none_or(|a| a.matches(kind, resource))
+        };
+        Cow::Owned(
+            self.all
+                .iter()
+                .copied()
+                .filter(|(i, _)| applies(*i))
+                .collect(),
+        )
     }
 }
 

@@ -30,7 +30,6 @@ use std::sync::Arc;
 use agentauth_core::capability::{self, Capability};
 use agentauth_core::dpop;
 use agentauth_core::dpop::nonce::NonceIssuer;
-use agentauth_core::gcra::GcraParams;
 use agentauth_core::jwk::KeyCache;
 use agentauth_core::token::{self, Expectations};
 use agentauth_core::{Error, ErrorCode};
@@ -394,19 +393,11 @@ impl Verifier {
         grant: &CachedGrant,
         requested: &capability::RequestedAction,
     ) -> Result<Option<RateLimitStatus>, Refusal> {
-        let rate_limits: Vec<(usize, GcraParams)> = grant
+        let rate_limits = grant
             .rate_limits
             .as_ref()
             .map_err(|e| Refusal::from(e.clone()))?
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, applies_to))| {
-                applies_to
-                    .as_ref()
-                    .is_none_or(|a| a.matches(requested.kind, &requested.resource))
-            })
-            .map(|(index, (params, _))| (index, *params))
-            .collect();
+            .counting(requested.kind, &requested.resource);
         let limits = grant
             .transactions
             .as_ref()
